@@ -1,0 +1,276 @@
+/**
+ * Command-line plumbing shared by every task: flag parsing (`node:util` parseArgs, since JSR's
+ * @std/cli cannot be installed here), `--help` text, the logger, and the one place that turns an
+ * error into a message and an exit code.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
+import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
+import { Logger, type LogSink } from "./log.ts";
+import { createRun, openRun, type StepName } from "./run.ts";
+import { runStep } from "./steps.ts";
+
+/** A flag of a task. */
+export interface FlagSpec {
+  type: "string" | "boolean";
+  description: string;
+  /** Placeholder shown in help for string flags. */
+  value?: string;
+}
+
+/** A task's command-line interface. */
+export interface TaskSpec {
+  name: string;
+  summary: string;
+  flags: Record<string, FlagSpec>;
+  /** Environment variables the task reads (names from {@link SETTINGS}). */
+  env: string[];
+  examples: string[];
+}
+
+const RUN_FLAG: FlagSpec = {
+  type: "string",
+  value: "<id>",
+  description: "run folder to use (default: the latest run)",
+};
+const DATE_FLAG: FlagSpec = {
+  type: "string",
+  value: "YYYY-MM-DD",
+  description: "snapshot date (default: today, UTC)",
+};
+
+const CORE_ENV = [
+  "PIPELINE_PROFILE",
+  "PIPELINE_DATA_DIR",
+  "PIPELINE_LOG_LEVEL",
+  "PIPELINE_LOG_FORMAT",
+];
+const SPOTIFY_ENV = [
+  "SPOTIFY_CLIENT_ID",
+  "SPOTIFY_CLIENT_SECRET",
+  "SPOTIFY_TOKENS_FILE",
+  "SPOTIFY_API_URL",
+  "SPOTIFY_ACCOUNTS_URL",
+];
+const HTTP_ENV = ["HTTP_TIMEOUT_MS", "HTTP_MAX_RETRIES", "HTTP_MAX_RETRY_SECONDS"];
+const S3_ENV = SETTINGS.map((s) => s.name).filter((n) => n.startsWith("S3_") || n === "AWS_REGION");
+const SNOWFLAKE_ENV = SETTINGS.map((s) => s.name).filter((n) => n.startsWith("SNOWFLAKE_"));
+
+/** Every task's interface (light: importing this loads no step). */
+export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
+  auth: {
+    name: "auth",
+    summary:
+      "Authorize this toolkit with Spotify (Authorization Code + PKCE, scope user-top-read) and store the tokens.",
+    flags: {
+      status: { type: "boolean", description: "show who is authorized, scopes and token ages" },
+      "no-browser": { type: "boolean", description: "print the authorize URL only" },
+    },
+    env: [...CORE_ENV, ...SPOTIFY_ENV, "SPOTIFY_REDIRECT_PORT"],
+    examples: ["deno task auth", "deno task auth --status"],
+  },
+  fetch: {
+    name: "fetch",
+    summary: "Fetch the user's top tracks (or the bundled sample) into a new run folder.",
+    flags: { date: DATE_FLAG, run: RUN_FLAG },
+    env: [
+      ...CORE_ENV,
+      ...SPOTIFY_ENV,
+      "SPOTIFY_TIME_RANGES",
+      "SPOTIFY_MAX_TRACKS",
+      "SPOTIFY_SOURCE",
+      ...HTTP_ENV,
+    ],
+    examples: ["deno task fetch", "deno task fetch --date 2026-11-25"],
+  },
+  enrich: {
+    name: "enrich",
+    summary:
+      "Add audio features to the fetched tracks (Spotify, ReccoBeats, CSV catalog) and report coverage.",
+    flags: { run: RUN_FLAG },
+    env: [
+      ...CORE_ENV,
+      "FEATURES_PROVIDERS",
+      "AUDIO_FEATURES_CSV",
+      "RECCOBEATS_API_URL",
+      ...SPOTIFY_ENV,
+      ...HTTP_ENV,
+    ],
+    examples: ["deno task enrich", "AUDIO_FEATURES_CSV=dataset.csv deno task enrich"],
+  },
+  write: {
+    name: "write",
+    summary: "Write the enriched rows as Parquet (top_tracks/snapshot_date=YYYY-MM-DD/...).",
+    flags: { run: RUN_FLAG },
+    env: CORE_ENV,
+    examples: ["deno task write"],
+  },
+  upload: {
+    name: "upload",
+    summary: "Put the Parquet file into the object store (a folder locally, S3 in prod).",
+    flags: { run: RUN_FLAG },
+    env: [...CORE_ENV, "PIPELINE_LAKE_DIR", ...S3_ENV],
+    examples: ["deno task upload"],
+  },
+  load: {
+    name: "load",
+    summary:
+      "Load the uploaded file into the warehouse (DuckDB locally, Snowflake COPY INTO in prod); already-loaded files are skipped.",
+    flags: {
+      run: RUN_FLAG,
+      setup: { type: "boolean", description: "prod: print the one-time Snowflake setup SQL" },
+      apply: { type: "boolean", description: "with --setup: run it" },
+    },
+    env: [...CORE_ENV, "DUCKDB_PATH", "PIPELINE_LAKE_DIR", ...SNOWFLAKE_ENV, ...S3_ENV],
+    examples: ["deno task load", "PIPELINE_PROFILE=prod deno task load --setup"],
+  },
+  transform: {
+    name: "transform",
+    summary: "Run `dbt build` (models + tests) for the active profile's target.",
+    flags: {
+      run: RUN_FLAG,
+      "full-refresh": { type: "boolean", description: "rebuild incremental models" },
+    },
+    env: [...CORE_ENV, "DBT_PYTHON", "DBT_VENV_DIR", "DBT_COVERAGE_FLOOR", "DUCKDB_PATH"],
+    examples: ["deno task transform", "deno task transform --full-refresh"],
+  },
+  pipeline: {
+    name: "pipeline",
+    summary: "Run fetch → enrich → write → upload → load → transform in one process.",
+    flags: {
+      date: DATE_FLAG,
+      run: { type: "string", value: "<id>", description: "continue this run instead of a new one" },
+      from: { type: "string", value: "<step>", description: "first step to run" },
+      to: { type: "string", value: "<step>", description: "last step to run" },
+      resume: { type: "boolean", description: "continue the latest unfinished run (or --run)" },
+      "full-refresh": { type: "boolean", description: "dbt: rebuild incremental models" },
+    },
+    env: SETTINGS.map((s) => s.name),
+    examples: [
+      "deno task pipeline",
+      "deno task pipeline --from load",
+      "deno task pipeline --resume",
+    ],
+  },
+};
+
+/** Formats a task's `--help` text. */
+export function helpText(spec: TaskSpec): string {
+  const all: Record<string, FlagSpec> = {
+    ...spec.flags,
+    help: { type: "boolean", description: "show this help" },
+  };
+  const flags = Object.entries(all).map(([name, f]) => [`--${name}${f.value ? " " + f.value : ""}`, f.description]);
+  const width = Math.max(...flags.map(([a]) => a!.length));
+  const env = spec.env.map((name) => {
+    const doc = SETTINGS.find((s) => s.name === name);
+    return [
+      name,
+      doc ? `${doc.description}${doc.default ? ` (default: ${doc.default})` : ""}` : "",
+    ];
+  });
+  const envWidth = Math.max(...env.map(([a]) => a!.length));
+  return [
+    `deno task ${spec.name} — ${spec.summary}`,
+    "",
+    "Flags:",
+    ...flags.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`),
+    "",
+    "Environment (also read from .env):",
+    ...env.map(([a, b]) => `  ${a!.padEnd(envWidth)}  ${b}`),
+    "",
+    "Examples:",
+    ...spec.examples.map((e) => `  ${e}`),
+    "",
+    "Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 Spotify/source, 4 storage/load, 5 dbt, 6 already running",
+  ].join("\n");
+}
+
+/** Parsed flags of a task. */
+export type Flags = Record<string, string | boolean | undefined>;
+
+/** Parses `args` against the task's flags; unknown flags are a {@link ConfigError}. */
+export function parseFlags(spec: TaskSpec, args: string[]): Flags {
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [name, f] of Object.entries(spec.flags)) options[name] = { type: f.type };
+  try {
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+    return values as Flags;
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message} (see \`deno task ${spec.name} --help\`)`);
+  }
+}
+
+/** Options of {@link createLogger}. */
+export interface CreateLoggerOptions {
+  sink?: LogSink;
+}
+
+/** The logger of a task: level and format from config, every configured secret redacted. */
+export function createLogger(
+  config: Config | undefined,
+  options: CreateLoggerOptions = {},
+): Logger {
+  return new Logger({
+    level: config?.logLevel,
+    format: config?.logFormat,
+    sink: options.sink,
+    secrets: config ? configSecrets(config) : [],
+  });
+}
+
+/** Prints an error as one line (plus hint), redacted, and returns its exit code. */
+export function reportError(log: Logger, error: unknown): number {
+  const code = exitCodeOf(error);
+  if (error instanceof PipelineError) {
+    log.error(error.message, { exit_code: code, ...(error.hint ? { hint: error.hint } : {}) });
+  } else {
+    const e = error instanceof Error ? error : new Error(String(error));
+    log.error(`Unexpected error: ${e.message}`, { exit_code: code, stack: e.stack });
+  }
+  return code;
+}
+
+/**
+ * Runs a task body with the shared handling: `--help`, config, logger and one error exit.
+ * @returns the exit code.
+ */
+export async function taskMain(
+  spec: TaskSpec,
+  args: string[],
+  body: (ctx: { config: Config; log: Logger; flags: Flags }) => Promise<void>,
+): Promise<number> {
+  let log = createLogger(undefined);
+  try {
+    const flags = parseFlags(spec, args);
+    if (flags.help) {
+      console.log(helpText(spec));
+      return ExitCode.ok;
+    }
+    const config = loadConfig();
+    log = createLogger(config);
+    await body({ config, log, flags });
+    return ExitCode.ok;
+  } catch (error) {
+    return reportError(log, error);
+  }
+}
+
+/** `main` of a single-step task (`scripts/<step>.ts`): opens the run and runs the step. */
+export function stepMain(step: StepName, args: string[]): Promise<number> {
+  return taskMain(TASKS[step], args, async ({ config, log, flags }) => {
+    const runId = typeof flags.run === "string" ? flags.run : undefined;
+    const run = step === "fetch" && runId === undefined
+      ? await createRun(config, { date: flags.date as string | undefined })
+      : await openRun(config, { runId });
+    if (step === "fetch" && runId !== undefined && typeof flags.date === "string") {
+      throw new ConfigError("--date cannot change an existing run's snapshot date (drop --run)");
+    }
+    const runLog = log.child({ run_id: run.id });
+    runLog.info(`${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`);
+    const outcome = await runStep(step, { config, run, log: runLog, flags });
+    runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * Atomic file writes: data goes to a temporary name beside the target, is flushed, then renamed
+ * over it, so a reader sees either the old file or the whole new one, never half of it.
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+
+/** Options of {@link writeFileAtomic}. */
+export interface WriteAtomicOptions {
+  /** File mode, applied when the temporary file is created (e.g. `0o600` for secrets). */
+  mode?: number;
+  /** Create the parent folder if missing (default true). */
+  mkdir?: boolean;
+}
+
+/** Writes `data` to `path` atomically (temp name + fsync + rename). */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: WriteAtomicOptions = {},
+): Promise<void> {
+  const { mode, mkdir = true } = options;
+  if (mkdir) await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${crypto.randomUUID().slice(0, 8)}.${basename(path)}.tmp`);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } catch (error) {
+    file.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  file.close();
+  if (mode !== undefined) await Deno.chmod(tmp, mode);
+  try {
+    await Deno.rename(tmp, path);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+}
+
+/** Writes `value` as pretty JSON to `path` atomically. */
+export async function writeJsonAtomic(
+  path: string,
+  value: unknown,
+  options: WriteAtomicOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", options);
+}
+
+/** Reads and parses a JSON file; a missing file gives `undefined`. */
+export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  return JSON.parse(text) as T;
+}
+
+/** Hex SHA-256 of bytes. */
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function basename(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? path : path.slice(i + 1);
+}

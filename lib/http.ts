@@ -1,0 +1,168 @@
+/**
+ * HTTP with a per-request timeout and bounded retries: exponential backoff with full jitter on
+ * 429 (honouring `Retry-After`), 5xx and network errors; no retry on other 4xx.
+ * @module
+ */
+
+import type { HttpConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+/** A non-OK HTTP answer (after retries). */
+export class HttpError extends Error {
+  override name = "HttpError";
+  readonly status: number;
+  readonly url: string;
+  /** The response body (truncated to 500 characters). */
+  readonly body: string;
+  readonly headers: Headers;
+
+  constructor(status: number, url: string, body: string, headers: Headers) {
+    super(`HTTP ${status} from ${url}${body ? `: ${body.slice(0, 200)}` : ""}`);
+    this.status = status;
+    this.url = url;
+    this.body = body.slice(0, 500);
+    this.headers = headers;
+  }
+}
+
+/** A request that never got an HTTP answer (timeout, connection refused or reset), after retries. */
+export class NetworkError extends Error {
+  override name = "NetworkError";
+  readonly url: string;
+  constructor(url: string, message: string, options?: { cause?: unknown }) {
+    super(`${message} (${url})`, options);
+    this.url = url;
+  }
+}
+
+/** Options of {@link fetchWithRetry}. */
+export interface FetchRetryOptions extends Partial<HttpConfig> {
+  log?: Logger;
+  /** Base of the exponential backoff (default 500 ms). */
+  baseDelayMs?: number;
+  /** Cap on one backoff wait (default 30 s). */
+  maxDelayMs?: number;
+  signal?: AbortSignal;
+  /** Sleep function (tests may replace it). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Random source in [0,1) for jitter. */
+  random?: () => number;
+}
+
+/** Statistics of one call, for logs and tests. */
+export interface FetchStats {
+  attempts: number;
+  waitedMs: number;
+}
+
+/** Sleeps `ms`, rejecting early if `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Parses a `Retry-After` header (seconds or HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function shouldRetry(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/** URL without its query string, for messages (queries may carry ids, never secrets, but are long). */
+function shortUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}`;
+}
+
+/**
+ * `fetch` with timeout and retries. Returns the first OK (2xx/3xx) response; throws
+ * {@link HttpError} for a non-retryable status or when retries run out, {@link NetworkError} when
+ * no answer came.
+ */
+export async function fetchWithRetry(
+  url: string,
+  init: RequestInit = {},
+  options: FetchRetryOptions = {},
+): Promise<{ response: Response; stats: FetchStats }> {
+  const {
+    timeoutMs = 10_000,
+    maxRetries = 5,
+    maxRetryMs = 60_000,
+    baseDelayMs = 500,
+    maxDelayMs = 30_000,
+    log,
+    signal,
+    sleep: doSleep = sleep,
+    random = Math.random,
+  } = options;
+  const stats: FetchStats = { attempts: 0, waitedMs: 0 };
+  for (;;) {
+    stats.attempts++;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let response: Response | undefined;
+    let failure: Error | undefined;
+    try {
+      response = await fetch(url, { ...init, signal: combined });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      const timedOut = timeout.aborted;
+      failure = new NetworkError(
+        shortUrl(url),
+        timedOut
+          ? `No answer within ${timeoutMs} ms`
+          : `Request failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    if (response && !shouldRetry(response.status)) {
+      if (response.ok || (response.status >= 300 && response.status < 400)) {
+        return { response, stats };
+      }
+      const body = await response.text().catch(() => "");
+      throw new HttpError(response.status, shortUrl(url), body, response.headers);
+    }
+    // Retryable: 429, 5xx or a network error.
+    let wait = Math.min(maxDelayMs, baseDelayMs * 2 ** (stats.attempts - 1)) * random();
+    let retryAfterMs: number | undefined;
+    if (response) {
+      retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+      if (retryAfterMs !== undefined) wait = Math.max(wait, retryAfterMs);
+      const body = await response.text().catch(() => "");
+      failure = new HttpError(response.status, shortUrl(url), body, response.headers);
+    }
+    const retriesLeft = stats.attempts <= maxRetries;
+    const withinBudget = stats.waitedMs + wait <= maxRetryMs;
+    if (!retriesLeft || !withinBudget) {
+      log?.warn(
+        `Giving up on ${shortUrl(url)} after ${stats.attempts} attempt(s)${
+          !withinBudget ? ` (next wait ${Math.round(wait)} ms exceeds the retry budget)` : ""
+        }`,
+      );
+      throw failure!;
+    }
+    log?.warn(`Retrying ${shortUrl(url)} in ${Math.round(wait)} ms`, {
+      attempt: stats.attempts,
+      cause: failure!.message.slice(0, 200),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
+    });
+    await doSleep(wait, signal);
+    stats.waitedMs += wait;
+  }
+}

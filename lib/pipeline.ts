@@ -1,0 +1,119 @@
+/**
+ * The pipeline: runs the steps in order in one process, on a new run or continuing one
+ * (`--run`, `--resume`, `--from`, `--to`), and prints a summary at the end.
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { createRun, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
+import { runStep } from "./steps.ts";
+
+/** Options of {@link runPipeline}. */
+export interface PipelineOptions {
+  log: Logger;
+  /** Snapshot date of a new run. */
+  date?: string;
+  /** Continue this run. */
+  runId?: string;
+  /** Continue the latest unfinished run (or `runId`), skipping finished steps. */
+  resume?: boolean;
+  from?: string;
+  to?: string;
+  /** Extra flags passed to every step (e.g. `full-refresh`). */
+  flags?: Record<string, string | boolean | undefined>;
+  signal?: AbortSignal;
+  /** Called once the run exists (e.g. to report its id before the steps finish). */
+  onRun?: (run: Run) => void;
+}
+
+/** Result of a pipeline run. */
+export interface PipelineResult {
+  run: Run;
+  /** Steps run in this invocation (skipped ones excluded). */
+  ran: StepName[];
+  /** Steps skipped because they had already finished (resume). */
+  skipped: StepName[];
+}
+
+function stepName(value: string | undefined, flag: string): StepName | undefined {
+  if (value === undefined) return undefined;
+  if ((STEP_NAMES as readonly string[]).includes(value)) return value as StepName;
+  throw new ConfigError(
+    `${flag} "${value}" is not a step: expected one of ${STEP_NAMES.join(", ")}`,
+  );
+}
+
+/** Runs the pipeline's steps in order; throws the first step's error. */
+export async function runPipeline(
+  config: Config,
+  options: PipelineOptions,
+): Promise<PipelineResult> {
+  const { log } = options;
+  const from = stepName(options.from, "--from") ?? "fetch";
+  const to = stepName(options.to, "--to") ?? "transform";
+  const steps = STEP_NAMES.slice(STEP_NAMES.indexOf(from), STEP_NAMES.indexOf(to) + 1);
+  if (steps.length === 0) throw new ConfigError(`--from ${from} comes after --to ${to}`);
+  if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
+    throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
+  }
+
+  const continuing = options.runId !== undefined || options.resume === true || from !== "fetch";
+  const run = continuing
+    ? await openRun(config, { runId: options.runId, unfinished: options.resume && !options.runId })
+    : await createRun(config, { date: options.date });
+  options.onRun?.(run);
+  const runLog = log.child({ run_id: run.id });
+  runLog.info(
+    `pipeline: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, steps ${
+      steps.join(" → ")
+    })`,
+  );
+
+  const ran: StepName[] = [];
+  const skipped: StepName[] = [];
+  for (const step of steps) {
+    if (options.resume && run.finished(step)) {
+      skipped.push(step);
+      runLog.info(`${step}: already finished in this run, skipped`, { step });
+      continue;
+    }
+    if (options.signal?.aborted) throw new ConfigError("Run cancelled");
+    await runStep(step, {
+      config,
+      run,
+      log: runLog,
+      flags: options.flags ?? {},
+      signal: options.signal,
+    });
+    ran.push(step);
+  }
+  const allDone = STEP_NAMES.every((s) => run.finished(s));
+  run.manifest.status = allDone ? "succeeded" : "partial";
+  await run.save();
+  return { run, ran, skipped };
+}
+
+/** A readable summary of a run (what the pipeline prints at the end). */
+export function formatSummary(run: Run, config: Config): string {
+  const lines: string[] = [];
+  const m = run.manifest;
+  lines.push("", `Run ${m.run_id} — snapshot ${m.snapshot_date} — ${m.status}`);
+  for (const step of STEP_NAMES) {
+    const r = m.steps[step];
+    if (!r) continue;
+    const counts = Object.entries(r.counts ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+    const secs = r.duration_ms === undefined ? "" : `${(r.duration_ms / 1000).toFixed(2)}s`;
+    lines.push(`  ${step.padEnd(9)} ${r.status.padEnd(9)} ${secs.padStart(7)}  ${counts}`);
+  }
+  const summaryText = (step: StepName) => m.steps[step]?.summary?.text;
+  for (const step of STEP_NAMES) {
+    const text = summaryText(step);
+    if (typeof text === "string" && text.trim()) lines.push("", text.trimEnd());
+  }
+  if (config.warehouse.kind === "duckdb") lines.push("", `Warehouse: ${config.warehouse.path}`);
+  if (m.warnings.length) lines.push("", "Warnings:", ...m.warnings.map((w) => `  - ${w}`));
+  lines.push(`Run folder: ${run.dir}`);
+  return lines.join("\n");
+}

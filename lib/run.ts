@@ -1,0 +1,263 @@
+/**
+ * Run folders: `<data dir>/runs/<run_id>/` holds each step's output in `<step>/` and a
+ * `manifest.json` saying which steps finished, with counts and durations. Every file is written to
+ * a temporary name and renamed, so any step can be re-run alone and a failed run resumes.
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Config, Profile } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+
+/** Names of the pipeline steps, in order. */
+export const STEP_NAMES = ["fetch", "enrich", "write", "upload", "load", "transform"] as const;
+/** A pipeline step. */
+export type StepName = typeof STEP_NAMES[number];
+
+/** Status of a step or run (`partial`: a run stopped early on purpose, e.g. `--to write`). */
+export type Status = "running" | "succeeded" | "failed" | "partial";
+
+/** What the manifest records about one step. */
+export interface StepRecord {
+  status: Status;
+  started_at: string;
+  finished_at?: string;
+  duration_ms?: number;
+  /** Counts the step reports (rows, files, tests...). */
+  counts?: Record<string, number>;
+  /** Free-form details the step reports (coverage, receipts...). */
+  summary?: Record<string, unknown>;
+  /** Output files, relative to the run folder. */
+  outputs?: string[];
+  /** One-line cause of a failure (already redacted). */
+  error?: string;
+  exit_code?: number;
+}
+
+/** The run manifest (`manifest.json`). */
+export interface Manifest {
+  version: 1;
+  run_id: string;
+  snapshot_date: string;
+  profile: Profile;
+  created_at: string;
+  updated_at: string;
+  status: Status;
+  steps: Partial<Record<StepName, StepRecord>>;
+  warnings: string[];
+}
+
+const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{4}$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Throws a {@link ConfigError} unless `id` is a run id made by {@link newRunId}. */
+export function validateRunId(id: string): string {
+  if (!RUN_ID.test(id)) {
+    throw new ConfigError(
+      `--run "${id}" is not a run id: expected the form 20261126T120000Z-ab12 (see the folders in runs/)`,
+    );
+  }
+  return id;
+}
+
+/** Throws a {@link ConfigError} unless `date` is a real calendar date `YYYY-MM-DD`. */
+export function validateDate(date: string, what = "--date"): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  if (!DATE.test(date) || Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== date) {
+    throw new ConfigError(`${what} "${date}" is not valid: expected a calendar date YYYY-MM-DD`);
+  }
+  return date;
+}
+
+/** A new run id: UTC time to the second (so ids sort by time) and 4 random hex digits. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const rand = Array.from(
+    crypto.getRandomValues(new Uint8Array(2)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return `${stamp}-${rand}`;
+}
+
+/** A run folder with its manifest. */
+export class Run {
+  readonly id: string;
+  readonly dir: string;
+  manifest: Manifest;
+
+  constructor(dir: string, manifest: Manifest) {
+    this.id = manifest.run_id;
+    this.dir = dir;
+    this.manifest = manifest;
+  }
+
+  /** The snapshot date (UTC) this run collects. */
+  get snapshotDate(): string {
+    return this.manifest.snapshot_date;
+  }
+
+  /** Absolute path of a file inside the run folder. */
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  /** Saves the manifest atomically. */
+  async save(): Promise<void> {
+    this.manifest.updated_at = new Date().toISOString();
+    await writeJsonAtomic(join(this.dir, "manifest.json"), this.manifest);
+  }
+
+  /** Writes a step output (JSON) atomically and returns its path relative to the run folder. */
+  async writeJson(step: StepName, name: string, value: unknown): Promise<string> {
+    const rel = join(step, name);
+    await writeJsonAtomic(this.path(rel), value);
+    return rel;
+  }
+
+  /** Writes a step output (bytes or text) atomically and returns its relative path. */
+  async writeFile(step: StepName, name: string, data: Uint8Array | string): Promise<string> {
+    const rel = join(step, name);
+    await writeFileAtomic(this.path(rel), data);
+    return rel;
+  }
+
+  /**
+   * Reads a previous step's JSON output; a missing or corrupt file is a {@link ConfigError} naming
+   * it and saying how to recover.
+   */
+  async readJson<T>(step: StepName, name: string): Promise<T> {
+    const file = this.path(step, name);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new ConfigError(
+          `Run ${this.id} has no ${step} output (${step}/${name}): run \`deno task ${step} --run ${this.id}\` first`,
+        );
+      }
+      throw error;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new ConfigError(
+        `Run ${this.id}: ${file} is not valid JSON (${(error as Error).message})`,
+        {
+          hint:
+            `Redo that step with \`deno task pipeline --run ${this.id} --from ${step}\`, or start a new run.`,
+        },
+      );
+    }
+  }
+
+  /** Whether a step finished in this run. */
+  finished(step: StepName): boolean {
+    return this.manifest.steps[step]?.status === "succeeded";
+  }
+
+  /** Adds a warning to the manifest (deduplicated). */
+  warn(message: string): void {
+    if (!this.manifest.warnings.includes(message)) this.manifest.warnings.push(message);
+  }
+}
+
+/** Options of {@link createRun}. */
+export interface CreateRunOptions {
+  /** Snapshot date (UTC `YYYY-MM-DD`, default today). */
+  date?: string;
+  now?: Date;
+}
+
+/** Creates a new run folder with a fresh manifest. */
+export async function createRun(config: Config, options: CreateRunOptions = {}): Promise<Run> {
+  const now = options.now ?? new Date();
+  const date = options.date ? validateDate(options.date) : now.toISOString().slice(0, 10);
+  const id = newRunId(now);
+  const dir = join(config.runsDir, id);
+  await Deno.mkdir(dir, { recursive: true });
+  const stamp = now.toISOString();
+  const run = new Run(dir, {
+    version: 1,
+    run_id: id,
+    snapshot_date: date,
+    profile: config.profile,
+    created_at: stamp,
+    updated_at: stamp,
+    status: "running",
+    steps: {},
+    warnings: [],
+  });
+  await run.save();
+  return run;
+}
+
+/** Options of {@link openRun}. */
+export interface OpenRunOptions {
+  /** Run id (default: the latest run). */
+  runId?: string;
+  /** With no id: the latest run that has not succeeded. */
+  unfinished?: boolean;
+}
+
+/** Opens an existing run (by id, or the latest), validating its manifest. */
+export async function openRun(config: Config, options: OpenRunOptions = {}): Promise<Run> {
+  let id = options.runId;
+  if (id !== undefined) validateRunId(id);
+  else {
+    const ids = await listRunIds(config);
+    if (options.unfinished) {
+      for (const candidate of ids.toReversed()) {
+        const run = await readRun(config, candidate);
+        if (run.manifest.status !== "succeeded") return run;
+      }
+      throw new ConfigError(`No unfinished run in ${config.runsDir}: nothing to resume`);
+    }
+    id = ids.at(-1);
+    if (id === undefined) {
+      throw new ConfigError(`No run in ${config.runsDir} yet: run \`deno task fetch\` first`);
+    }
+  }
+  return await readRun(config, id);
+}
+
+/** Run ids in the runs folder, oldest first. */
+export async function listRunIds(config: Config): Promise<string[]> {
+  const ids: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(config.runsDir)) {
+      if (entry.isDirectory && RUN_ID.test(entry.name)) ids.push(entry.name);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return ids.sort();
+}
+
+async function readRun(config: Config, id: string): Promise<Run> {
+  const dir = join(config.runsDir, id);
+  const file = join(dir, "manifest.json");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`Run ${id} not found (no ${file})`);
+    }
+    throw error;
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+    if (manifest?.run_id !== id || typeof manifest.steps !== "object" || !manifest.snapshot_date) {
+      throw new TypeError("missing run_id, snapshot_date or steps");
+    }
+  } catch (error) {
+    throw new ConfigError(`Run ${id}: manifest ${file} is corrupt (${(error as Error).message})`, {
+      hint: "Start a new run (`deno task pipeline`), or delete that run folder.",
+    });
+  }
+  manifest.warnings ??= [];
+  return new Run(dir, manifest);
+}

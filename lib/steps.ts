@@ -1,0 +1,79 @@
+/**
+ * The step registry: each pipeline step lives in `lib/steps/<name>.ts` and is imported only when
+ * it runs, so a task never loads another step's heavy dependencies (AWS SDK, snowflake-sdk,
+ * DuckDB). {@link runStep} records the step in the run manifest.
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { exitCodeOf } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Run, StepName } from "./run.ts";
+
+/** What a step receives. */
+export interface StepContext {
+  config: Config;
+  run: Run;
+  log: Logger;
+  /** Step-specific flags parsed from the command line (e.g. `{ "full-refresh": true }`). */
+  flags: Record<string, string | boolean | undefined>;
+  /** Aborted when the process is asked to stop. */
+  signal?: AbortSignal;
+}
+
+/** What a step reports; stored in the manifest. */
+export interface StepOutcome {
+  counts?: Record<string, number>;
+  summary?: Record<string, unknown>;
+  /** Output files relative to the run folder. */
+  outputs?: string[];
+}
+
+/** A step implementation. */
+export type StepFn = (ctx: StepContext) => Promise<StepOutcome>;
+
+const LOADERS: Record<StepName, () => Promise<StepFn>> = {
+  fetch: async () => (await import("./steps/fetch.ts")).fetchStep,
+  enrich: async () => (await import("./steps/enrich.ts")).enrichStep,
+  write: async () => (await import("./steps/write.ts")).writeStep,
+  upload: async () => (await import("./steps/upload.ts")).uploadStep,
+  load: async () => (await import("./steps/load.ts")).loadStep,
+  transform: async () => (await import("./steps/transform.ts")).transformStep,
+};
+
+/** Runs one step, recording status, duration, counts and any error in the run manifest. */
+export async function runStep(name: StepName, ctx: StepContext): Promise<StepOutcome> {
+  const { run, log } = ctx;
+  const started = performance.now();
+  run.manifest.steps[name] = { status: "running", started_at: new Date().toISOString() };
+  run.manifest.status = "running";
+  await run.save();
+  const stepLog = log.child({ step: name });
+  try {
+    const step = await LOADERS[name]();
+    const outcome = await step({ ...ctx, log: stepLog });
+    const record = run.manifest.steps[name]!;
+    Object.assign(record, {
+      status: "succeeded",
+      finished_at: new Date().toISOString(),
+      duration_ms: Math.round(performance.now() - started),
+      counts: outcome.counts,
+      summary: outcome.summary,
+      outputs: outcome.outputs,
+    });
+    await run.save();
+    return outcome;
+  } catch (error) {
+    const record = run.manifest.steps[name]!;
+    Object.assign(record, {
+      status: "failed",
+      finished_at: new Date().toISOString(),
+      duration_ms: Math.round(performance.now() - started),
+      error: log.redact(error instanceof Error ? error.message : String(error)).split("\n")[0],
+      exit_code: exitCodeOf(error),
+    });
+    run.manifest.status = "failed";
+    await run.save().catch(() => {});
+    throw error;
+  }
+}

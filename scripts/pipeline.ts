@@ -1,0 +1,24 @@
+/** Run every step in one process: fetch → enrich → write → upload → load → transform.
+ * @example deno task pipeline --date 2026-11-25
+ */
+import { taskMain, TASKS } from "../lib/cli.ts";
+import { formatSummary, runPipeline } from "../lib/pipeline.ts";
+
+/** Entry point; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return taskMain(TASKS.pipeline, args, async ({ config, log, flags }) => {
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const { run } = await runPipeline(config, {
+      log,
+      date: str(flags.date),
+      runId: str(flags.run),
+      resume: flags.resume === true,
+      from: str(flags.from),
+      to: str(flags.to),
+      flags,
+    });
+    console.log(formatSummary(run, config));
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

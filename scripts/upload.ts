@@ -1,0 +1,9 @@
+/** upload: see `deno task upload --help`. */
+import { stepMain } from "../lib/cli.ts";
+
+/** Entry point; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return stepMain("upload", args);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

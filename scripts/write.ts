@@ -1,0 +1,9 @@
+/** write: see `deno task write --help`. */
+import { stepMain } from "../lib/cli.ts";
+
+/** Entry point; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return stepMain("write", args);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
