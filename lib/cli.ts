@@ -162,7 +162,9 @@ export function helpText(spec: TaskSpec): string {
     ...spec.flags,
     help: { type: "boolean", description: "show this help" },
   };
-  const flags = Object.entries(all).map(([name, f]) => [`--${name}${f.value ? " " + f.value : ""}`, f.description]);
+  const flags = Object.entries(all).map((
+    [name, f],
+  ) => [`--${name}${f.value ? " " + f.value : ""}`, f.description]);
   const width = Math.max(...flags.map(([a]) => a!.length));
   const env = spec.env.map((name) => {
     const doc = SETTINGS.find((s) => s.name === name);
