@@ -1,47 +1,172 @@
 /**
- * Spotify Web API client (first version: signatures only, implementation follows).
+ * The Spotify Web API client: holds the user's tokens, refreshes the access token when it has
+ * expired or when the API answers 401 (once per request), saves refreshed tokens to the token
+ * store, and sends every request through {@link fetchWithRetry} (timeout, retries on 429/5xx).
  * @module
  */
 
+import * as oauth from "oauth4webapi";
 import type { Config } from "../config.ts";
 import { SourceError } from "../errors.ts";
+import { fetchWithRetry, HttpError } from "../http.ts";
 import type { Logger } from "../log.ts";
+import { oauthContext, tokenError, tokensFromResponse } from "./_oauth.ts";
+import { readTokenStore, type StoredTokens, writeTokenStore } from "./token_store.ts";
+
+/** Refresh this long before the access token's stated expiry. */
+const EXPIRY_MARGIN_MS = 60_000;
 
 /** Options of {@link SpotifyClient.getJson}. */
 export interface GetJsonOptions {
   signal?: AbortSignal;
 }
 
+/** Options of the {@link SpotifyClient} constructor. */
+export interface SpotifyClientOptions {
+  log: Logger;
+  /** Where refreshed tokens are saved (default: `config.spotify.tokensFile`). */
+  tokensFile?: string;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
 /** A Spotify Web API client holding the user's tokens. */
 export class SpotifyClient {
   #config: Config;
   #log: Logger;
+  #tokens: StoredTokens;
+  #tokensFile: string;
+  #now: () => Date;
+  #refreshing?: Promise<void>;
 
-  /** Creates a client; use {@link openSpotifyClient}. */
-  constructor(config: Config, log: Logger) {
+  /** Creates a client from loaded tokens; {@link openSpotifyClient} reads them from the store. */
+  constructor(config: Config, tokens: StoredTokens, options: SpotifyClientOptions) {
     this.#config = config;
-    this.#log = log;
+    this.#log = options.log;
+    this.#tokens = tokens;
+    this.#tokensFile = options.tokensFile ?? config.spotify.tokensFile;
+    this.#now = options.now ?? (() => new Date());
+    this.#log.addSecret(tokens.access_token);
+    this.#log.addSecret(tokens.refresh_token);
+  }
+
+  /** The current tokens (a copy). */
+  get tokens(): StoredTokens {
+    return structuredClone(this.#tokens);
+  }
+
+  /** Whether the access token has expired (or expires within a minute). */
+  get expired(): boolean {
+    return Date.parse(this.#tokens.expires_at) - EXPIRY_MARGIN_MS <= this.#now().getTime();
   }
 
   /**
    * GET a Web API path (e.g. `/v1/me/top/tracks?limit=50`) and parse the JSON answer.
-   * Throws `HttpError` for non-OK statuses after the refresh-once logic.
+   * Refreshes the access token first when it has expired, and once more on a 401.
+   * @throws HttpError for a non-OK status (after retries and the refresh-once logic)
+   * @throws NetworkError when no answer came
+   * @throws SourceError for a body that is not JSON (naming the URL), or a failed refresh
    */
-  getJson<T>(pathAndQuery: string, _options: GetJsonOptions = {}): Promise<T> {
-    this.#log.debug(`GET ${this.#config.spotify.apiUrl}${pathAndQuery}`);
-    return Promise.reject(new SourceError("SpotifyClient is not implemented yet"));
+  async getJson<T>(pathAndQuery: string, options: GetJsonOptions = {}): Promise<T> {
+    const { signal } = options;
+    const url = `${this.#config.spotify.apiUrl}${pathAndQuery}`;
+    if (this.expired) {
+      this.#log.info("Spotify access token expired: refreshing it");
+      await this.refresh({ signal });
+    }
+    let response: Response;
+    try {
+      response = await this.#get(url, signal);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status !== 401) throw error;
+      this.#log.info(`Spotify answered 401 for ${error.url}: refreshing the access token once`);
+      await this.refresh({ signal });
+      response = await this.#get(url, signal);
+    }
+    const text = await response.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new SourceError(
+        `Spotify answered ${url} with a body that is not JSON (${(error as Error).message}); ` +
+          `it starts: ${JSON.stringify(this.#log.redact(text.slice(0, 80)))}`,
+      );
+    }
+  }
+
+  /**
+   * Refreshes the access token and saves the tokens. Concurrent callers share one refresh. A
+   * response without `refresh_token` keeps the old one; `invalid_grant` is a {@link SourceError}
+   * telling to run `deno task auth` again.
+   */
+  refresh(options: GetJsonOptions = {}): Promise<void> {
+    this.#refreshing ??= this.#refresh(options.signal).finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(signal?: AbortSignal): Promise<void> {
+    const ctx = oauthContext(this.#config, {
+      log: this.#log,
+      clientId: this.#tokens.client_id,
+      signal,
+    });
+    let result: oauth.TokenEndpointResponse;
+    try {
+      const response = await oauth.refreshTokenGrantRequest(
+        ctx.as,
+        ctx.client,
+        ctx.clientAuth,
+        this.#tokens.refresh_token,
+        ctx.options,
+      );
+      result = await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response);
+    } catch (error) {
+      throw tokenError(error, ctx.tokenUrl, "refresh_token");
+    }
+    this.#log.addSecret(result.access_token);
+    this.#log.addSecret(result.refresh_token);
+    const tokens = tokensFromResponse(result, {
+      clientId: ctx.client.client_id,
+      now: this.#now(),
+      previous: this.#tokens,
+    });
+    await writeTokenStore(this.#tokensFile, tokens);
+    this.#tokens = tokens;
+    this.#log.info("Spotify access token refreshed", {
+      expires_at: tokens.expires_at,
+      refresh_token_rotated: result.refresh_token !== undefined,
+    });
+  }
+
+  async #get(url: string, signal?: AbortSignal): Promise<Response> {
+    const { response } = await fetchWithRetry(url, {
+      headers: {
+        authorization: `Bearer ${this.#tokens.access_token}`,
+        accept: "application/json",
+      },
+    }, { ...this.#config.http, log: this.#log, signal });
+    return response;
   }
 }
 
 /** Options of {@link openSpotifyClient}. */
 export interface OpenSpotifyClientOptions {
   log: Logger;
+  /** Clock (tests). */
+  now?: () => Date;
 }
 
-/** Loads the token store and returns a client; the tokens are registered as log secrets. */
-export function openSpotifyClient(
+/**
+ * Loads the token store (`config.spotify.tokensFile`) and returns a client; the tokens are
+ * registered as secrets with `log`, so they are redacted from every log line.
+ * @throws ConfigError when there is no token store (run `deno task auth`) or it is corrupt
+ */
+export async function openSpotifyClient(
   config: Config,
   options: OpenSpotifyClientOptions,
 ): Promise<SpotifyClient> {
-  return Promise.resolve(new SpotifyClient(config, options.log));
+  const tokens = await readTokenStore(config.spotify.tokensFile, { log: options.log });
+  return new SpotifyClient(config, tokens, { log: options.log, now: options.now });
 }
