@@ -6,6 +6,7 @@
 
 import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
+import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import { createRun, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
 import { runStep } from "./steps.ts";
@@ -59,10 +60,30 @@ export async function runPipeline(
     throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
   }
 
+  // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
+  const lock = await acquireRunLock(config, {
+    runId: options.runId,
+    onStale: (held) =>
+      log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
+  });
+  try {
+    return await runSteps(config, options, { steps, from, lock });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runSteps(
+  config: Config,
+  options: PipelineOptions,
+  { steps, from, lock }: { steps: StepName[]; from: StepName; lock: RunLock },
+): Promise<PipelineResult> {
+  const { log } = options;
   const continuing = options.runId !== undefined || options.resume === true || from !== "fetch";
   const run = continuing
     ? await openRun(config, { runId: options.runId, unfinished: options.resume && !options.runId })
     : await createRun(config, { date: options.date });
+  await lock.setRunId(run.id);
   options.onRun?.(run);
   const runLog = log.child({ run_id: run.id });
   runLog.info(

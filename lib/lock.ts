@@ -1,0 +1,304 @@
+/**
+ * One run at a time: a cross-process lock file `<data dir>/pipeline.lock` holding the owner's pid,
+ * its start time and the run id. Every way of starting a run (the pipeline task, the CLI, the HTTP
+ * trigger, cron) takes it; a second run gets a {@link LockedError} naming the running id.
+ *
+ * The file is created with `createNew` (atomic: exactly one process wins). A lock left by a process
+ * that is gone (killed, crashed, machine rebooted) is detected — the pid no longer exists, is a
+ * zombie, or now belongs to another process (Linux: the process start time differs) — and taken
+ * over under a short-lived takeover guard, so two processes never both take over.
+ *
+ * The lock assumes the data folder is on a local file system of one machine (a pid means nothing
+ * on another host).
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { LockedError } from "./errors.ts";
+import { writeJsonAtomic } from "./fs_atomic.ts";
+
+/** File name of the lock inside the data folder. */
+export const LOCK_FILE = "pipeline.lock";
+
+/** What the lock file holds. */
+export interface LockInfo {
+  /** Process id of the holder. */
+  pid: number;
+  /** When the lock was taken (ISO 8601). */
+  started_at: string;
+  /** The run the holder is working on (absent for the moment between lock and run creation). */
+  run_id?: string;
+  /** Linux: the holder's start time in clock ticks since boot (`/proc/<pid>/stat` field 22). */
+  proc_start?: string;
+  /** Random id of this acquisition (tells two holders with the same pid apart). */
+  token: string;
+}
+
+/** Options of {@link acquireRunLock}. */
+export interface AcquireRunLockOptions {
+  /** The run id, when known before the lock is taken (otherwise set it with `setRunId`). */
+  runId?: string;
+  /** Whether the process that wrote `info` is still running (default: {@link isLockHolderAlive}). */
+  isAlive?: (info: LockInfo) => boolean;
+  /** Called when a stale lock is taken over (e.g. to log it). */
+  onStale?: (info: LockInfo) => void;
+}
+
+/** Tokens of the locks this process holds (a lock with our pid but another token is stale). */
+const held = new Set<string>();
+
+/** A lock taken by this process; release it in a `finally`. */
+export class RunLock {
+  readonly path: string;
+  #info: LockInfo;
+  #released = false;
+
+  constructor(path: string, info: LockInfo) {
+    this.path = path;
+    this.#info = info;
+  }
+
+  /** What the lock file says. */
+  get info(): Readonly<LockInfo> {
+    return this.#info;
+  }
+
+  /** Records the run id once the run exists. */
+  async setRunId(runId: string): Promise<void> {
+    this.#info = { ...this.#info, run_id: runId };
+    await writeJsonAtomic(this.path, this.#info);
+  }
+
+  /** Removes the lock file if it is still ours. Safe to call twice. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    held.delete(this.#info.token);
+    const current = await readLockFile(this.path);
+    if (current.kind === "ok" && current.info.token === this.#info.token) {
+      await Deno.remove(this.path).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    }
+  }
+}
+
+/** Path of the lock file for a config. */
+export function lockPath(config: Pick<Config, "dataDir">): string {
+  return join(config.dataDir, LOCK_FILE);
+}
+
+/**
+ * Takes the run lock, or throws a {@link LockedError} with the running id when a live process
+ * holds it. A stale lock (its process is gone) is taken over.
+ * @example
+ * const lock = await acquireRunLock(config);
+ * try { ... await lock.setRunId(run.id); ... } finally { await lock.release(); }
+ */
+export async function acquireRunLock(
+  config: Pick<Config, "dataDir">,
+  options: AcquireRunLockOptions = {},
+): Promise<RunLock> {
+  const { runId, isAlive = isLockHolderAlive, onStale } = options;
+  await Deno.mkdir(config.dataDir, { recursive: true });
+  const path = lockPath(config);
+  // A few rounds cover the races: the file vanishing between attempts, another process taking
+  // over a stale lock at the same moment.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const info: LockInfo = {
+      pid: Deno.pid,
+      started_at: new Date().toISOString(),
+      ...(runId === undefined ? {} : { run_id: runId }),
+      ...procStartOf(Deno.pid),
+      token: crypto.randomUUID(),
+    };
+    // Marked held before the file exists: a concurrent acquire in this process that reads the
+    // new file must see it as alive, not as a stale lock with our pid.
+    held.add(info.token);
+    let created = false;
+    try {
+      created = await createLockFile(path, info);
+    } finally {
+      if (!created) held.delete(info.token);
+    }
+    if (created) return new RunLock(path, info);
+    const current = await readLockFile(path);
+    if (current.kind === "missing") continue;
+    if (current.kind === "unreadable") {
+      // Being written right now (alive), or left half-written by a crash long ago (stale).
+      if (Date.now() - current.mtime < UNREADABLE_GRACE_MS) {
+        throw lockedError(path, undefined);
+      }
+    } else if (isAlive(current.info)) {
+      throw lockedError(path, current.info);
+    }
+    if (await takeOver(path, current)) {
+      if (current.kind === "ok") onStale?.(current.info);
+    } else {
+      await sleep(20);
+    }
+  }
+  throw lockedError(path, undefined);
+}
+
+/** The lock's current content, or `undefined` when no run holds it (missing, or stale). */
+export async function readRunLock(
+  config: Pick<Config, "dataDir">,
+  options: Pick<AcquireRunLockOptions, "isAlive"> = {},
+): Promise<LockInfo | undefined> {
+  const { isAlive = isLockHolderAlive } = options;
+  const current = await readLockFile(lockPath(config));
+  return current.kind === "ok" && isAlive(current.info) ? current.info : undefined;
+}
+
+/**
+ * Whether the process that wrote a lock is still running: our own pid counts only for the locks
+ * this process holds; on Linux `/proc/<pid>/stat` must exist, not be a zombie and (when recorded)
+ * have the same start time; elsewhere `kill(pid, SIGCONT)` must not answer "no such process".
+ */
+export function isLockHolderAlive(info: LockInfo): boolean {
+  if (!Number.isSafeInteger(info.pid) || info.pid <= 0) return false;
+  if (info.pid === Deno.pid) return held.has(info.token);
+  const stat = readProcStat(info.pid);
+  if (stat === "no-proc") {
+    try {
+      Deno.kill(info.pid, "SIGCONT");
+      return true;
+    } catch (error) {
+      // Not allowed to signal (another user's process, or no --allow-run): assume it runs.
+      return !(error instanceof Deno.errors.NotFound);
+    }
+  }
+  if (stat === undefined) return false;
+  if (stat.state === "Z" || stat.state === "X") return false;
+  return info.proc_start === undefined || info.proc_start === stat.start;
+}
+
+const UNREADABLE_GRACE_MS = 5_000;
+const TAKEOVER_STALE_MS = 30_000;
+
+type LockRead =
+  | { kind: "ok"; info: LockInfo }
+  | { kind: "missing" }
+  | { kind: "unreadable"; mtime: number };
+
+async function createLockFile(path: string, info: LockInfo): Promise<boolean> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+  try {
+    const bytes = new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n");
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  return true;
+}
+
+async function readLockFile(path: string): Promise<LockRead> {
+  let text: string;
+  let mtime: number;
+  try {
+    text = await Deno.readTextFile(path);
+    mtime = (await Deno.stat(path)).mtime?.getTime() ?? 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { kind: "missing" };
+    throw error;
+  }
+  try {
+    const info = JSON.parse(text) as LockInfo;
+    if (typeof info?.pid !== "number" || typeof info.token !== "string") {
+      throw new TypeError("missing pid or token");
+    }
+    return { kind: "ok", info };
+  } catch {
+    return { kind: "unreadable", mtime };
+  }
+}
+
+/**
+ * Removes a stale lock, guarded by `<lock>.takeover` (created with `createNew`) so that two
+ * processes that both saw the same stale lock cannot both remove it — the second one would delete
+ * the lock the first one just took. Returns false when another process is taking over.
+ */
+async function takeOver(path: string, seen: LockRead): Promise<boolean> {
+  const guard = `${path}.takeover`;
+  try {
+    (await Deno.open(guard, { write: true, createNew: true })).close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    // A guard left by a process that died during a takeover (a window of microseconds).
+    const age = await Deno.stat(guard).then((s) => Date.now() - (s.mtime?.getTime() ?? 0))
+      .catch(() => 0);
+    if (age > TAKEOVER_STALE_MS) await Deno.remove(guard).catch(() => {});
+    return false;
+  }
+  try {
+    const now = await readLockFile(path);
+    const same = (now.kind === "ok" && seen.kind === "ok" && now.info.token === seen.info.token) ||
+      (now.kind === "unreadable" && seen.kind === "unreadable");
+    if (same) {
+      await Deno.remove(path).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    }
+    return true;
+  } finally {
+    await Deno.remove(guard).catch(() => {});
+  }
+}
+
+function lockedError(path: string, info: LockInfo | undefined): LockedError {
+  const id = info?.run_id ?? "unknown";
+  const who = info
+    ? `run ${info.run_id ?? "(starting)"} (pid ${info.pid}, started ${info.started_at})`
+    : "another process (lock being written)";
+  return new LockedError(
+    id,
+    `Another run is in progress: ${who} holds ${path}; wait for it to finish`,
+  );
+}
+
+function readProcStat(pid: number): { state: string; start: string } | undefined | "no-proc" {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return procAvailable() ? undefined : "no-proc";
+    }
+    return "no-proc";
+  }
+  // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split after the last ')'.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state); the start time is field 22.
+  return { state: fields[0] ?? "", start: fields[19] ?? "" };
+}
+
+let procChecked: boolean | undefined;
+function procAvailable(): boolean {
+  if (procChecked === undefined) {
+    try {
+      procChecked = Deno.statSync(`/proc/${Deno.pid}`).isDirectory;
+    } catch {
+      procChecked = false;
+    }
+  }
+  return procChecked;
+}
+
+function procStartOf(pid: number): { proc_start?: string } {
+  const stat = readProcStat(pid);
+  return typeof stat === "object" && stat.start ? { proc_start: stat.start } : {};
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
