@@ -1,0 +1,89 @@
+/**
+ * `deno task auth --status`: who is authorized, scopes, access-token expiry, refresh-token age and
+ * the refresh-token expiry warning.
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { SCOPE } from "./_oauth.ts";
+import { SpotifyClient } from "./client.ts";
+import { readTokenStore, refreshTokenAge } from "./token_store.ts";
+
+/** Options of {@link authStatus}. */
+export interface AuthStatusOptions {
+  log: Logger;
+  /** Ask Spotify who the user is (`GET /v1/me`; may refresh the access token). Default true. */
+  lookUpUser?: boolean;
+  now?: () => Date;
+}
+
+/** The status report. */
+export interface AuthStatus {
+  /** Readable lines, for the terminal. */
+  text: string;
+  /** The refresh-token expiry warning, if any. */
+  warning?: string;
+}
+
+/**
+ * Describes the stored authorization.
+ * @throws ConfigError when there is no token store (not authorized) or it is corrupt
+ */
+export async function authStatus(config: Config, options: AuthStatusOptions): Promise<AuthStatus> {
+  const { log, lookUpUser = true } = options;
+  const now = options.now ?? (() => new Date());
+  const file = config.spotify.tokensFile;
+  let tokens = await readTokenStore(file, { log });
+  let who: string;
+  if (lookUpUser) {
+    const client = new SpotifyClient(config, tokens, { log, now });
+    try {
+      const me = await client.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me");
+      who = typeof me.id === "string"
+        ? `${
+          typeof me.display_name === "string" ? me.display_name : "(no display name)"
+        } (${me.id})`
+        : "unknown (GET /v1/me gave no id)";
+    } catch (error) {
+      who = `unknown (GET /v1/me failed: ${log.redact((error as Error).message)})`;
+    }
+    tokens = client.tokens;
+  } else {
+    who = tokens.user
+      ? `${tokens.user.display_name ?? "(no display name)"} (${tokens.user.id}), as saved at auth`
+      : "unknown";
+  }
+  const mode = (await Deno.stat(file)).mode;
+  const t = now();
+  const accessLeft = Date.parse(tokens.expires_at) - t.getTime();
+  const age = refreshTokenAge(tokens, t);
+  const scopes = tokens.scope.split(/\s+/).filter(Boolean);
+  const lines = [
+    `Token store:    ${file}${mode === null ? "" : ` (mode ${(mode & 0o777).toString(8)})`}`,
+    `Authorized as:  ${who}`,
+    `Client id:      ${tokens.client_id}`,
+    `Scopes:         ${scopes.join(" ") || "(none)"}${
+      scopes.includes(SCOPE) ? "" : `  — missing ${SCOPE}: run \`deno task auth\` again`
+    }`,
+    `Access token:   ${
+      accessLeft > 0
+        ? `valid until ${tokens.expires_at} (${duration(accessLeft)} left)`
+        : `expired at ${tokens.expires_at} (refreshed automatically on next use)`
+    }`,
+    `Refresh token:  consent ${tokens.consented_at.slice(0, 10)} (${age.ageDays} day(s) ago)` +
+    (tokens.refreshed_at ? `, last refresh ${tokens.refreshed_at}` : ""),
+    `                Spotify ends it on ${age.expiresAt.toISOString().slice(0, 10)} (${
+      age.daysLeft >= 0 ? `${age.daysLeft} day(s) left` : "already ended"
+    })`,
+  ];
+  if (age.warning) lines.push(`WARNING: ${age.warning}`);
+  return { text: lines.join("\n"), warning: age.warning };
+}
+
+function duration(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 48 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} days`;
+}

@@ -1,0 +1,300 @@
+/**
+ * The user's top tracks: offset paging of `GET /v1/me/top/tracks` for one time range, validation
+ * of each page against the Web API's `PagingTrackObject` shape, and normalization to
+ * {@link TopTrackRow}. A page of the wrong shape is an error naming the URL and what was wrong,
+ * never silently dropped rows. Duplicate tracks (Spotify does return them) are kept with their
+ * ranks and counted.
+ * @module
+ */
+
+import type { TimeRange } from "../config.ts";
+import { SourceError } from "../errors.ts";
+import { HttpError, NetworkError } from "../http.ts";
+import type { Logger } from "../log.ts";
+import type { TopTrackRow } from "../types.ts";
+import type { SpotifyClient } from "./client.ts";
+
+/** Largest `limit` Spotify accepts for top items. */
+export const PAGE_LIMIT = 50;
+
+/** A validated page of `GET /v1/me/top/tracks` (fields used here; the raw page keeps the rest). */
+export interface TopTracksPage {
+  href: string | null;
+  items: unknown[];
+  limit: number;
+  offset: number;
+  next: string | null;
+  total: number;
+}
+
+/**
+ * Checks that `value` has the shape of a Web API paging object of tracks.
+ * @param source the URL (or file) it came from, named in the error
+ * @throws SourceError naming `source` and what was wrong
+ */
+export function validateTopTracksPage(value: unknown, source: string): TopTracksPage {
+  const bad = (what: string) =>
+    new SourceError(`Unexpected top-tracks page from ${source}: ${what}`, {
+      hint:
+        "The response does not look like Spotify's PagingTrackObject; see the raw page in fetch/raw/.",
+    });
+  if (!isObject(value)) throw bad(`expected a JSON object, found ${kind(value)}`);
+  if (!Array.isArray(value.items)) {
+    throw bad(`"items" is not an array (found ${kind(value.items)})`);
+  }
+  for (const key of ["total", "limit", "offset"] as const) {
+    const n = value[key];
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+      throw bad(`"${key}" is not a non-negative integer (found ${kind(n)})`);
+    }
+  }
+  if (value.next !== null && value.next !== undefined && typeof value.next !== "string") {
+    throw bad(`"next" is not a URL or null (found ${kind(value.next)})`);
+  }
+  return {
+    href: typeof value.href === "string" ? value.href : null,
+    items: value.items,
+    limit: value.limit as number,
+    offset: value.offset as number,
+    next: typeof value.next === "string" ? value.next : null,
+    total: value.total as number,
+  };
+}
+
+/** Options of {@link normalizeTopTracks}. */
+export interface NormalizeOptions {
+  timeRange: TimeRange;
+  snapshotDate: string;
+  runId: string;
+  /** ISO-8601 UTC time of the request. */
+  fetchedAt: string;
+  /** URL or file the page came from, named in errors. */
+  source: string;
+}
+
+/**
+ * Turns a validated page into rows; rank = offset + position + 1.
+ * @throws SourceError naming the source and the item that is not a track
+ */
+export function normalizeTopTracks(page: TopTracksPage, options: NormalizeOptions): TopTrackRow[] {
+  return page.items.map((item, i) => normalizeTrack(item, page.offset + i + 1, i, options));
+}
+
+function normalizeTrack(
+  item: unknown,
+  rank: number,
+  index: number,
+  options: NormalizeOptions,
+): TopTrackRow {
+  const bad = (what: string) =>
+    new SourceError(
+      `Unexpected track in the top-tracks page from ${options.source}: items[${index}] ${what}`,
+    );
+  if (!isObject(item)) throw bad(`is ${kind(item)}, expected a track object`);
+  if (typeof item.id !== "string" || item.id === "") {
+    throw bad(`has no track id (found ${kind(item.id)})`);
+  }
+  if (typeof item.name !== "string") throw bad(`(${item.id}) has no "name"`);
+  if (!Array.isArray(item.artists)) {
+    throw bad(`(${item.id}) "artists" is not an array (found ${kind(item.artists)})`);
+  }
+  const artistIds: string[] = [];
+  const artistNames: string[] = [];
+  item.artists.forEach((artist, j) => {
+    if (!isObject(artist) || typeof artist.name !== "string") {
+      throw bad(`(${item.id}) artists[${j}] has no "name"`);
+    }
+    if (typeof artist.id !== "string") {
+      throw bad(`(${item.id}) artists[${j}] has no "id" (found ${kind(artist.id)})`);
+    }
+    artistIds.push(artist.id);
+    artistNames.push(artist.name);
+  });
+  if (typeof item.duration_ms !== "number" || !Number.isFinite(item.duration_ms)) {
+    throw bad(`(${item.id}) "duration_ms" is not a number (found ${kind(item.duration_ms)})`);
+  }
+  if (typeof item.explicit !== "boolean") {
+    throw bad(`(${item.id}) "explicit" is not a boolean (found ${kind(item.explicit)})`);
+  }
+  if (
+    item.popularity !== undefined && item.popularity !== null &&
+    typeof item.popularity !== "number"
+  ) {
+    throw bad(`(${item.id}) "popularity" is not a number (found ${kind(item.popularity)})`);
+  }
+  if (item.album !== undefined && item.album !== null && !isObject(item.album)) {
+    throw bad(`(${item.id}) "album" is not an object (found ${kind(item.album)})`);
+  }
+  const album = isObject(item.album) ? item.album : {};
+  const externalIds = isObject(item.external_ids) ? item.external_ids : {};
+  return {
+    snapshot_date: options.snapshotDate,
+    time_range: options.timeRange,
+    rank,
+    track_id: item.id,
+    track_name: item.name,
+    artist_ids: artistIds,
+    artist_names: artistNames,
+    album_id: typeof album.id === "string" ? album.id : null,
+    album_name: typeof album.name === "string" ? album.name : null,
+    album_release_date: typeof album.release_date === "string" ? album.release_date : null,
+    duration_ms: Math.round(item.duration_ms),
+    explicit: item.explicit,
+    popularity: typeof item.popularity === "number" ? item.popularity : null,
+    isrc: typeof externalIds.isrc === "string" && externalIds.isrc ? externalIds.isrc : null,
+    fetched_at: options.fetchedAt,
+    run_id: options.runId,
+  };
+}
+
+/** A track id that appears more than once in one time range's list, with its ranks. */
+export interface Duplicate {
+  track_id: string;
+  ranks: number[];
+}
+
+/** Finds track ids listed more than once (each kept with its ranks). */
+export function findDuplicates(rows: readonly TopTrackRow[]): Duplicate[] {
+  const ranks = new Map<string, number[]>();
+  for (const row of rows) {
+    const list = ranks.get(row.track_id);
+    if (list) list.push(row.rank);
+    else ranks.set(row.track_id, [row.rank]);
+  }
+  return [...ranks].filter(([, r]) => r.length > 1).map(([track_id, r]) => ({
+    track_id,
+    ranks: r,
+  }));
+}
+
+/** Options of {@link fetchTopTracks}. */
+export interface FetchTopTracksOptions {
+  timeRange: TimeRange;
+  /** Most tracks to fetch (pages of up to 50). */
+  maxTracks: number;
+  snapshotDate: string;
+  runId: string;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Receives each raw page before validation (to save it), with its offset. */
+  onPage?: (page: unknown, offset: number) => Promise<void>;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+/** What {@link fetchTopTracks} returns. */
+export interface FetchTopTracksResult {
+  rows: TopTrackRow[];
+  pages: number;
+  /** Extra occurrences of tracks listed more than once (kept). */
+  duplicates: number;
+  /** `total` of the last page (how many Spotify says it has). */
+  total: number;
+}
+
+/**
+ * Fetches one time range with offset paging (`limit` = min(50, what is left), `offset` += items)
+ * until `maxTracks`, an empty or short page, or `next: null`.
+ * @throws SourceError for HTTP failures, a page of the wrong shape or a body that is not JSON
+ */
+export async function fetchTopTracks(
+  client: Pick<SpotifyClient, "getJson">,
+  options: FetchTopTracksOptions,
+): Promise<FetchTopTracksResult> {
+  const { timeRange, maxTracks, snapshotDate, runId, log, signal, onPage } = options;
+  const now = options.now ?? (() => new Date());
+  const rows: TopTrackRow[] = [];
+  let pages = 0;
+  let total = 0;
+  let offset = 0;
+  while (offset < maxTracks) {
+    const limit = Math.min(PAGE_LIMIT, maxTracks - offset);
+    const path = `/v1/me/top/tracks?time_range=${timeRange}&limit=${limit}&offset=${offset}`;
+    const fetchedAt = now().toISOString();
+    const raw = await getPage(client, path, signal);
+    pages++;
+    await onPage?.(raw, offset);
+    const source = `GET ${path}`;
+    const page = validateTopTracksPage(raw, source);
+    if (page.offset !== offset) {
+      throw new SourceError(
+        `Unexpected top-tracks page from ${source}: "offset" is ${page.offset}, requested ${offset}`,
+      );
+    }
+    if (page.items.length > limit) {
+      throw new SourceError(
+        `Unexpected top-tracks page from ${source}: ${page.items.length} items, requested at most ${limit}`,
+      );
+    }
+    rows.push(
+      ...normalizeTopTracks(page, { timeRange, snapshotDate, runId, fetchedAt, source }),
+    );
+    total = page.total;
+    offset += page.items.length;
+    if (page.items.length < limit || page.next === null || offset >= page.total) break;
+  }
+  const dups = findDuplicates(rows);
+  const duplicates = dups.reduce((n, d) => n + d.ranks.length - 1, 0);
+  if (duplicates > 0) {
+    log.info(
+      `${timeRange}: ${duplicates} duplicate track listing(s) kept with their ranks`,
+      { duplicates: dups.slice(0, 10) },
+    );
+  }
+  log.info(`${timeRange}: ${rows.length} top track(s) in ${pages} page(s)`, {
+    time_range: timeRange,
+    rows: rows.length,
+    total,
+  });
+  return { rows, pages, duplicates, total };
+}
+
+async function getPage(
+  client: Pick<SpotifyClient, "getJson">,
+  path: string,
+  signal?: AbortSignal,
+): Promise<unknown> {
+  try {
+    return await client.getJson<unknown>(path, { signal });
+  } catch (error) {
+    if (error instanceof HttpError) {
+      const hints: Record<number, string> = {
+        401: "Spotify rejected the access token even after a refresh: run `deno task auth` again",
+        403:
+          "Spotify refused access: in development mode the user must be added under User Management in the app's dashboard, and the token needs scope user-top-read (run `deno task auth`)",
+        429: "Spotify kept rate-limiting after the retries: try again later",
+      };
+      throw new SourceError(
+        `GET ${error.url}?${path.split("?")[1]} failed with HTTP ${error.status}${
+          error.body ? `: ${error.body.slice(0, 200)}` : ""
+        }`,
+        {
+          hint: hints[error.status] ??
+            (error.status >= 500 ? "Spotify is failing; try again later" : undefined),
+          cause: error,
+        },
+      );
+    }
+    if (error instanceof NetworkError) {
+      throw new SourceError(`Cannot fetch top tracks from Spotify: ${error.message}`, {
+        hint: "Check the network (and SPOTIFY_API_URL, HTTP_TIMEOUT_MS).",
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function kind(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") {
+    return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+  }
+  return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
+}
