@@ -1,0 +1,551 @@
+/**
+ * A mock Spotify (Accounts service + Web API) for tests: `Deno.serve` on 127.0.0.1 with a free
+ * port, answering in the shapes of `../shared/fixtures/spotify` (the OpenAPI spec
+ * `openapi/fixed-spotify-open-api.yml` and the recorded `api/jmperez/*.json` responses).
+ *
+ * - `GET /authorize` checks client id, redirect URI, scope and the S256 code challenge, then
+ *   redirects (302) to the redirect URI with `code` and `state`, so a test can follow it like a
+ *   browser ({@link followAuthorize}).
+ * - `POST /api/token`: `authorization_code` (PKCE `code_verifier` checked against the challenge,
+ *   redirect URI checked) and `refresh_token` grants; client id in the body or HTTP Basic (and the
+ *   secret checked when the mock has one).
+ * - `GET /v1/me`, `GET /v1/me/top/tracks` (offset/limit paging with `next`/`total` over a
+ *   configurable list per time range), `GET /v1/audio-features?ids=`.
+ * - Fault switches: queued per path with {@link MockSpotify.fault} (429 + Retry-After, 500, slow
+ *   answer, 401 expired token, malformed JSON, any body), and flags on {@link MockSpotifyState}
+ *   (`invalidGrant`, `omitRefreshToken`, `audioFeaturesForbidden`, `denyAuthorization`).
+ * @module
+ */
+
+import { type StoredTokens, writeTokenStore } from "../lib/spotify/token_store.ts";
+
+const FIXTURES = new URL("../../shared/fixtures/spotify/api/jmperez/", import.meta.url);
+
+/** The 5 recorded items of `user_top_tracks.json` (JMPerez/spotify-web-api-js, MIT). */
+export function recordedTopTracks(): Record<string, unknown>[] {
+  const page = JSON.parse(
+    Deno.readTextFileSync(new URL("user_top_tracks.json", FIXTURES)),
+  ) as { items: Record<string, unknown>[] };
+  return page.items;
+}
+
+/** The recorded audio features of `tracks_audio_features.json`, by track id. */
+export function recordedAudioFeatures(): Record<string, Record<string, unknown>> {
+  const doc = JSON.parse(
+    Deno.readTextFileSync(new URL("tracks_audio_features.json", FIXTURES)),
+  ) as { audio_features: Record<string, unknown>[] };
+  return Object.fromEntries(doc.audio_features.map((f) => [f.id as string, f]));
+}
+
+/** Options of {@link makeTrackItems}. */
+export interface MakeTrackItemsOptions {
+  /** Prefix of the generated ids (22 characters in all, like Spotify's). Default `MockTrack`. */
+  prefix?: string;
+}
+
+/**
+ * `n` track objects cloned from the recorded ones: the first five are the recorded tracks
+ * unchanged (with the default prefix), the rest get new ids `<prefix>0000…<i>` and a numbered name.
+ */
+export function makeTrackItems(
+  n: number,
+  options: MakeTrackItemsOptions = {},
+): Record<string, unknown>[] {
+  const { prefix = "MockTrack" } = options;
+  const recorded = recordedTopTracks();
+  return Array.from({ length: n }, (_, i) => {
+    const base = structuredClone(recorded[i % recorded.length]!);
+    if (i < recorded.length && prefix === "MockTrack") return base;
+    const id = `${prefix}${String(i).padStart(22 - prefix.length, "0")}`;
+    return {
+      ...base,
+      id,
+      name: `${base.name} #${i + 1}`,
+      uri: `spotify:track:${id}`,
+      href: `https://api.spotify.com/v1/tracks/${id}`,
+      external_urls: { spotify: `https://open.spotify.com/track/${id}` },
+      external_ids: { isrc: `MOCK${String(i).padStart(8, "0")}` },
+    };
+  });
+}
+
+/** A fault served instead of (or before) the normal answer. */
+export type MockFault =
+  /** A status with Spotify's error body (e.g. 429 with `retryAfter: "1"`, 500, 503). */
+  | { kind: "status"; status: number; retryAfter?: string; body?: unknown }
+  /** The normal answer, `delayMs` late (abandoned if the client gives up first). */
+  | { kind: "slow"; delayMs: number }
+  /** 200 with a JSON body cut in the middle. */
+  | { kind: "malformed" }
+  /** 401 "The access token expired"; the presented access token stops working. */
+  | { kind: "expired_token" }
+  /** 200 with this JSON body (e.g. a page of the wrong shape). */
+  | { kind: "body"; body: unknown };
+
+/** What the mock knows; tests may change it at any time. */
+export interface MockSpotifyState {
+  clientId: string;
+  /** When set, the token endpoint requires HTTP Basic with this secret. */
+  clientSecret?: string;
+  /** Top tracks per time range (`short_term`, `medium_term`, `long_term`). */
+  topTracks: Record<string, unknown[]>;
+  user: { id: string; display_name: string | null };
+  /** Audio features by track id (`GET /v1/audio-features`); unknown ids answer `null`. */
+  audioFeatures: Record<string, unknown>;
+  /** `GET /v1/audio-features` answers 403, as for apps without extended access. */
+  audioFeaturesForbidden: boolean;
+  /** The refresh_token grant answers 400 `invalid_grant` (revoked or expired refresh token). */
+  invalidGrant: boolean;
+  /** The refresh_token grant answers without a `refresh_token` (the old one stays valid). */
+  omitRefreshToken: boolean;
+  /** `/authorize` redirects back with `error=access_denied`. */
+  denyAuthorization: boolean;
+  /** Lifetime of issued access tokens, seconds. */
+  accessTokenTtl: number;
+  /** Queued faults: the first entry whose path matches a request is served (then `times`--). */
+  faults: { path: string; fault: MockFault; times: number }[];
+  /** Valid access tokens with their scope and expiry (ms since epoch). */
+  accessTokens: Map<string, { scope: string; expiresAt: number }>;
+  /** Valid refresh tokens with their scope. */
+  refreshTokens: Map<string, { scope: string }>;
+}
+
+/** One request the mock received. */
+export interface MockRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  /** Form fields of a token request. */
+  form?: Record<string, string>;
+  /** The `authorization` header (test-only mock: kept to check Basic/Bearer use). */
+  authorization?: string;
+  /** Status answered (0 while in flight). */
+  status: number;
+  /** The fault served, if any. */
+  fault?: MockFault["kind"];
+}
+
+/** Options of {@link startMockSpotify}. */
+export interface MockSpotifyOptions {
+  clientId?: string;
+  clientSecret?: string;
+  /** One list for every time range, or lists per range (default: the 5 recorded tracks). */
+  topTracks?: unknown[] | Record<string, unknown[]>;
+  user?: { id: string; display_name: string | null };
+  audioFeatures?: Record<string, unknown>;
+  accessTokenTtl?: number;
+}
+
+/** A running mock. */
+export interface MockSpotify {
+  /** Base URL for both SPOTIFY_API_URL and SPOTIFY_ACCOUNTS_URL. */
+  url: string;
+  state: MockSpotifyState;
+  /** Every request, in arrival order. */
+  requests: MockRequest[];
+  /** Queues a fault for the next `times` requests to `path` (e.g. `/v1/me/top/tracks`). */
+  fault(path: string, fault: MockFault, times?: number): void;
+  /** Mints tokens directly (for tests that do not go through `/authorize`). */
+  issueTokens(options?: { scope?: string; expiresIn?: number }): {
+    access_token: string;
+    refresh_token: string;
+    expires_in: number;
+    scope: string;
+  };
+  /** Requests to a path (e.g. `/api/token`). */
+  requestsTo(path: string): MockRequest[];
+  close(): Promise<void>;
+}
+
+const TIME_RANGES = ["short_term", "medium_term", "long_term"];
+
+/** Starts the mock on 127.0.0.1 with a free port. */
+export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify {
+  const tracks = options.topTracks ?? recordedTopTracks();
+  const state: MockSpotifyState = {
+    clientId: options.clientId ?? "mock-client-id",
+    clientSecret: options.clientSecret,
+    topTracks: Array.isArray(tracks)
+      ? Object.fromEntries(TIME_RANGES.map((r) => [r, tracks]))
+      : { ...tracks },
+    user: options.user ?? { id: "mockuser", display_name: "Mock User" },
+    audioFeatures: options.audioFeatures ?? recordedAudioFeatures(),
+    audioFeaturesForbidden: false,
+    invalidGrant: false,
+    omitRefreshToken: false,
+    denyAuthorization: false,
+    accessTokenTtl: options.accessTokenTtl ?? 3600,
+    faults: [],
+    accessTokens: new Map(),
+    refreshTokens: new Map(),
+  };
+  const requests: MockRequest[] = [];
+  const codes = new Map<
+    string,
+    { challenge: string; redirectUri: string; clientId: string; scope: string }
+  >();
+  const closing = new AbortController();
+  let url = "";
+
+  const issueTokens = (o: { scope?: string; expiresIn?: number } = {}) => {
+    const scope = o.scope ?? "user-top-read";
+    const expiresIn = o.expiresIn ?? state.accessTokenTtl;
+    const access_token = `BQ${randomToken()}`;
+    const refresh_token = `AQ${randomToken()}`;
+    state.accessTokens.set(access_token, { scope, expiresAt: Date.now() + expiresIn * 1000 });
+    state.refreshTokens.set(refresh_token, { scope });
+    return { access_token, refresh_token, expires_in: expiresIn, scope };
+  };
+
+  const handle = async (request: Request, entry: MockRequest): Promise<Response> => {
+    const u = new URL(request.url);
+    const index = state.faults.findIndex((f) => f.path === u.pathname && f.times > 0);
+    if (index >= 0) {
+      const queued = state.faults[index]!;
+      queued.times--;
+      if (queued.times <= 0) state.faults.splice(index, 1);
+      entry.fault = queued.fault.kind;
+      const f = queued.fault;
+      switch (f.kind) {
+        case "status": {
+          const headers: Record<string, string> = {};
+          if (f.retryAfter !== undefined) headers["retry-after"] = f.retryAfter;
+          return apiError(f.status, f.body ?? statusMessage(f.status), headers);
+        }
+        case "malformed":
+          return new Response('{"href": "x", "items": [{"album": {"album_type": "ALB', {
+            headers: { "content-type": "application/json; charset=utf-8" },
+          });
+        case "body":
+          return json(f.body);
+        case "expired_token": {
+          const token = bearer(request);
+          if (token) state.accessTokens.delete(token);
+          return apiError(401, "The access token expired");
+        }
+        case "slow":
+          await delay(f.delayMs, AbortSignal.any([request.signal, closing.signal]));
+          break;
+      }
+    }
+    if (u.pathname === "/authorize" && request.method === "GET") return authorize(u);
+    if (u.pathname === "/api/token" && request.method === "POST") {
+      return token(request, entry);
+    }
+    if (u.pathname.startsWith("/v1/")) {
+      const token = bearer(request);
+      const grant = token ? state.accessTokens.get(token) : undefined;
+      if (!token) return apiError(401, "No token provided");
+      if (!grant) return apiError(401, "Invalid access token");
+      if (grant.expiresAt <= Date.now()) return apiError(401, "The access token expired");
+      if (request.method !== "GET") return apiError(405, "Method not allowed");
+      if (u.pathname === "/v1/me") return json(userObject());
+      if (u.pathname === "/v1/me/top/tracks") {
+        if (!grant.scope.split(" ").includes("user-top-read")) {
+          return apiError(403, "Insufficient client scope");
+        }
+        return topTracks(u);
+      }
+      if (u.pathname === "/v1/audio-features") return audioFeatures(u);
+      return apiError(404, "Service not found");
+    }
+    return new Response("Not found", { status: 404 });
+  };
+
+  const authorize = (u: URL): Response => {
+    const q = u.searchParams;
+    const redirectUri = q.get("redirect_uri") ?? "";
+    if (q.get("client_id") !== state.clientId) return text(400, "INVALID_CLIENT: Invalid client");
+    if (!/^http:\/\/127\.0\.0\.1:\d+\/callback$/.test(redirectUri)) {
+      return text(400, "INVALID_CLIENT: Invalid redirect URI");
+    }
+    const back = new URL(redirectUri);
+    const stateParam = q.get("state");
+    if (stateParam !== null) back.searchParams.set("state", stateParam);
+    if (state.denyAuthorization) {
+      back.searchParams.set("error", "access_denied");
+      return Response.redirect(back.href, 302);
+    }
+    if (q.get("response_type") !== "code") {
+      return text(400, "response_type must be code");
+    }
+    const challenge = q.get("code_challenge");
+    if (q.get("code_challenge_method") !== "S256" || !challenge) {
+      return text(400, "code_challenge_method must be S256 with a code_challenge");
+    }
+    const code = `AQ${randomToken()}`;
+    codes.set(code, {
+      challenge,
+      redirectUri,
+      clientId: state.clientId,
+      scope: q.get("scope") ?? "",
+    });
+    back.searchParams.set("code", code);
+    return Response.redirect(back.href, 302);
+  };
+
+  const token = async (request: Request, entry: MockRequest): Promise<Response> => {
+    const form = Object.fromEntries(new URLSearchParams(await request.text()));
+    entry.form = form;
+    let clientId = form.client_id;
+    const auth = request.headers.get("authorization");
+    if (auth?.startsWith("Basic ")) {
+      const [id, secret] = atob(auth.slice(6)).split(":").map((s) =>
+        decodeURIComponent(s.replace(/\+/g, " "))
+      );
+      if (id !== state.clientId || (state.clientSecret && secret !== state.clientSecret)) {
+        return oauthError(400, "invalid_client", "Invalid client secret");
+      }
+      clientId = id;
+    } else if (state.clientSecret) {
+      return oauthError(400, "invalid_client", "Invalid client secret");
+    }
+    if (clientId !== state.clientId) return oauthError(400, "invalid_client", "Invalid client");
+    if (form.grant_type === "authorization_code") {
+      const issued = form.code ? codes.get(form.code) : undefined;
+      if (!issued) return oauthError(400, "invalid_grant", "Invalid authorization code");
+      codes.delete(form.code!);
+      if (form.redirect_uri !== issued.redirectUri) {
+        return oauthError(400, "invalid_grant", "Invalid redirect URI");
+      }
+      if (!form.code_verifier || (await s256(form.code_verifier)) !== issued.challenge) {
+        return oauthError(400, "invalid_grant", "code_verifier was incorrect");
+      }
+      const t = issueTokens({ scope: issued.scope });
+      return json({ ...t, token_type: "Bearer" });
+    }
+    if (form.grant_type === "refresh_token") {
+      const known = form.refresh_token ? state.refreshTokens.get(form.refresh_token) : undefined;
+      if (state.invalidGrant || !known) {
+        return oauthError(400, "invalid_grant", "Refresh token revoked");
+      }
+      const t = issueTokens({ scope: known.scope });
+      state.refreshTokens.delete(t.refresh_token);
+      if (state.omitRefreshToken) {
+        return json({
+          access_token: t.access_token,
+          token_type: "Bearer",
+          expires_in: t.expires_in,
+          scope: t.scope,
+        });
+      }
+      // Rotation: Spotify may return a new refresh token; the old one then stops working.
+      state.refreshTokens.delete(form.refresh_token!);
+      state.refreshTokens.set(t.refresh_token, { scope: known.scope });
+      return json({ ...t, token_type: "Bearer" });
+    }
+    return oauthError(400, "unsupported_grant_type", `grant_type ${form.grant_type}`);
+  };
+
+  const userObject = () => ({
+    display_name: state.user.display_name,
+    external_urls: { spotify: `https://open.spotify.com/user/${state.user.id}` },
+    href: `https://api.spotify.com/v1/users/${state.user.id}`,
+    id: state.user.id,
+    images: [],
+    type: "user",
+    uri: `spotify:user:${state.user.id}`,
+  });
+
+  const topTracks = (u: URL): Response => {
+    const q = u.searchParams;
+    const timeRange = q.get("time_range") ?? "medium_term";
+    if (!TIME_RANGES.includes(timeRange)) return apiError(400, "Invalid time range");
+    const limit = Number(q.get("limit") ?? "20");
+    const offset = Number(q.get("offset") ?? "0");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(400, "Invalid limit");
+    if (!Number.isInteger(offset) || offset < 0) return apiError(400, "Invalid offset");
+    const all = state.topTracks[timeRange] ?? [];
+    const base = `${url}/v1/me/top/tracks`;
+    const link = (o: number) => `${base}?time_range=${timeRange}&offset=${o}&limit=${limit}`;
+    return json({
+      href: link(offset),
+      items: all.slice(offset, offset + limit),
+      limit,
+      next: offset + limit < all.length ? link(offset + limit) : null,
+      offset,
+      previous: offset > 0 ? link(Math.max(0, offset - limit)) : null,
+      total: all.length,
+    });
+  };
+
+  const audioFeatures = (u: URL): Response => {
+    if (state.audioFeaturesForbidden) return apiError(403, "Forbidden");
+    const ids = (u.searchParams.get("ids") ?? "").split(",").filter(Boolean);
+    if (ids.length === 0) return apiError(400, "invalid request");
+    if (ids.length > 100) return apiError(400, "Too many ids requested");
+    return json({ audio_features: ids.map((id) => state.audioFeatures[id] ?? null) });
+  };
+
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, signal: closing.signal },
+    async (request) => {
+      const u = new URL(request.url);
+      const entry: MockRequest = {
+        method: request.method,
+        path: u.pathname,
+        query: Object.fromEntries(u.searchParams),
+        authorization: request.headers.get("authorization") ?? undefined,
+        status: 0,
+      };
+      requests.push(entry);
+      const response = await handle(request, entry);
+      entry.status = response.status;
+      return response;
+    },
+  );
+  url = `http://127.0.0.1:${server.addr.port}`;
+
+  return {
+    url,
+    state,
+    requests,
+    fault(path, fault, times = 1) {
+      state.faults.push({ path, fault, times });
+    },
+    issueTokens,
+    requestsTo(path) {
+      return requests.filter((r) => r.path === path);
+    },
+    async close() {
+      closing.abort();
+      await server.finished;
+    },
+  };
+}
+
+/** Options of {@link writeMockTokens}. */
+export interface WriteMockTokensOptions {
+  /** Access-token expiry (default: one hour from now, as the mock knows it). */
+  expiresAt?: Date;
+  /** Consent time (default now). */
+  consentedAt?: Date;
+  scope?: string;
+}
+
+/**
+ * Mints tokens on the mock and writes a token store for them (what `deno task auth` would leave),
+ * so a test can use `openSpotifyClient` without going through `/authorize`.
+ */
+export async function writeMockTokens(
+  mock: MockSpotify,
+  path: string,
+  options: WriteMockTokensOptions = {},
+): Promise<StoredTokens> {
+  const t = mock.issueTokens({ scope: options.scope });
+  const expiresAt = options.expiresAt ?? new Date(Date.now() + t.expires_in * 1000);
+  const tokens: StoredTokens = {
+    version: 1,
+    client_id: mock.state.clientId,
+    access_token: t.access_token,
+    token_type: "Bearer",
+    scope: t.scope,
+    expires_at: expiresAt.toISOString(),
+    refresh_token: t.refresh_token,
+    consented_at: (options.consentedAt ?? new Date()).toISOString(),
+    refreshed_at: null,
+    user: { ...mock.state.user },
+  };
+  await writeTokenStore(path, tokens);
+  return tokens;
+}
+
+/** Environment pointing the toolkit at the mock (for `loadConfig({ env, envFile: false })`). */
+export function mockEnv(
+  mock: MockSpotify,
+  dataDir: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    PIPELINE_DATA_DIR: dataDir,
+    SPOTIFY_API_URL: mock.url,
+    SPOTIFY_ACCOUNTS_URL: mock.url,
+    SPOTIFY_CLIENT_ID: mock.state.clientId,
+    ...(mock.state.clientSecret ? { SPOTIFY_CLIENT_SECRET: mock.state.clientSecret } : {}),
+    SPOTIFY_SOURCE: "api",
+    ...extra,
+  };
+}
+
+/**
+ * Opens the authorize URL like a browser: GET it, follow the 302 to the loopback callback and
+ * return the callback's answer (the toolkit's page).
+ */
+export async function followAuthorize(authorizeUrl: string): Promise<Response> {
+  const first = await fetch(authorizeUrl, { redirect: "manual" });
+  await first.body?.cancel();
+  const location = first.headers.get("location");
+  if (first.status !== 302 || !location) {
+    throw new Error(`/authorize answered ${first.status} without a redirect`);
+  }
+  return await fetch(location);
+}
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+/** Spotify's Web API error body (`ErrorObject`). */
+function apiError(
+  status: number,
+  message: unknown,
+  headers: Record<string, string> = {},
+): Response {
+  const body = typeof message === "string" ? { error: { status, message } } : message;
+  return json(body, status, headers);
+}
+
+function oauthError(status: number, error: string, description: string): Response {
+  return json({ error, error_description: description }, status);
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body, { status, headers: { "content-type": "text/plain" } });
+}
+
+function statusMessage(status: number): string {
+  return status === 429
+    ? "API rate limit exceeded"
+    : status >= 500
+    ? "Server error"
+    : `HTTP ${status}`;
+}
+
+function bearer(request: Request): string | undefined {
+  const h = request.headers.get("authorization");
+  return h?.startsWith("Bearer ") ? h.slice(7) : undefined;
+}
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+async function s256(verifier: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-").replace(
+    /\//g,
+    "_",
+  ).replace(/=+$/, "");
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
