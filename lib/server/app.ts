@@ -1,0 +1,467 @@
+/**
+ * The HTTP trigger's handler, a plain `(Request) => Promise<Response>` (tests call it directly):
+ *
+ * - `POST /run-top-tracks` starts a run: 202 with its id (`?wait=true`: waits, answers the run);
+ *   409 with the running id when a run is in progress. Optional JSON body
+ *   `{"date": "YYYY-MM-DD", "to": "<step>", "full_refresh": true}`.
+ * - `GET /runs` (recent runs), `GET /runs/:id`, `GET /healthz` (no auth), `GET /readyz`.
+ *
+ * With a trigger token configured, every endpoint but `/healthz` needs `Authorization: Bearer
+ * <token>` (compared in constant time), else 401. Bodies are bounded (413), JSON only (415),
+ * errors are JSON `{"error": "<code>", "message": "..."}`, unknown routes 404, wrong methods 405.
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import { ConfigError, LockedError, PipelineError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
+import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
+import { readRunLock } from "../lock.ts";
+import { getRun, listRuns } from "./runs.ts";
+import {
+  type PipelineFn,
+  type RunOutcome,
+  type StartedRun,
+  startRun,
+  type TriggerParams,
+} from "./trigger.ts";
+
+/** Largest request body accepted by default (bytes). */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
+
+/** Options of {@link PipelineApp}. */
+export interface PipelineAppOptions {
+  config: Config;
+  log: Logger;
+  /** Largest request body accepted (default {@link DEFAULT_MAX_BODY_BYTES}). */
+  maxBodyBytes?: number;
+  /** Runs the pipeline (default `runPipeline`; injectable for tests). */
+  pipeline?: PipelineFn;
+  /** Clock for the readiness check (default: now). */
+  now?: () => Date;
+}
+
+/** A JSON error answer. */
+class HttpProblem extends Error {
+  override name = "HttpProblem";
+  readonly status: number;
+  readonly code: string;
+  readonly extra: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    more: { extra?: Record<string, unknown>; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.extra = more.extra ?? {};
+    this.headers = more.headers ?? {};
+  }
+}
+
+type Handler = (request: Request, url: URL, param?: string) => Promise<Response>;
+interface Route {
+  methods: Record<string, Handler>;
+  public?: boolean;
+}
+
+const BODY_KEYS = ["date", "to", "full_refresh"];
+
+/**
+ * The HTTP trigger: routes, auth, bounded bodies, and the runs it started (so `close()` can stop
+ * them and `?wait=true` can wait for one).
+ */
+export class PipelineApp {
+  #config: Config;
+  #log: Logger;
+  #maxBodyBytes: number;
+  #pipeline?: PipelineFn;
+  #now: () => Date;
+  #expectedDigest?: Promise<Uint8Array>;
+  #inflight = new Map<string, Promise<RunOutcome>>();
+  #stop = new AbortController();
+  #closing = false;
+  #routes: Record<string, Route>;
+
+  constructor(options: PipelineAppOptions) {
+    this.#config = options.config;
+    this.#log = options.log;
+    this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#pipeline = options.pipeline;
+    this.#now = options.now ?? (() => new Date());
+    const token = options.config.serve.triggerToken;
+    if (token !== undefined) {
+      this.#log.addSecret(token);
+      this.#expectedDigest = sha256(token);
+    }
+    this.#routes = {
+      "/healthz": {
+        public: true,
+        methods: { GET: () => Promise.resolve(this.#json(200, { ok: true })) },
+      },
+      "/readyz": { methods: { GET: () => this.#readyz() } },
+      "/run-top-tracks": { methods: { POST: (req, url) => this.#trigger(req, url) } },
+      "/runs": { methods: { GET: (_req, url) => this.#listRuns(url) } },
+      "/runs/:id": { methods: { GET: (_req, _url, id) => this.#getRun(id!) } },
+    };
+  }
+
+  /** The request handler (for `Deno.serve`). */
+  readonly handler = (request: Request): Promise<Response> => this.handle(request);
+
+  /** Ids of the runs this app started that are still going. */
+  get running(): string[] {
+    return [...this.#inflight.keys()];
+  }
+
+  /** Answers one request; never throws. */
+  async handle(request: Request): Promise<Response> {
+    const started = performance.now();
+    const url = new URL(request.url);
+    let response: Response;
+    try {
+      response = await this.#route(request, url);
+    } catch (error) {
+      response = this.#errorResponse(error);
+    }
+    if (request.method === "HEAD") {
+      await response.body?.cancel();
+      response = new Response(null, { status: response.status, headers: response.headers });
+    }
+    const fields = {
+      method: request.method,
+      path: url.pathname,
+      status: response.status,
+      ms: Math.round(performance.now() - started),
+    };
+    if (url.pathname === "/healthz") this.#log.debug("http", fields);
+    else this.#log.info("http", fields);
+    return response;
+  }
+
+  /**
+   * Starts a run in the background (what `POST /run-top-tracks` and the cron job call).
+   * Rejects with `LockedError` when a run is in progress.
+   */
+  async trigger(params: TriggerParams = {}): Promise<StartedRun> {
+    if (this.#closing) {
+      throw new HttpProblem(503, "shutting_down", "The server is stopping: no new runs");
+    }
+    const started = await startRun(this.#config, {
+      log: this.#log,
+      params,
+      signal: this.#stop.signal,
+      pipeline: this.#pipeline,
+    });
+    const id = started.run.id;
+    this.#inflight.set(id, started.done);
+    started.done.finally(() => this.#inflight.delete(id));
+    return started;
+  }
+
+  /** Refuses new runs, aborts the running ones between steps, and waits for them to end. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#stop.abort();
+    await Promise.all(this.#inflight.values());
+  }
+
+  async #route(request: Request, url: URL): Promise<Response> {
+    let path = url.pathname;
+    if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
+    let key = path;
+    let param: string | undefined;
+    const m = /^\/runs\/([^/]+)$/.exec(path);
+    if (m) {
+      key = "/runs/:id";
+      param = m[1];
+    }
+    const route = this.#routes[key];
+    if (!route?.public) await this.#authorize(request);
+    if (!route) throw new HttpProblem(404, "not_found", `No route ${path}`);
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const handler = route.methods[method];
+    if (!handler) {
+      const allow = Object.keys(route.methods);
+      if (allow.includes("GET")) allow.push("HEAD");
+      throw new HttpProblem(
+        405,
+        "method_not_allowed",
+        `${request.method} is not allowed on ${path} (allowed: ${allow.join(", ")})`,
+        { headers: { allow: allow.join(", ") } },
+      );
+    }
+    return await handler(request, url, param);
+  }
+
+  async #authorize(request: Request): Promise<void> {
+    if (this.#expectedDigest === undefined) return;
+    const header = request.headers.get("authorization");
+    const challenge = { "www-authenticate": 'Bearer realm="spotify-pipeline"' };
+    if (!header) {
+      throw new HttpProblem(401, "unauthorized", "Missing Authorization: Bearer <token>", {
+        headers: challenge,
+      });
+    }
+    const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
+    const given = await sha256(m?.[1] ?? "");
+    const expected = await this.#expectedDigest;
+    if (!m || !constantTimeEqual(given, expected)) {
+      throw new HttpProblem(401, "unauthorized", "Invalid bearer token", {
+        headers: { "www-authenticate": 'Bearer realm="spotify-pipeline", error="invalid_token"' },
+      });
+    }
+  }
+
+  async #trigger(request: Request, url: URL): Promise<Response> {
+    const wait = parseWait(url.searchParams.get("wait"));
+    const params = parseTriggerBody(await this.#readBody(request), request);
+    let started: StartedRun;
+    try {
+      started = await this.trigger(params);
+    } catch (error) {
+      if (error instanceof LockedError) {
+        throw new HttpProblem(409, "already_running", error.message, {
+          extra: { run_id: error.runId },
+        });
+      }
+      throw error;
+    }
+    const id = started.run.id;
+    if (!wait) {
+      return this.#json(202, { run_id: id, status: "running", links: { run: `/runs/${id}` } }, {
+        location: `/runs/${id}`,
+      });
+    }
+    const outcome = await started.done;
+    const run = await getRun(this.#config, id);
+    if (outcome.exitCode === 0) return this.#json(200, { run_id: id, run });
+    return this.#json(500, {
+      error: "run_failed",
+      message: outcome.error,
+      exit_code: outcome.exitCode,
+      run_id: id,
+      run,
+    });
+  }
+
+  async #listRuns(url: URL): Promise<Response> {
+    const raw = url.searchParams.get("limit");
+    let limit = 20;
+    if (raw !== null) {
+      if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) {
+        throw new HttpProblem(400, "bad_request", `limit="${raw}": expected 1 to 100`);
+      }
+      limit = Number(raw);
+    }
+    return this.#json(200, { runs: await listRuns(this.#config, { limit }) });
+  }
+
+  async #getRun(rawId: string): Promise<Response> {
+    let id: string;
+    try {
+      id = validateRunId(decodeURIComponent(rawId));
+    } catch {
+      throw new HttpProblem(
+        400,
+        "bad_run_id",
+        "Not a run id: expected the form 20261126T120000Z-ab12",
+      );
+    }
+    let run;
+    try {
+      run = await getRun(this.#config, id);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new HttpProblem(500, "run_unreadable", error.message);
+    }
+    if (!run) throw new HttpProblem(404, "not_found", `No run ${id}`);
+    return this.#json(200, { run });
+  }
+
+  async #readyz(): Promise<Response> {
+    const config = this.#config;
+    const checks: Record<string, { ok: boolean; detail: string }> = {
+      config: { ok: true, detail: `profile ${config.profile}, valid at start-up` },
+    };
+    if (config.spotify.source === "sample") {
+      checks.spotify_tokens = { ok: true, detail: "not needed: bundled sample data (local)" };
+    } else {
+      try {
+        const tokens = await readTokenStore(config.spotify.tokensFile);
+        const age = refreshTokenAge(tokens, this.#now());
+        checks.spotify_tokens = age.warning
+          ? { ok: false, detail: age.warning }
+          : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
+      } catch (error) {
+        if (!(error instanceof PipelineError)) throw error;
+        checks.spotify_tokens = { ok: false, detail: error.message };
+      }
+    }
+    checks.data_dir = await dataDirCheck(config.dataDir);
+    const running = (await readRunLock(config))?.run_id ?? null;
+    const ready = Object.values(checks).every((c) => c.ok);
+    return this.#json(ready ? 200 : 503, { ready, checks, running });
+  }
+
+  async #readBody(request: Request): Promise<Uint8Array> {
+    const max = this.#maxBodyBytes;
+    const tooLarge = () =>
+      new HttpProblem(413, "payload_too_large", `Request body over ${max} bytes`);
+    const declared = request.headers.get("content-length");
+    if (declared !== null && Number(declared) > max) throw tooLarge();
+    if (!request.body) return new Uint8Array();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.byteLength;
+    }
+    return out;
+  }
+
+  /** A JSON response, with every registered secret redacted. */
+  #json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+    return json(status, body, headers, this.#log);
+  }
+
+  #errorResponse(error: unknown): Response {
+    if (error instanceof HttpProblem) {
+      return this.#json(
+        error.status,
+        { error: error.code, message: error.message, ...error.extra },
+        error.headers,
+      );
+    }
+    if (error instanceof ConfigError) {
+      return this.#json(400, { error: "bad_request", message: error.message });
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    this.#log.error(`HTTP handler failed: ${this.#log.redact(message)}`, {
+      stack: error instanceof Error ? this.#log.redact(error.stack ?? "") : undefined,
+    });
+    return this.#json(500, { error: "internal", message: "Internal error (see the server log)" });
+  }
+}
+
+/** Parses `?wait=`: absent/false/0 → false, ""/true/1 → true, else 400. */
+function parseWait(value: string | null): boolean {
+  if (value === null || value === "false" || value === "0") return false;
+  if (value === "" || value === "true" || value === "1") return true;
+  throw new HttpProblem(400, "bad_request", `wait="${value}": expected true or false`);
+}
+
+/** Validates the optional JSON body of `POST /run-top-tracks`. */
+function parseTriggerBody(bytes: Uint8Array, request: Request): TriggerParams {
+  if (bytes.byteLength === 0) return {};
+  const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new HttpProblem(
+      415,
+      "unsupported_media_type",
+      `Content-Type "${type || "(none)"}" is not supported: send application/json or no body`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new HttpProblem(400, "bad_json", `Body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpProblem(400, "bad_request", "Body must be a JSON object");
+  }
+  const body = value as Record<string, unknown>;
+  const unknown = Object.keys(body).filter((k) => !BODY_KEYS.includes(k));
+  if (unknown.length) {
+    throw new HttpProblem(
+      400,
+      "bad_request",
+      `Unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")}: expected ${
+        BODY_KEYS.join(", ")
+      }`,
+    );
+  }
+  const params: TriggerParams = {};
+  if (body.date !== undefined) {
+    if (typeof body.date !== "string") {
+      throw new HttpProblem(400, "bad_request", "date: expected a string YYYY-MM-DD");
+    }
+    params.date = validateDate(body.date, "date");
+  }
+  if (body.to !== undefined) {
+    if (typeof body.to !== "string" || !(STEP_NAMES as readonly string[]).includes(body.to)) {
+      throw new HttpProblem(400, "bad_request", `to: expected one of ${STEP_NAMES.join(", ")}`);
+    }
+    params.to = body.to as StepName;
+  }
+  if (body.full_refresh !== undefined) {
+    if (typeof body.full_refresh !== "boolean") {
+      throw new HttpProblem(400, "bad_request", "full_refresh: expected true or false");
+    }
+    params.fullRefresh = body.full_refresh;
+  }
+  return params;
+}
+
+async function dataDirCheck(dir: string): Promise<{ ok: boolean; detail: string }> {
+  try {
+    const info = await Deno.stat(dir);
+    return info.isDirectory
+      ? { ok: true, detail: dir }
+      : { ok: false, detail: `${dir} is not a directory (PIPELINE_DATA_DIR)` };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return { ok: true, detail: `${dir} (created on the first run)` };
+    }
+    return { ok: false, detail: `${dir}: ${(error as Error).message}` };
+  }
+}
+
+function json(
+  status: number,
+  body: unknown,
+  headers: Record<string, string>,
+  log: Logger,
+): Response {
+  const text = log.redact(JSON.stringify(body, null, 2) + "\n");
+  return new Response(text, {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      ...headers,
+    },
+  });
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+}
+
+/** Compares two digests of equal length without an early exit. */
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ (b[i] ?? 0);
+  return diff === 0;
+}
