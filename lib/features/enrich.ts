@@ -1,0 +1,294 @@
+/**
+ * The enrichment engine: asks the audio-features providers in the configured order, matches by
+ * track id first and only then by normalized (title, primary artist) — name matches come from
+ * CSV catalogs only and are marked `match_method: "name"` — and builds the coverage report
+ * (by id, by name, unmatched with the tracks listed).
+ * @module
+ */
+
+import { SourceError } from "../errors.ts";
+import { HttpError, NetworkError } from "../http.ts";
+import type { Logger } from "../log.ts";
+import type {
+  AudioFeatures,
+  EnrichedRow,
+  FeaturesSource,
+  MatchMethod,
+  TopTrackRow,
+} from "../types.ts";
+import {
+  emptyReport,
+  type FeaturesHit,
+  type FeaturesLookup,
+  type NameMatchDetail,
+  nullFeatures,
+  type ProviderName,
+  type ProviderReport,
+  type TrackQuery,
+} from "./provider.ts";
+
+/** A provider slot in the configured order: a provider, or one not used this run and why. */
+export type ProviderSlot = FeaturesLookup | { name: ProviderName; skipped: string };
+
+/** Options of {@link enrichRows}. */
+export interface EnrichOptions {
+  /** Providers in the configured order. */
+  providers: readonly ProviderSlot[];
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/** A track matched by name, listed in the coverage report so it can be checked. */
+export interface NameMatchEntry {
+  track_id: string;
+  track_name: string;
+  primary_artist: string | null;
+  source: ProviderName;
+  match: NameMatchDetail;
+}
+
+/** A track no provider had features for. */
+export interface UnmatchedTrack {
+  track_id: string;
+  track_name: string;
+  artist_names: string[];
+  /** Where it appears in the top lists. */
+  positions: { time_range: string; rank: number }[];
+}
+
+/** The coverage report (`enrich/coverage.json`). Counts are rows unless named `tracks`. */
+export interface CoverageReport {
+  rows: number;
+  /** Distinct track ids among the rows. */
+  tracks: number;
+  matched: number;
+  by_id: number;
+  by_name: number;
+  unmatched: number;
+  /** `matched / rows` (0 when there are no rows). */
+  share: number;
+  /** Rows per features source. */
+  by_source: Record<FeaturesSource, number>;
+  /** One per configured provider, in order; `filled*` count distinct tracks. */
+  providers: ProviderReport[];
+  name_matches: NameMatchEntry[];
+  unmatched_tracks: UnmatchedTrack[];
+}
+
+/** What {@link enrichRows} returns. */
+export interface EnrichResult {
+  rows: EnrichedRow[];
+  coverage: CoverageReport;
+}
+
+interface Found {
+  source: ProviderName;
+  hit: FeaturesHit;
+}
+
+/**
+ * Adds audio features to every row: each provider is asked (in order) for the tracks no earlier
+ * provider had by id; an id match from any provider beats a name match; among name matches the
+ * earliest provider wins. Remote failures are reported in the coverage, not thrown; a
+ * configuration problem (a missing CSV) is thrown.
+ */
+export async function enrichRows(
+  rows: readonly TopTrackRow[],
+  options: EnrichOptions,
+): Promise<EnrichResult> {
+  const { providers, log, signal } = options;
+  const queries = new Map<string, TrackQuery>();
+  for (const row of rows) {
+    if (!queries.has(row.track_id)) {
+      queries.set(row.track_id, {
+        track_id: row.track_id,
+        track_name: row.track_name,
+        primary_artist: row.artist_names[0] ?? null,
+      });
+    }
+  }
+
+  const byId = new Map<string, Found>();
+  const byName = new Map<string, Found>();
+  const reports: ProviderReport[] = [];
+  for (const slot of providers) {
+    if ("skipped" in slot) {
+      reports.push(emptyReport(slot.name, "skipped", slot.skipped));
+      continue;
+    }
+    const pending = [...queries.values()].filter((q) => !byId.has(q.track_id));
+    if (pending.length === 0) {
+      reports.push(emptyReport(slot.name, "skipped", "every track already had features by id"));
+      continue;
+    }
+    signal?.throwIfAborted();
+    let report: ProviderReport;
+    try {
+      const result = await slot.lookup(pending, { log, signal });
+      for (const [id, hit] of result.byId) {
+        if (queries.has(id) && !byId.has(id)) byId.set(id, { source: slot.name, hit });
+      }
+      for (const [id, hit] of result.byName) {
+        if (queries.has(id) && !byName.has(id)) byName.set(id, { source: slot.name, hit });
+      }
+      report = result.report;
+    } catch (error) {
+      if (
+        !(error instanceof SourceError || error instanceof HttpError ||
+          error instanceof NetworkError)
+      ) throw error;
+      const note = `${slot.name} failed: ${error.message.split("\n")[0]}`;
+      log.warn(note);
+      report = emptyReport(slot.name, "failed", note);
+      report.requested = pending.length;
+    }
+    reports.push(report);
+    log.info(`Audio features from ${slot.name}`, {
+      status: report.status,
+      requested: report.requested,
+      found_by_id: report.found_by_id,
+      found_by_name: report.found_by_name,
+    });
+  }
+
+  // Final attribution per track: id first, then name.
+  const decided = new Map<
+    string,
+    { features: AudioFeatures; source: FeaturesSource; method: MatchMethod }
+  >();
+  const nameMatches: NameMatchEntry[] = [];
+  for (const q of queries.values()) {
+    const viaId = byId.get(q.track_id);
+    const viaName = viaId ? undefined : byName.get(q.track_id);
+    const found = viaId ?? viaName;
+    if (!found) {
+      decided.set(q.track_id, { features: nullFeatures(), source: "none", method: "none" });
+      continue;
+    }
+    const method: MatchMethod = viaId ? "id" : "name";
+    decided.set(q.track_id, { features: found.hit.features, source: found.source, method });
+    const report = reports.find((r) => r.provider === found.source);
+    if (report) {
+      report.filled++;
+      if (method === "id") report.filled_by_id++;
+      else report.filled_by_name++;
+    }
+    if (method === "name" && found.hit.name) {
+      nameMatches.push({
+        track_id: q.track_id,
+        track_name: q.track_name,
+        primary_artist: q.primary_artist,
+        source: found.source,
+        match: found.hit.name,
+      });
+    }
+  }
+
+  const bySource: Record<FeaturesSource, number> = { spotify: 0, reccobeats: 0, csv: 0, none: 0 };
+  const unmatched = new Map<string, UnmatchedTrack>();
+  let byIdRows = 0;
+  let byNameRows = 0;
+  const out: EnrichedRow[] = rows.map((row) => {
+    const d = decided.get(row.track_id)!;
+    bySource[d.source]++;
+    if (d.method === "id") byIdRows++;
+    else if (d.method === "name") byNameRows++;
+    else {
+      const entry = unmatched.get(row.track_id) ?? {
+        track_id: row.track_id,
+        track_name: row.track_name,
+        artist_names: row.artist_names,
+        positions: [],
+      };
+      entry.positions.push({ time_range: row.time_range, rank: row.rank });
+      unmatched.set(row.track_id, entry);
+    }
+    return { ...row, ...d.features, features_source: d.source, match_method: d.method };
+  });
+
+  const matched = byIdRows + byNameRows;
+  return {
+    rows: out,
+    coverage: {
+      rows: rows.length,
+      tracks: queries.size,
+      matched,
+      by_id: byIdRows,
+      by_name: byNameRows,
+      unmatched: rows.length - matched,
+      share: rows.length ? Math.round((matched / rows.length) * 10_000) / 10_000 : 0,
+      by_source: bySource,
+      providers: reports,
+      name_matches: nameMatches,
+      unmatched_tracks: [...unmatched.values()],
+    },
+  };
+}
+
+/** Options of {@link formatCoverage}. */
+export interface FormatCoverageOptions {
+  /** How to show a catalog path (e.g. relative to the working folder). */
+  displayPath?: (path: string) => string;
+  /** Most unmatched tracks listed (default 50). */
+  maxUnmatched?: number;
+}
+
+/** The coverage report as readable lines (printed by the pipeline's summary). */
+export function formatCoverage(
+  coverage: CoverageReport,
+  options: FormatCoverageOptions = {},
+): string {
+  const { displayPath = (p: string) => p, maxUnmatched = 50 } = options;
+  const c = coverage;
+  const pct = (c.share * 100).toFixed(1);
+  const distinct = c.tracks !== c.rows ? ` (${c.tracks} distinct tracks)` : "";
+  const lines = [
+    `Audio features: ${c.matched} of ${c.rows} rows${distinct} (${pct}%) — ` +
+    `${c.by_id} by id, ${c.by_name} by name, ${c.unmatched} unmatched`,
+  ];
+  for (const p of c.providers) {
+    const head = `  ${p.provider.padEnd(10)} `;
+    if (p.status === "skipped") lines.push(`${head}skipped: ${p.note ?? ""}`);
+    else {
+      const status = p.status === "ok" ? "" : ` — ${p.status}: ${p.note ?? ""}`;
+      lines.push(
+        `${head}${p.filled} filled (${p.filled_by_id} by id, ${p.filled_by_name} by name) ` +
+          `of ${p.requested} asked${p.rejected ? `, ${p.rejected} answers out of range` : ""}` +
+          status,
+      );
+    }
+    for (const s of p.catalogs ?? []) {
+      const reasons = Object.entries(s.rejected_by_reason).map(([r, n]) => `${r}: ${n}`);
+      lines.push(
+        `      ${displayPath(s.file)}: ${s.rows} rows, ${s.accepted} used, ` +
+          `${s.duplicate_ids} duplicate ids, ${s.rejected} rejected` +
+          (reasons.length ? ` (${reasons.join(", ")})` : "") +
+          (s.without_id ? `, ${s.without_id} without a track id` : ""),
+      );
+    }
+  }
+  if (c.name_matches.length) {
+    lines.push(`  Matched by name (${c.name_matches.length}):`);
+    for (const m of c.name_matches) {
+      lines.push(
+        `    "${m.track_name}" — ${m.primary_artist ?? "?"}  →  "${m.match.catalog_track_name}" ` +
+          `(${m.match.catalog_artists}) ${displayPath(m.match.file)} line ${m.match.line}`,
+      );
+    }
+  }
+  if (c.unmatched_tracks.length) {
+    lines.push(`  Unmatched (${c.unmatched_tracks.length} tracks):`);
+    for (const u of c.unmatched_tracks.slice(0, maxUnmatched)) {
+      const where = u.positions.map((p) => `${p.time_range} #${p.rank}`).join(", ");
+      lines.push(
+        `    ${where}  "${u.track_name}" — ${u.artist_names.join(", ") || "?"}  (${u.track_id})`,
+      );
+    }
+    if (c.unmatched_tracks.length > maxUnmatched) {
+      lines.push(
+        `    ... and ${c.unmatched_tracks.length - maxUnmatched} more (enrich/coverage.json)`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
