@@ -133,7 +133,15 @@ export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
       run: RUN_FLAG,
       "full-refresh": { type: "boolean", description: "rebuild incremental models" },
     },
-    env: [...CORE_ENV, "DBT_PYTHON", "DBT_VENV_DIR", "DBT_COVERAGE_FLOOR", "DUCKDB_PATH"],
+    env: [
+      ...CORE_ENV,
+      "DBT_PYTHON",
+      "DBT_VENV_DIR",
+      "DBT_SCHEMA",
+      "DBT_COVERAGE_FLOOR",
+      "DUCKDB_PATH",
+      ...SNOWFLAKE_ENV,
+    ],
     examples: ["deno task transform", "deno task transform --full-refresh"],
   },
   pipeline: {

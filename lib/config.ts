@@ -127,6 +127,8 @@ export interface DbtConfig {
   python: string;
   /** Coverage floor (share of top tracks with features) below which a dbt test warns. */
   coverageFloor: number;
+  /** Schema the models are built in (duckdb: `main`; snowflake: `ANALYTICS`). */
+  schema: string;
 }
 
 /** HTTP trigger and schedule settings. */
@@ -312,6 +314,11 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "DBT_PYTHON", description: "python used to create the dbt venv", default: "python3" },
   { name: "DBT_VENV_DIR", description: "dbt virtualenv", default: ".venv" },
   {
+    name: "DBT_SCHEMA",
+    description: "schema dbt builds the models in (the raw table stays in raw / SNOWFLAKE_SCHEMA)",
+    default: "local: main; prod: ANALYTICS",
+  },
+  {
     name: "DBT_COVERAGE_FLOOR",
     description: "share of tracks with features below which dbt warns (0..1)",
     default: "0.5",
@@ -436,6 +443,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     venvDir: resolve(PROJECT_ROOT, p.str("DBT_VENV_DIR") ?? ".venv"),
     python: p.str("DBT_PYTHON") ?? "python3",
     coverageFloor: p.float("DBT_COVERAGE_FLOOR", 0.5, 0, 1),
+    schema: p.ident("DBT_SCHEMA", prod ? "ANALYTICS" : "main"),
   };
 
   const serve: ServeConfig = {
