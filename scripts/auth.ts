@@ -14,7 +14,6 @@ export function main(args: string[]): Promise<number> {
     if (flags.status) {
       const status = await authStatus(config, { log });
       console.log(status.text);
-      if (status.warning) log.warn(status.warning);
       return;
     }
     const { tokens, file } = await authorize(config, {

@@ -235,6 +235,17 @@ Deno.test("a refresh answer without refresh_token keeps the old refresh token", 
   assertEquals((await readTokenStore(env.tokensFile)).refresh_token, old.refresh_token);
 });
 
+Deno.test("refresh uses the client id saved in the token store when SPOTIFY_CLIENT_ID is unset", async () => {
+  await using env = await setup({}, { SPOTIFY_CLIENT_ID: "" });
+  assertEquals(env.config.spotify.clientId, undefined);
+  const { log } = testLog();
+  await writeMockTokens(env.mock, env.tokensFile, { expiresAt: new Date(Date.now() - 1000) });
+  const client = await openSpotifyClient(env.config, { log });
+  await client.getJson("/v1/me");
+  assertEquals(env.mock.requestsTo("/api/token")[0]?.form?.client_id, "mock-client-id");
+  assertEquals(env.mock.requestsTo("/api/token")[0]?.status, 200);
+});
+
 Deno.test("a rotated refresh token replaces the stored one", async () => {
   await using env = await setup();
   const { log } = testLog();

@@ -27,7 +27,8 @@ export interface OAuthContext {
 /** Options of {@link oauthContext}. */
 export interface OAuthContextOptions {
   log: Logger;
-  /** Client id to use when the config has none (e.g. the one saved in the token store). */
+  /** Client id to use instead of the configured one (the one saved in the token store, which the
+   * refresh token is bound to). */
   clientId?: string;
   signal?: AbortSignal;
 }
@@ -35,7 +36,7 @@ export interface OAuthContextOptions {
 /** Builds the oauth4webapi context from the config; the secret is registered with the logger. */
 export function oauthContext(config: Config, options: OAuthContextOptions): OAuthContext {
   const { log, signal } = options;
-  const clientId = config.spotify.clientId ?? options.clientId;
+  const clientId = options.clientId ?? config.spotify.clientId;
   if (!clientId) {
     throw new ConfigError(
       "SPOTIFY_CLIENT_ID is not set: the client id of your Spotify app (developer.spotify.com/dashboard) is needed to authorize",

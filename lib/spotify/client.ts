@@ -48,6 +48,12 @@ export class SpotifyClient {
     this.#now = options.now ?? (() => new Date());
     this.#log.addSecret(tokens.access_token);
     this.#log.addSecret(tokens.refresh_token);
+    const configured = config.spotify.clientId;
+    if (configured && configured !== tokens.client_id) {
+      this.#log.warn(
+        `The Spotify token store was authorized for client id ${tokens.client_id}, but SPOTIFY_CLIENT_ID is ${configured}: refreshing with the stored one; run \`deno task auth\` to switch apps`,
+      );
+    }
   }
 
   /** The current tokens (a copy). */
