@@ -103,6 +103,7 @@ export async function acquireRunLock(
   const { runId, isAlive = isLockHolderAlive, onStale } = options;
   await Deno.mkdir(config.dataDir, { recursive: true });
   const path = lockPath(config);
+  let waitedForId = 0;
   // A few rounds cover the races: the file vanishing between attempts, another process taking
   // over a stale lock at the same moment.
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -131,6 +132,12 @@ export async function acquireRunLock(
         throw lockedError(path, undefined);
       }
     } else if (isAlive(current.info)) {
+      // Between taking the lock and creating its run, a holder may not have written the run id
+      // yet (resume of the latest run): wait a moment so the error can name it.
+      if (current.info.run_id === undefined && waitedForId++ < 25) {
+        await sleep(20);
+        continue;
+      }
       throw lockedError(path, current.info);
     }
     if (await takeOver(path, current)) {

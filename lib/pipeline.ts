@@ -8,7 +8,7 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
-import { createRun, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
+import { createRun, newRunId, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
 import { runStep } from "./steps.ts";
 
 /** Options of {@link runPipeline}. */
@@ -61,13 +61,15 @@ export async function runPipeline(
   }
 
   // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
+  const continuing = options.runId !== undefined || options.resume === true || from !== "fetch";
+  const newId = continuing ? undefined : newRunId();
   const lock = await acquireRunLock(config, {
-    runId: options.runId,
+    runId: options.runId ?? newId,
     onStale: (held) =>
       log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
   });
   try {
-    return await runSteps(config, options, { steps, from, lock });
+    return await runSteps(config, options, { steps, continuing, newId, lock });
   } finally {
     await lock.release();
   }
@@ -76,14 +78,18 @@ export async function runPipeline(
 async function runSteps(
   config: Config,
   options: PipelineOptions,
-  { steps, from, lock }: { steps: StepName[]; from: StepName; lock: RunLock },
+  { steps, continuing, newId, lock }: {
+    steps: StepName[];
+    continuing: boolean;
+    newId?: string;
+    lock: RunLock;
+  },
 ): Promise<PipelineResult> {
   const { log } = options;
-  const continuing = options.runId !== undefined || options.resume === true || from !== "fetch";
   const run = continuing
     ? await openRun(config, { runId: options.runId, unfinished: options.resume && !options.runId })
-    : await createRun(config, { date: options.date });
-  await lock.setRunId(run.id);
+    : await createRun(config, { date: options.date, id: newId });
+  if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
   options.onRun?.(run);
   const runLog = log.child({ run_id: run.id });
   runLog.info(

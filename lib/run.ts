@@ -168,13 +168,15 @@ export interface CreateRunOptions {
   /** Snapshot date (UTC `YYYY-MM-DD`, default today). */
   date?: string;
   now?: Date;
+  /** Run id made beforehand with {@link newRunId} (e.g. to name it in the run lock first). */
+  id?: string;
 }
 
 /** Creates a new run folder with a fresh manifest. */
 export async function createRun(config: Config, options: CreateRunOptions = {}): Promise<Run> {
   const now = options.now ?? new Date();
   const date = options.date ? validateDate(options.date) : now.toISOString().slice(0, 10);
-  const id = newRunId(now);
+  const id = options.id === undefined ? newRunId(now) : validateRunId(options.id);
   const dir = join(config.runsDir, id);
   await Deno.mkdir(dir, { recursive: true });
   const stamp = now.toISOString();
