@@ -1,11 +1,76 @@
 /**
- * The transform step (placeholder until implemented).
+ * The transform step: `dbt build` (models + tests) for the active target from the project's
+ * venv (created on first use), its summary saved as `transform/run_results.json`, and — for
+ * DuckDB — this week's audio-feature means read back from `inter_top_weekly_audio_features`
+ * into `summary.text`, which the pipeline prints.
  * @module
  */
-import { PipelineError } from "../errors.ts";
+
+import { join } from "node:path";
+import { dbtErrorOf, runDbt } from "../dbt/runner.ts";
+import { ensureVenv } from "../dbt/venv.ts";
+import { formatWeeklyMeans, readWeeklyMeans, type WeeklyMeans } from "../dbt/weekly_means.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 
-/** Runs the transform step. */
-export function transformStep(_ctx: StepContext): Promise<StepOutcome> {
-  return Promise.reject(new PipelineError("internal", "transform is not implemented yet"));
+/**
+ * Runs the transform step.
+ * @throws DbtError naming the failed models/tests (after saving the summary).
+ */
+export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
+  const { config, run, log, flags, signal } = ctx;
+  const venv = await ensureVenv(config.dbt, {
+    log,
+    requirements: [join(config.dbt.projectDir, "requirements.txt")],
+    signal,
+  });
+  const summary = await runDbt(config, {
+    log,
+    venv,
+    fullRefresh: flags["full-refresh"] === true,
+    throwOnFailure: false,
+    signal,
+  });
+  const output = await run.writeJson("transform", "run_results.json", summary);
+  const error = dbtErrorOf(summary);
+  if (error) throw error;
+
+  const counts = {
+    models: summary.models.built,
+    tests_passed: summary.tests.passed,
+    tests_warned: summary.tests.warned,
+    tests_failed: summary.tests.failed,
+  };
+  const where = config.warehouse.kind === "duckdb"
+    ? `${config.warehouse.path}, schema ${config.dbt.schema}`
+    : `${config.warehouse.database}.${config.dbt.schema}`;
+  const lines = [
+    `dbt (${config.dbt.target}): ${counts.models} models built in ${where}; tests ${counts.tests_passed} passed, ${counts.tests_warned} warned, ${counts.tests_failed} failed (${
+      summary.wall_s.toFixed(1)
+    } s)`,
+  ];
+  if (summary.warned.length) lines.push(`  warnings: ${summary.warned.join(", ")}`);
+
+  let week: WeeklyMeans | undefined;
+  if (config.warehouse.kind === "duckdb") {
+    week = await readWeeklyMeans(config.warehouse.path, {
+      schema: config.dbt.schema,
+      date: run.snapshotDate,
+    });
+    lines.push("", formatWeeklyMeans(week));
+  }
+  return {
+    counts,
+    summary: {
+      target: summary.target,
+      schema: summary.schema,
+      full_refresh: summary.full_refresh,
+      dbt_version: summary.dbt_version,
+      elapsed_s: summary.elapsed_s,
+      wall_s: summary.wall_s,
+      warned: summary.warned,
+      ...(week ? { week } : {}),
+      text: lines.join("\n"),
+    },
+    outputs: [output],
+  };
 }
