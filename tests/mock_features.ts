@@ -10,7 +10,8 @@
  *
  * Fault switches: `faults.spotify403` (every Spotify request answers 403, as for apps without
  * extended access), `faults.reccobeats429` (the next N ReccoBeats requests answer 429 with
- * `Retry-After: faults.retryAfter`), `faults.reccobeats500`.
+ * `Retry-After: faults.retryAfter`), `faults.reccobeats500`, both after
+ * `faults.reccobeatsFaultAfter` normal answers.
  * @module
  */
 
@@ -41,6 +42,8 @@ export interface FeaturesMockFaults {
   retryAfter: string;
   /** Number of upcoming ReccoBeats requests answered 500. */
   reccobeats500: number;
+  /** ReccoBeats requests answered normally before the 429/500 switches apply. */
+  reccobeatsFaultAfter: number;
 }
 
 /** A running mock. */
@@ -93,6 +96,7 @@ export async function startFeaturesMock(options: FeaturesMockOptions = {}): Prom
     reccobeats429: 0,
     retryAfter: "1",
     reccobeats500: 0,
+    reccobeatsFaultAfter: 0,
   };
 
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -138,12 +142,14 @@ export async function startFeaturesMock(options: FeaturesMockOptions = {}): Prom
     }
 
     if (request.method === "GET" && url.pathname === "/reccobeats/v1/audio-features") {
-      if (faults.reccobeats429 > 0) {
+      const faulty = faults.reccobeatsFaultAfter === 0;
+      if (!faulty) faults.reccobeatsFaultAfter--;
+      if (faulty && faults.reccobeats429 > 0) {
         faults.reccobeats429--;
         log("reccobeats", 429);
         return json(429, { error: "Too Many Requests" }, { "retry-after": faults.retryAfter });
       }
-      if (faults.reccobeats500 > 0) {
+      if (faulty && faults.reccobeats500 > 0) {
         faults.reccobeats500--;
         log("reccobeats", 500);
         return json(500, { error: "Internal Server Error" });
