@@ -282,5 +282,8 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     runLog.info(`${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`);
     const outcome = await runStep(step, { config, run, log: runLog, flags });
     runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
+    // The step's readable report (e.g. enrich's coverage), as the pipeline's summary prints it.
+    const text = outcome.summary?.text;
+    if (typeof text === "string" && text.trim()) console.log(text.trimEnd());
   });
 }
