@@ -533,7 +533,7 @@ Deno.test("enrich step on the bundled sample: 16 of 21 (14 by id, 2 by name), fi
       text,
       /^Audio features: 16 of 21 rows \(76\.2%\) — 14 by id, 2 by name, 5 unmatched/,
     );
-    assert.match(text, /spotify +skipped: no Spotify API this run/);
+    assert.match(text, /spotify +skipped: the run uses the bundled sample, not the Spotify API/);
     assert.match(text, /csv +16 filled \(14 by id, 2 by name\) of 21 asked/);
     assert.match(
       text,

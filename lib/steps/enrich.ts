@@ -96,7 +96,8 @@ export async function providersFromConfig(
       if (config.spotify.source !== "api") {
         slots.push({
           name,
-          skipped: "no Spotify API this run (bundled sample data: SPOTIFY_SOURCE / no tokens)",
+          skipped:
+            "the run uses the bundled sample, not the Spotify API (no token store, or SPOTIFY_SOURCE=sample)",
         });
         continue;
       }
