@@ -339,6 +339,11 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** `.env` file to merge under the environment (default `<cwd>/.env`; missing is fine). */
   envFile?: string | false;
+  /**
+   * The caller supplies the Spotify tokens itself (the Deno Deploy entry: env or Deno KV), so
+   * `prod` does not require a token file.
+   */
+  tokensElsewhere?: boolean;
 }
 
 /** Reads the environment (and optional `.env`), validates it, returns the typed config. */
@@ -381,7 +386,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       "SPOTIFY_CLIENT_ID is required in prod: the Spotify app's client id, to refresh tokens",
     );
   }
-  if (prod && !fileExists(tokensFile)) {
+  if (prod && !options.tokensElsewhere && !fileExists(tokensFile)) {
     p.problem(
       `SPOTIFY_TOKENS_FILE: no token store at "${tokensFile}" (prod never falls back to sample data); run \`deno task auth\` first`,
     );
