@@ -1,11 +1,39 @@
 /**
- * Snowflake warehouse loader (placeholder: the implementation lands shortly).
+ * The Snowflake warehouse loader (`prod` profile), with npm:snowflake-sdk, imported here lazily
+ * so tasks that never load data never load the driver.
+ *
+ * Each load: create the raw table if missing (the DuckDB raw table's columns), then one
+ *
+ * ```sql
+ * COPY INTO "DB"."SCHEMA"."TOP_TRACKS"
+ *   FROM @"DB"."SCHEMA"."STAGE"/<common folder of the files>/
+ *   FILES = ('<path>', ...)
+ *   FILE_FORMAT = (FORMAT_NAME = 'DB.SCHEMA.FORMAT')
+ *   MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE
+ *   INCLUDE_METADATA = (SOURCE_FILE = METADATA$FILENAME, LOADED_AT = METADATA$START_SCAN_TIME)
+ *   ON_ERROR = ABORT_STATEMENT
+ * ```
+ *
+ * `source_file`/`loaded_at` come from INCLUDE_METADATA, the copy option made for exactly this: it
+ * only works together with MATCH_BY_COLUMN_NAME, whereas a transforming COPY (`FROM (SELECT
+ * $1:col, METADATA$FILENAME ...)`) cannot use MATCH_BY_COLUMN_NAME and would have to list and
+ * cast all 31 Parquet columns by hand. Snowflake's load metadata (64 days) makes a file that
+ * was already loaded load nothing; the COPY result rows become the {@link LoadReport}.
+ *
+ * Identifiers come from validated settings and are upper-cased and double-quoted (the same
+ * object as the unquoted name). COPY's stage path and FILES are not bindable positions in
+ * Snowflake SQL: they are checked against a strict pattern and written as escaped literals.
  * @module
  */
-import { StorageError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+
+import type { Connection, ConnectionOptions, SnowflakeError } from "snowflake-sdk";
 import type { StoreConfig, WarehouseConfig } from "../config.ts";
-import type { Warehouse } from "./warehouse.ts";
+import { ConfigError, StorageError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { FileLoadResult, FileToLoad, LoadReport, Warehouse } from "./warehouse.ts";
+
+/** The Snowflake settings from {@link WarehouseConfig}. */
+export type SnowflakeWarehouseConfig = Extract<WarehouseConfig, { kind: "snowflake" }>;
 
 /** Options of {@link openSnowflakeWarehouse}. */
 export interface OpenSnowflakeWarehouseOptions {
@@ -14,10 +42,671 @@ export interface OpenSnowflakeWarehouseOptions {
   store: StoreConfig;
 }
 
-/** Connects to Snowflake and returns a loader into the raw table. */
-export function openSnowflakeWarehouse(
-  _config: Extract<WarehouseConfig, { kind: "snowflake" }>,
-  _options: OpenSnowflakeWarehouseOptions,
+/** Name of the raw table in SNOWFLAKE_DATABASE.SNOWFLAKE_SCHEMA. */
+export const RAW_TABLE = "TOP_TRACKS";
+
+/** The raw table's columns: the Parquet columns, then source_file and loaded_at (load metadata). */
+export const RAW_COLUMNS: readonly (readonly [name: string, type: string])[] = [
+  ["SNAPSHOT_DATE", "DATE"],
+  ["TIME_RANGE", "VARCHAR"],
+  ["RANK", "NUMBER(38,0)"],
+  ["TRACK_ID", "VARCHAR"],
+  ["TRACK_NAME", "VARCHAR"],
+  ["ARTIST_IDS", "ARRAY"],
+  ["ARTIST_NAMES", "ARRAY"],
+  ["ALBUM_ID", "VARCHAR"],
+  ["ALBUM_NAME", "VARCHAR"],
+  ["ALBUM_RELEASE_DATE", "VARCHAR"],
+  ["DURATION_MS", "NUMBER(38,0)"],
+  ["EXPLICIT", "BOOLEAN"],
+  ["POPULARITY", "NUMBER(38,0)"],
+  ["ISRC", "VARCHAR"],
+  ["FETCHED_AT", "TIMESTAMP_TZ"],
+  ["RUN_ID", "VARCHAR"],
+  ["DANCEABILITY", "FLOAT"],
+  ["ENERGY", "FLOAT"],
+  ["KEY", "NUMBER(38,0)"],
+  ["LOUDNESS", "FLOAT"],
+  ["MODE", "NUMBER(38,0)"],
+  ["SPEECHINESS", "FLOAT"],
+  ["ACOUSTICNESS", "FLOAT"],
+  ["INSTRUMENTALNESS", "FLOAT"],
+  ["LIVENESS", "FLOAT"],
+  ["VALENCE", "FLOAT"],
+  ["TEMPO", "FLOAT"],
+  ["TIME_SIGNATURE", "NUMBER(38,0)"],
+  ["FEATURES_SOURCE", "VARCHAR"],
+  ["MATCH_METHOD", "VARCHAR"],
+  ["SOURCE_FILE", "VARCHAR"],
+  ["LOADED_AT", "TIMESTAMP_TZ"],
+];
+
+/** Login retries after a network error (the driver's default 7 takes minutes). */
+const LOGIN_RETRIES = 1;
+/** Grace on top of the server-side statement timeout before the client gives up. */
+const CLIENT_GRACE_MS = 10_000;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,254}$/;
+const STAGE_PATH = /^[A-Za-z0-9_=.\-]+(\/[A-Za-z0-9_=.\-]+)*$/;
+
+/** Quotes a validated identifier as Snowflake stores an unquoted one (upper case). */
+export function quoteIdent(name: string): string {
+  if (!IDENTIFIER.test(name)) {
+    throw new ConfigError(`"${name}" is not a valid Snowflake identifier`);
+  }
+  return `"${name.toUpperCase()}"`;
+}
+
+/** `"DB"."SCHEMA"."NAME"` of an object in the configured database and schema. */
+export function qualified(config: SnowflakeWarehouseConfig, name: string): string {
+  return `${quoteIdent(config.database)}.${quoteIdent(config.schema)}.${quoteIdent(name)}`;
+}
+
+/** The raw table's `CREATE TABLE IF NOT EXISTS` statement. */
+export function createRawTableSql(config: SnowflakeWarehouseConfig): string {
+  const columns = RAW_COLUMNS.map(([name, type]) => `  ${quoteIdent(name)} ${type}`).join(",\n");
+  return `CREATE TABLE IF NOT EXISTS ${qualified(config, RAW_TABLE)} (\n${columns}\n)`;
+}
+
+/**
+ * Connects to Snowflake (key pair, password, programmatic access token or OAuth), sets the
+ * statement timeout, and returns a loader into the raw table.
+ *
+ * @example
+ * const warehouse = await openSnowflakeWarehouse(config.warehouse, { log, store: config.store });
+ * const report = await warehouse.load([{ uri, key, sha256, bytes, run_id }]);
+ */
+export async function openSnowflakeWarehouse(
+  config: SnowflakeWarehouseConfig,
+  options: OpenSnowflakeWarehouseOptions,
 ): Promise<Warehouse> {
-  return Promise.reject(new StorageError("the Snowflake warehouse is not implemented yet"));
+  if (options.store.kind !== "s3") {
+    throw new ConfigError(
+      "The Snowflake warehouse loads from an S3 stage: the object store must be S3 (PIPELINE_PROFILE=prod)",
+    );
+  }
+  const session = await openSnowflakeSession(config, { log: options.log });
+  return new SnowflakeWarehouse(session, config, options.store, options.log);
+}
+
+/** Options of {@link openSnowflakeSession}. */
+export interface OpenSnowflakeSessionOptions {
+  log: Logger;
+  /** Role to use instead of SNOWFLAKE_ROLE (the setup runs as ACCOUNTADMIN). */
+  role?: string;
+  /** Connect without a database/schema (the setup creates them). */
+  noDefaultNamespace?: boolean;
+}
+
+/** A connected Snowflake session: runs statements with a bounded wait, maps errors. */
+export interface SnowflakeSession {
+  /** Runs one statement; `binds` are sent as bind values. Rows as objects keyed by column. */
+  execute(
+    sql: string,
+    binds?: (string | number | boolean | null)[],
+  ): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a Snowflake session: loads the driver, resolves the credentials, connects with bounded
+ * retries and sets `STATEMENT_TIMEOUT_IN_SECONDS`.
+ */
+export async function openSnowflakeSession(
+  config: SnowflakeWarehouseConfig,
+  options: OpenSnowflakeSessionOptions,
+): Promise<SnowflakeSession> {
+  const log = options.log.child({ warehouse: "snowflake" });
+  for (const secret of [config.password, config.token, config.privateKeyPassphrase]) {
+    log.addSecret(secret);
+  }
+  const auth = await authOptions(config);
+  if (auth.privateKey) log.addSecret(auth.privateKey);
+  const sdk = (await import("snowflake-sdk")).default;
+  sdk.configure({ logLevel: "OFF", additionalLogToConsole: false });
+
+  const timeoutMs = config.timeoutSeconds * 1000;
+  const connectionOptions: ConnectionOptions = {
+    account: config.account,
+    username: config.user,
+    ...auth,
+    ...(options.role ?? config.role ? { role: options.role ?? config.role } : {}),
+    warehouse: config.warehouse,
+    ...(options.noDefaultNamespace ? {} : { database: config.database, schema: config.schema }),
+    ...(config.host ? { host: config.host } : {}),
+    ...(config.port ? { port: config.port } : {}),
+    ...(config.protocol ? { protocol: config.protocol } : {}),
+    application: "spotify_pipeline",
+    // per-request HTTP timeout, and few login retries: an unreachable host fails in seconds
+    timeout: timeoutMs,
+    sfRetryMaxLoginRetries: LOGIN_RETRIES,
+  } as ConnectionOptions;
+  const connection = sdk.createConnection(connectionOptions);
+  const where = describeTarget(config);
+  try {
+    await withDeadline(
+      new Promise<void>((resolve, reject) =>
+        connection.connect((error) => error ? reject(error) : resolve())
+      ),
+      timeoutMs + CLIENT_GRACE_MS,
+      () =>
+        new StorageError(
+          `Snowflake did not answer the login within ${config.timeoutSeconds} s (${where})`,
+        ),
+    );
+  } catch (error) {
+    destroy(connection);
+    throw loginError(error, config, auth.fingerprint);
+  }
+  log.debug("connected to Snowflake", { account: config.account, user: config.user });
+  const session = new Session(connection, config, log);
+  try {
+    // an integer from the validated config (statement parameters are not bindable)
+    await session.execute(
+      `ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = ${Math.trunc(config.timeoutSeconds)}`,
+    );
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
+  return session;
+}
+
+/** A connected session. */
+class Session implements SnowflakeSession {
+  #connection: Connection;
+  #config: SnowflakeWarehouseConfig;
+  #log: Logger;
+  #closed = false;
+
+  constructor(connection: Connection, config: SnowflakeWarehouseConfig, log: Logger) {
+    this.#connection = connection;
+    this.#config = config;
+    this.#log = log;
+  }
+
+  execute(
+    sql: string,
+    binds?: (string | number | boolean | null)[],
+  ): Promise<Record<string, unknown>[]> {
+    const timeoutMs = this.#config.timeoutSeconds * 1000 + CLIENT_GRACE_MS;
+    let statementHandle: { cancel(cb?: (error: unknown) => void): void } | undefined;
+    this.#log.debug("snowflake statement", { sql: firstLine(sql) });
+    const run = new Promise<Record<string, unknown>[]>((resolve, reject) => {
+      statementHandle = this.#connection.execute({
+        sqlText: sql,
+        ...(binds ? { binds } : {}),
+        complete: (error, _statement, rows) => {
+          if (error) reject(statementError(error, sql, this.#config));
+          else resolve((rows ?? []) as Record<string, unknown>[]);
+        },
+      });
+    });
+    return withDeadline(run, timeoutMs, () => {
+      statementHandle?.cancel(() => {});
+      return new StorageError(
+        `Snowflake statement did not finish within ${this.#config.timeoutSeconds} s: ${
+          firstLine(sql)
+        }`,
+        { hint: "Raise SNOWFLAKE_TIMEOUT_SECONDS or check the warehouse." },
+      );
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => {
+      try {
+        this.#connection.destroy(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
+
+/** Loads staged files into the raw table with COPY INTO. */
+class SnowflakeWarehouse implements Warehouse {
+  #session: SnowflakeSession;
+  #config: SnowflakeWarehouseConfig;
+  #store: Extract<StoreConfig, { kind: "s3" }>;
+  #log: Logger;
+
+  constructor(
+    session: SnowflakeSession,
+    config: SnowflakeWarehouseConfig,
+    store: Extract<StoreConfig, { kind: "s3" }>,
+    log: Logger,
+  ) {
+    this.#session = session;
+    this.#config = config;
+    this.#store = store;
+    this.#log = log.child({ warehouse: "snowflake" });
+  }
+
+  async load(files: FileToLoad[]): Promise<LoadReport> {
+    const table = `${this.#config.database}.${this.#config.schema}.${RAW_TABLE}`.toUpperCase();
+    const report: LoadReport = {
+      warehouse: "snowflake",
+      table,
+      files_loaded: 0,
+      files_skipped: 0,
+      rows_loaded: 0,
+      files: [],
+    };
+    if (files.length === 0) return report;
+    const paths = files.map((f) => this.#stagePath(f));
+    await this.#session.execute(createRawTableSql(this.#config));
+
+    const folder = commonFolder(paths);
+    const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)));
+    const started = performance.now();
+    const rows = await this.#session.execute(sql);
+    const results = parseCopyResult(rows, files, paths);
+    const failed = results.find((r) =>
+      r.status === "LOAD_FAILED" || r.status === "PARTIALLY_LOADED"
+    );
+    if (failed) {
+      throw new StorageError(
+        `COPY INTO ${table} ${failed.status} for ${failed.file}: ${
+          failed.first_error ?? "no error text"
+        }`,
+        { hint: "Check the Parquet file's columns and types against the raw table." },
+      );
+    }
+    report.files = results;
+    report.files_loaded = results.filter((r) => r.status === "LOADED").length;
+    report.files_skipped = results.filter((r) => r.status === "SKIPPED").length;
+    report.rows_loaded = results.reduce((n, r) => n + r.rows_loaded, 0);
+    this.#log.info("COPY INTO finished", {
+      table,
+      files_loaded: report.files_loaded,
+      files_skipped: report.files_skipped,
+      rows_loaded: report.rows_loaded,
+      ms: Math.round(performance.now() - started),
+    });
+    return report;
+  }
+
+  close(): Promise<void> {
+    return this.#session.close();
+  }
+
+  /** Path of a file relative to the stage's URL (`s3://bucket/prefix/`). */
+  #stagePath(file: FileToLoad): string {
+    const stageUrl = `s3://${this.#store.bucket}/${
+      this.#store.prefix ? this.#store.prefix + "/" : ""
+    }`;
+    if (!file.uri.startsWith(stageUrl)) {
+      throw new StorageError(
+        `Cannot load ${file.uri}: the stage ${this.#config.stage} reads ${stageUrl} (S3_BUCKET/S3_PREFIX)`,
+      );
+    }
+    const path = file.uri.slice(stageUrl.length);
+    if (!STAGE_PATH.test(path)) {
+      throw new StorageError(
+        `Cannot load ${file.uri}: the key must contain only letters, digits, "_", "-", ".", "=" and "/"`,
+      );
+    }
+    return path;
+  }
+}
+
+/** The COPY INTO statement for files under `folder` of the stage. */
+export function copySql(config: SnowflakeWarehouseConfig, folder: string, files: string[]): string {
+  for (const f of [folder, ...files]) {
+    if (f && !STAGE_PATH.test(f.replace(/\/$/, ""))) {
+      throw new StorageError(`Refusing stage path "${f}": unexpected characters`);
+    }
+  }
+  const literal = (s: string) => `'${s.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+  const formatName = [config.database, config.schema, config.fileFormat]
+    .map((p) => quoteIdent(p).slice(1, -1))
+    .join(".");
+  return [
+    `COPY INTO ${qualified(config, RAW_TABLE)}`,
+    `  FROM @${qualified(config, config.stage)}/${folder}`,
+    `  FILES = (${files.map(literal).join(", ")})`,
+    `  FILE_FORMAT = (FORMAT_NAME = ${literal(formatName)})`,
+    `  MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE`,
+    `  INCLUDE_METADATA = (SOURCE_FILE = METADATA$FILENAME, LOADED_AT = METADATA$START_SCAN_TIME)`,
+    `  ON_ERROR = ABORT_STATEMENT`,
+  ].join("\n");
+}
+
+/**
+ * COPY's result rows as per-file results. A file Snowflake skipped because its load metadata says
+ * it was loaded is either absent from the rows or reported as LOAD_SKIPPED; when every file was
+ * skipped the only row is `{status: "Copy executed with 0 files processed."}`.
+ */
+export function parseCopyResult(
+  rows: Record<string, unknown>[],
+  files: FileToLoad[],
+  paths: string[],
+): FileLoadResult[] {
+  const byFile = new Map<number, Record<string, unknown>>();
+  for (const row of rows) {
+    const r = lowerKeys(row);
+    if (typeof r.file !== "string") continue;
+    const file = r.file;
+    const index = paths.findIndex((p, i) =>
+      file === files[i]!.uri || file.endsWith("/" + p) || file === p
+    );
+    if (index >= 0) byFile.set(index, r);
+  }
+  return files.map((f, i) => {
+    const r = byFile.get(i);
+    if (!r) return { file: f.uri, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 };
+    const status = String(r.status ?? "").toUpperCase();
+    const result: FileLoadResult = {
+      file: f.uri,
+      status: status === "LOADED"
+        ? "LOADED"
+        : status === "PARTIALLY_LOADED"
+        ? "PARTIALLY_LOADED"
+        : status === "LOAD_FAILED"
+        ? "LOAD_FAILED"
+        : "SKIPPED",
+      rows_parsed: Number(r.rows_parsed ?? 0),
+      rows_loaded: status === "LOADED" || status === "PARTIALLY_LOADED"
+        ? Number(r.rows_loaded ?? 0)
+        : 0,
+    };
+    if (r.first_error !== null && r.first_error !== undefined && result.status !== "SKIPPED") {
+      const where = [
+        r.first_error_line !== null && r.first_error_line !== undefined
+          ? `line ${r.first_error_line}`
+          : "",
+        r.first_error_column_name ? `column ${r.first_error_column_name}` : "",
+      ].filter(Boolean).join(", ");
+      result.first_error = `${String(r.first_error)}${where ? ` (${where})` : ""}`;
+    }
+    return result;
+  });
+}
+
+function lowerKeys(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+/** Longest common folder (ending in "/", or "") of stage paths. */
+function commonFolder(paths: string[]): string {
+  const folders = paths.map((p) => p.slice(0, p.lastIndexOf("/") + 1));
+  let common = folders[0] ?? "";
+  for (const f of folders) {
+    while (!f.startsWith(common)) {
+      common = common.slice(0, common.slice(0, -1).lastIndexOf("/") + 1);
+    }
+  }
+  return common;
+}
+
+interface AuthOptions {
+  authenticator: string;
+  privateKey?: string;
+  password?: string;
+  token?: string;
+  /** `SHA256:<base64>` of the public key (what Snowflake shows as RSA_PUBLIC_KEY_FP). */
+  fingerprint?: string;
+}
+
+/** Connection options for the configured authenticator; decrypts the private key up front. */
+async function authOptions(config: SnowflakeWarehouseConfig): Promise<AuthOptions> {
+  switch (config.authenticator) {
+    case "SNOWFLAKE_JWT": {
+      const { privateKey, fingerprint } = await loadPrivateKey(config);
+      return { authenticator: "SNOWFLAKE_JWT", privateKey, fingerprint };
+    }
+    case "SNOWFLAKE":
+      return { authenticator: "SNOWFLAKE", password: config.password };
+    case "PROGRAMMATIC_ACCESS_TOKEN":
+      return { authenticator: "PROGRAMMATIC_ACCESS_TOKEN", token: config.token };
+    case "OAUTH":
+      return { authenticator: "OAUTH", token: config.token };
+  }
+}
+
+/** A loaded private key: unencrypted PKCS#8 PEM and its public key's fingerprint. */
+export interface LoadedPrivateKey {
+  privateKey: string;
+  fingerprint: string;
+  /** Base64 DER (SPKI) public key, as `ALTER USER ... SET RSA_PUBLIC_KEY` takes it. */
+  publicKeyBase64: string;
+}
+
+/**
+ * Reads the key-pair private key (file or PEM text), decrypting it with the passphrase.
+ * @throws {ConfigError} naming the setting when the key is missing, unreadable, not a private
+ *   key, encrypted without a passphrase, or the passphrase is wrong.
+ */
+export async function loadPrivateKey(config: SnowflakeWarehouseConfig): Promise<LoadedPrivateKey> {
+  const source = config.privateKeyPath
+    ? `SNOWFLAKE_PRIVATE_KEY_PATH ("${config.privateKeyPath}")`
+    : "SNOWFLAKE_PRIVATE_KEY";
+  let pem: string;
+  if (config.privateKeyPath) {
+    try {
+      pem = await Deno.readTextFile(config.privateKeyPath);
+    } catch (error) {
+      throw new ConfigError(
+        `${source}: cannot read the private key file (${
+          error instanceof Error ? error.name : error
+        })`,
+      );
+    }
+  } else if (config.privateKey) {
+    // a PEM in an env var often arrives with literal "\n"
+    pem = config.privateKey.includes("\\n")
+      ? config.privateKey.replaceAll("\\n", "\n")
+      : config.privateKey;
+  } else {
+    throw new ConfigError(
+      "SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY is required for key-pair auth",
+    );
+  }
+  const encrypted = pem.includes("ENCRYPTED PRIVATE KEY") || /Proc-Type: 4,ENCRYPTED/.test(pem);
+  if (!/-----BEGIN (ENCRYPTED |RSA )?PRIVATE KEY-----/.test(pem)) {
+    throw new ConfigError(
+      `${source} is not a PEM private key (expected "-----BEGIN PRIVATE KEY-----" or "-----BEGIN ENCRYPTED PRIVATE KEY-----", PKCS#8)`,
+    );
+  }
+  if (encrypted && !config.privateKeyPassphrase) {
+    throw new ConfigError(
+      `${source} is encrypted: set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`,
+    );
+  }
+  const crypto = await import("node:crypto");
+  let key: import("node:crypto").KeyObject;
+  try {
+    key = crypto.createPrivateKey({
+      key: pem,
+      format: "pem",
+      ...(encrypted ? { passphrase: config.privateKeyPassphrase } : {}),
+    });
+  } catch {
+    throw new ConfigError(
+      encrypted
+        ? `${source}: cannot decrypt the private key: SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is wrong`
+        : `${source}: cannot read the private key (corrupt or unsupported PEM)`,
+    );
+  }
+  if (key.asymmetricKeyType !== "rsa") {
+    throw new ConfigError(
+      `${source}: Snowflake key-pair auth needs an RSA key, found ${key.asymmetricKeyType}`,
+    );
+  }
+  const der = crypto.createPublicKey(key).export({ type: "spki", format: "der" });
+  const fingerprint = "SHA256:" + crypto.createHash("sha256").update(der).digest("base64");
+  return {
+    privateKey: key.export({ type: "pkcs8", format: "pem" }) as string,
+    fingerprint,
+    publicKeyBase64: der.toString("base64"),
+  };
+}
+
+function describeTarget(config: SnowflakeWarehouseConfig): string {
+  const host = config.host ?? `${config.account}.snowflakecomputing.com`;
+  return `${config.protocol ?? "https"}://${host}${config.port ? `:${config.port}` : ""}`;
+}
+
+/** Clear error for a failed login. */
+function loginError(error: unknown, config: SnowflakeWarehouseConfig, fingerprint?: string): Error {
+  if (error instanceof StorageError || error instanceof ConfigError) return error;
+  const e = error as SnowflakeError & { response?: { status?: number; statusCode?: number } };
+  const code = String(e?.code ?? "");
+  const message = oneLine(e?.message ?? String(error));
+  const where = describeTarget(config);
+  const who = `user ${config.user} on account ${config.account}`;
+  const status = e?.response?.status ?? e?.response?.statusCode ?? httpStatusOf(message);
+  const causeCode = (e?.cause as { code?: string } | undefined)?.code ?? "";
+  if (/ENOTFOUND|EAI_AGAIN/.test(`${causeCode} ${message}`) && !config.host) {
+    return new StorageError(
+      `Unknown Snowflake account "${config.account}": ${where} does not resolve`,
+      {
+        hint: "SNOWFLAKE_ACCOUNT is <orgname>-<account_name> (or the account locator with region).",
+        cause: error,
+      },
+    );
+  }
+  if (status === 403 || status === 404) {
+    return new StorageError(
+      `Unknown Snowflake account "${config.account}": ${where} refused the login (HTTP ${status})`,
+      {
+        hint: "SNOWFLAKE_ACCOUNT is <orgname>-<account_name> (or the account locator with region).",
+        cause: error,
+      },
+    );
+  }
+  if (code === "390144" || /JWT token is invalid/i.test(message)) {
+    return new StorageError(
+      `Snowflake rejected the key-pair login for ${who} (390144 JWT token is invalid)`,
+      {
+        hint:
+          `The public key set with ALTER USER ${config.user} SET RSA_PUBLIC_KEY must match the private key${
+            fingerprint
+              ? ` (its fingerprint is ${fingerprint}; compare DESC USER ${config.user} → RSA_PUBLIC_KEY_FP)`
+              : ""
+          }.`,
+        cause: error,
+      },
+    );
+  }
+  if (code === "390100" || /Incorrect username or password/i.test(message)) {
+    return new StorageError(`Snowflake rejected the password for ${who} (390100)`, {
+      hint: "Check SNOWFLAKE_USER and SNOWFLAKE_PASSWORD.",
+      cause: error,
+    });
+  }
+  if (/^3901\d\d$|^3903\d\d$/.test(code)) {
+    return new StorageError(`Snowflake refused the login for ${who} (${code}): ${message}`, {
+      cause: error,
+    });
+  }
+  if (
+    code === "401001" ||
+    /ECONNREFUSED|ENOTFOUND|ECONNRESET|ETIMEDOUT|Network error|could not reach/i.test(
+      `${causeCode} ${message}`,
+    )
+  ) {
+    return new StorageError(`Cannot reach Snowflake at ${where}: ${causeCode || message}`, {
+      hint: "Check the network, SNOWFLAKE_ACCOUNT and SNOWFLAKE_HOST/PORT.",
+      cause: error,
+    });
+  }
+  return new StorageError(
+    `Snowflake login failed for ${who} at ${where}: ${code ? `${code} ` : ""}${message}`,
+    {
+      cause: error,
+    },
+  );
+}
+
+/** Clear error for a failed statement. */
+function statementError(
+  error: unknown,
+  sql: string,
+  config: SnowflakeWarehouseConfig,
+): StorageError {
+  const e = error as SnowflakeError;
+  const code = String(e?.code ?? "");
+  const text = String(e?.message ?? error);
+  const message = oneLine(text);
+  const what = firstLine(sql);
+  const setupHint = "Run `deno task load --setup` (review) then `deno task load --setup --apply`.";
+  if (code === "000630" || /statement or warehouse timeout/i.test(message)) {
+    return new StorageError(
+      `Snowflake statement timed out after ${config.timeoutSeconds} s (SNOWFLAKE_TIMEOUT_SECONDS): ${what}`,
+      { cause: error },
+    );
+  }
+  if (/Stage '.*' does not exist or not authorized/i.test(message)) {
+    return new StorageError(
+      `Snowflake stage ${qualified(config, config.stage)} does not exist or the role cannot use it`,
+      { hint: setupHint, cause: error },
+    );
+  }
+  if (
+    /Integration '.*' does not exist|not allowed by integration|storage integration/i.test(message)
+  ) {
+    return new StorageError(
+      `Snowflake storage integration ${config.storageIntegration} is missing or does not allow the bucket: ${message}`,
+      { hint: setupHint, cause: error },
+    );
+  }
+  if (/File format '.*' does not exist/i.test(message)) {
+    return new StorageError(
+      `Snowflake file format ${
+        qualified(config, config.fileFormat)
+      } does not exist or the role cannot use it`,
+      { hint: setupHint, cause: error },
+    );
+  }
+  if (/^COPY INTO/i.test(sql.trim())) {
+    // Snowflake's COPY error text names the file, line/row and column of the first error
+    const firstRows = text.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" | ");
+    return new StorageError(`COPY INTO failed (${code || "error"}): ${firstRows}`, {
+      hint: "Check the Parquet file's columns and types against the raw table.",
+      cause: error,
+    });
+  }
+  if (code === "401001" || /Network error|ECONNREFUSED|ECONNRESET/i.test(message)) {
+    return new StorageError(`Lost the connection to Snowflake during: ${what}`, { cause: error });
+  }
+  return new StorageError(
+    `Snowflake statement failed (${code || "error"}): ${message} — in: ${what}`,
+    {
+      cause: error,
+    },
+  );
+}
+
+function httpStatusOf(message: string): number | undefined {
+  const m = /\b(?:status(?: code)?|HTTP)\s*:?\s*(\d{3})\b/i.exec(message);
+  return m ? Number(m[1]) : undefined;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim().slice(0, 400);
+}
+
+function firstLine(sql: string): string {
+  const line = sql.trim().split("\n")[0] ?? "";
+  return line.length > 120 ? line.slice(0, 117) + "..." : line;
+}
+
+function destroy(connection: Connection): void {
+  try {
+    connection.destroy(() => {});
+  } catch {
+    // not connected
+  }
+}
+
+/** Rejects with `onTimeout()` when `promise` has not settled after `ms`. */
+function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
