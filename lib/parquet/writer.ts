@@ -1,0 +1,201 @@
+/**
+ * Writes `top_tracks` rows as Parquet with npm:apache-arrow and npm:parquet-wasm.
+ *
+ * Rows are converted to Arrow record batches of {@link ParquetWriteOptions.batchRows} rows at a
+ * time and streamed through parquet-wasm's `transformParquetStream`, which emits the file one row
+ * group at a time, so memory stays bounded by a batch and a row group whatever the row count
+ * (a multi-year backfill writes the same way as a day). The file is zstd-compressed and carries
+ * the content fingerprint in its key-value metadata (`content_sha256`). The same rows always give
+ * the same bytes.
+ *
+ * parquet-wasm's default entry (its `node` build under Deno) loads its wasm synchronously from
+ * the package folder on import: no init call, no fetch, and `deno compile` embeds the package.
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { makeData, RecordBatch, type Schema, Struct, Table, tableToIPC } from "apache-arrow";
+import {
+  Compression,
+  type RecordBatch as WasmRecordBatch,
+  Table as WasmTable,
+  transformParquetStream,
+  WriterPropertiesBuilder,
+} from "parquet-wasm";
+import type { EnrichedRow } from "../types.ts";
+import { ColumnEncoder } from "./_columns.ts";
+import { canonicalOrder, contentSha256 } from "./rows.ts";
+import { CONTENT_SHA256_KEY, TOP_TRACKS_COLUMNS, topTracksSchema } from "./schema.ts";
+
+/** Options of the Parquet writers. */
+export interface ParquetWriteOptions {
+  /** Rows converted to Arrow at a time (bounds memory; default 65 536). */
+  batchRows?: number;
+  /** Most rows per Parquet row group (default 131 072). */
+  rowGroupRows?: number;
+  /** Compression codec (default zstd). */
+  compression?: "zstd" | "snappy";
+}
+
+/** What was written. */
+export interface ParquetWriteResult {
+  rows: number;
+  bytes: number;
+  /** Hex SHA-256 of the file's bytes. */
+  sha256: string;
+  /** Fingerprint of the rows without run metadata (also in the file's metadata). */
+  contentSha256: string;
+}
+
+/** A Parquet file being produced: its fingerprint is known up front, bytes come as a stream. */
+export interface ParquetStream {
+  rows: number;
+  contentSha256: string;
+  /** The file's bytes, one row group at a time. */
+  stream: ReadableStream<Uint8Array>;
+}
+
+/**
+ * Starts encoding rows as a `top_tracks` Parquet file, in canonical order (by snapshot_date,
+ * time_range, rank). Every value is checked first.
+ * @throws {TypeError} when a row does not fit the schema (naming the row and column).
+ */
+export async function topTracksParquetStream(
+  rows: readonly EnrichedRow[],
+  options: ParquetWriteOptions = {},
+): Promise<ParquetStream> {
+  const {
+    batchRows = 65_536,
+    rowGroupRows = 131_072,
+    compression = "zstd",
+  } = options;
+  if (!Number.isInteger(batchRows) || batchRows < 1) {
+    throw new RangeError(`batchRows must be a positive integer, got ${batchRows}`);
+  }
+  const order = canonicalOrder(rows);
+  const fingerprint = contentSha256(rows, order);
+  const schema = topTracksSchema();
+  const capacity = Math.max(1, Math.min(batchRows, rows.length));
+  const encoders = TOP_TRACKS_COLUMNS.map((column) => new ColumnEncoder(column, capacity));
+
+  // An empty input still yields one (empty) batch: the file then has the schema and no rows.
+  let next = 0;
+  let started = false;
+  const batches = new ReadableStream<WasmRecordBatch>({
+    pull(controller) {
+      if (started && next >= order.length) {
+        controller.close();
+        return;
+      }
+      started = true;
+      const end = Math.min(next + batchRows, order.length);
+      controller.enqueue(toWasmBatch(schema, encoders, rows, order.slice(next, end)));
+      next = end;
+    },
+  });
+  const properties = new WriterPropertiesBuilder()
+    .setCompression(compression === "zstd" ? Compression.ZSTD : Compression.SNAPPY)
+    .setMaxRowGroupSize(rowGroupRows)
+    // One key only: parquet-wasm keeps key-value metadata in a hash map, so with several keys
+    // their order (and the file's bytes) would change from one write to the next.
+    .setKeyValueMetadata(new Map([[CONTENT_SHA256_KEY, fingerprint]]))
+    .build();
+  const stream = await transformParquetStream(batches, properties) as ReadableStream<Uint8Array>;
+  return { rows: rows.length, contentSha256: fingerprint, stream };
+}
+
+/**
+ * Encodes rows as a `top_tracks` Parquet file in memory (no filesystem: usable on Deno Deploy).
+ * @example
+ * const { data, sha256, contentSha256 } = await encodeTopTracksParquet(enriched.rows);
+ */
+export async function encodeTopTracksParquet(
+  rows: readonly EnrichedRow[],
+  options: ParquetWriteOptions = {},
+): Promise<ParquetWriteResult & { data: Uint8Array }> {
+  const { stream, contentSha256 } = await topTracksParquetStream(rows, options);
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const hash = createHash("sha256");
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  const data = new Uint8Array(bytes);
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return { data, rows: rows.length, bytes, sha256: hash.digest("hex"), contentSha256 };
+}
+
+/**
+ * Writes rows as a `top_tracks` Parquet file at `path`, streaming row groups to a temporary file
+ * that is renamed into place when complete (a reader never sees half a file).
+ */
+export async function writeTopTracksParquetFile(
+  path: string,
+  rows: readonly EnrichedRow[],
+  options: ParquetWriteOptions = {},
+): Promise<ParquetWriteResult> {
+  const { stream, contentSha256 } = await topTracksParquetStream(rows, options);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${crypto.randomUUID().slice(0, 8)}.${basename(path)}.tmp`);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const file = await Deno.open(tmp, { write: true, createNew: true });
+  try {
+    for await (const chunk of stream) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      let written = 0;
+      while (written < chunk.length) written += await file.write(chunk.subarray(written));
+    }
+    await file.sync();
+    file.close();
+    await Deno.rename(tmp, path);
+  } catch (error) {
+    try {
+      file.close();
+    } catch { /* already closed */ }
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  return { rows: rows.length, bytes, sha256: hash.digest("hex"), contentSha256 };
+}
+
+/**
+ * Converts the rows at `indexes` into one Arrow record batch, then copies it into wasm memory
+ * (through Arrow IPC), after which the encoders' buffers can be reused.
+ */
+function toWasmBatch(
+  schema: Schema,
+  encoders: readonly ColumnEncoder[],
+  rows: readonly EnrichedRow[],
+  indexes: readonly number[],
+): WasmRecordBatch {
+  const children = encoders.map((encoder) => encoder.encode(rows, indexes));
+  const data = makeData({
+    type: new Struct(schema.fields),
+    length: indexes.length,
+    nullCount: 0,
+    children,
+  });
+  const ipc = tableToIPC(new Table([new RecordBatch(schema, data)]), "stream");
+  const table = WasmTable.fromIPCStream(ipc);
+  try {
+    const batch = table.recordBatch(0);
+    if (!batch) throw new Error("parquet-wasm: the Arrow IPC stream held no record batch");
+    return batch;
+  } finally {
+    table.free();
+  }
+}
+
+function basename(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? path : path.slice(i + 1);
+}
