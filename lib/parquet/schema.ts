@@ -36,7 +36,10 @@ export interface ColumnSpec {
 /** Version of the file layout; part of the content fingerprint and the Parquet metadata. */
 export const TOP_TRACKS_SCHEMA_VERSION = "top_tracks/1";
 
-/** The columns of a `top_tracks` Parquet file, in file order. */
+/**
+ * The columns of a `top_tracks` Parquet file, in file order: the fetched row's fields, its audio
+ * features, then where they came from (the same order as the Snowflake raw table).
+ */
 export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
   { name: "snapshot_date", kind: "date", nullable: false, duckdb: "DATE" },
   { name: "time_range", kind: "utf8", nullable: false, duckdb: "VARCHAR" },
@@ -52,6 +55,8 @@ export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
   { name: "explicit", kind: "bool", nullable: false, duckdb: "BOOLEAN" },
   { name: "popularity", kind: "int32", nullable: true, duckdb: "INTEGER" },
   { name: "isrc", kind: "utf8", nullable: true, duckdb: "VARCHAR" },
+  { name: "fetched_at", kind: "timestamp", nullable: false, duckdb: "TIMESTAMP WITH TIME ZONE" },
+  { name: "run_id", kind: "utf8", nullable: false, duckdb: "VARCHAR" },
   { name: "danceability", kind: "float64", nullable: true, duckdb: "DOUBLE" },
   { name: "energy", kind: "float64", nullable: true, duckdb: "DOUBLE" },
   { name: "key", kind: "int32", nullable: true, duckdb: "INTEGER" },
@@ -66,8 +71,6 @@ export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
   { name: "time_signature", kind: "int32", nullable: true, duckdb: "INTEGER" },
   { name: "features_source", kind: "utf8", nullable: false, duckdb: "VARCHAR" },
   { name: "match_method", kind: "utf8", nullable: false, duckdb: "VARCHAR" },
-  { name: "fetched_at", kind: "timestamp", nullable: false, duckdb: "TIMESTAMP WITH TIME ZONE" },
-  { name: "run_id", kind: "utf8", nullable: false, duckdb: "VARCHAR" },
 ];
 
 /** Columns left out of the content fingerprint: they change on every run, the data does not. */
