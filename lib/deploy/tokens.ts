@@ -1,0 +1,147 @@
+/**
+ * Spotify tokens on Deno Deploy, where there is no file to keep them in: Deno KV holds the token
+ * store (refreshed tokens are saved back, so a rotated refresh token is never lost), seeded from
+ * the `SPOTIFY_TOKENS_JSON` secret — the content of the token file `deno task auth` wrote.
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { SpotifyClient } from "../spotify/client.ts";
+import { refreshTokensInMemory } from "../spotify/refresh_in_memory.ts";
+import { refreshTokenAge, type StoredTokens } from "../spotify/token_store.ts";
+
+/** The part of `Deno.Kv` used here (Deno KV's types are unstable: not referenced directly). */
+export interface KvLike {
+  get<T>(key: readonly unknown[]): Promise<{ value: T | null }>;
+  set(key: readonly unknown[], value: unknown, options?: { expireIn?: number }): Promise<unknown>;
+  list<T>(
+    selector: { prefix: readonly unknown[] },
+    options?: { reverse?: boolean; limit?: number },
+  ): AsyncIterable<{ key: readonly unknown[]; value: T }>;
+  close(): void;
+}
+
+/** Where the tokens live: loaded at the start of a run, saved after a refresh. */
+export interface TokenSource {
+  /** For messages (`Deno KV`, `SPOTIFY_TOKENS_JSON`). */
+  readonly name: string;
+  load(): Promise<StoredTokens>;
+  save(tokens: StoredTokens): Promise<void>;
+}
+
+/** KV key of the token store. */
+export const TOKENS_KEY: readonly unknown[] = ["spotify", "tokens"];
+
+/**
+ * Opens Deno KV: the deployment's database on Deno Deploy (`path` unset), or a local file or
+ * `:memory:`. Needs `--unstable-kv` outside Deno Deploy.
+ */
+export async function openKv(path?: string): Promise<KvLike> {
+  const open = (Deno as unknown as { openKv?: (path?: string) => Promise<KvLike> }).openKv;
+  if (typeof open !== "function") {
+    throw new ConfigError(
+      "Deno KV is not available in this runtime: run with --unstable-kv (Deno Deploy has it)",
+    );
+  }
+  return await open.call(Deno, path);
+}
+
+/**
+ * Parses a token store (what `deno task auth` writes) given as text, e.g. the
+ * `SPOTIFY_TOKENS_JSON` secret; `what` names it in errors.
+ */
+export function parseTokensJson(text: string, what: string): StoredTokens {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${what} is not JSON (${(error as Error).message})`, {
+      hint: "Set it to the content of the token file `deno task auth` wrote.",
+    });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${what} is not a token store: expected a JSON object`);
+  }
+  for (const key of ["client_id", "access_token", "refresh_token", "expires_at", "consented_at"]) {
+    if (typeof value[key] !== "string" || value[key] === "") {
+      throw new ConfigError(`${what} is not a token store: "${key}" is missing or not a string`, {
+        hint: "Set it to the content of the token file `deno task auth` wrote.",
+      });
+    }
+  }
+  return {
+    version: 1,
+    token_type: "Bearer",
+    scope: "",
+    refreshed_at: null,
+    user: null,
+    ...value,
+  } as StoredTokens;
+}
+
+/** Options of {@link kvTokenSource}. */
+export interface KvTokenSourceOptions {
+  /**
+   * Tokens to start from (`SPOTIFY_TOKENS_JSON`): used when KV has none, or when they come from
+   * a newer consent than KV's (the user ran `deno task auth` again and updated the secret).
+   */
+  seed?: StoredTokens;
+}
+
+/** Tokens kept in Deno KV under {@link TOKENS_KEY}. */
+export function kvTokenSource(kv: KvLike, options: KvTokenSourceOptions = {}): TokenSource {
+  const { seed } = options;
+  return {
+    name: "Deno KV",
+    async load() {
+      const stored = (await kv.get<StoredTokens>(TOKENS_KEY)).value;
+      if (seed && (!stored || Date.parse(seed.consented_at) > Date.parse(stored.consented_at))) {
+        await kv.set(TOKENS_KEY, seed);
+        return seed;
+      }
+      if (!stored) {
+        throw new ConfigError(
+          "No Spotify tokens in Deno KV: set SPOTIFY_TOKENS_JSON to the content of the token file `deno task auth` wrote",
+        );
+      }
+      return stored;
+    },
+    async save(tokens) {
+      await kv.set(TOKENS_KEY, tokens);
+    },
+  };
+}
+
+/** Options of {@link openDeploySpotifyClient}. */
+export interface OpenDeploySpotifyClientOptions {
+  log: Logger;
+  signal?: AbortSignal;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+/**
+ * A Spotify client for a Deploy run: tokens from `source`, the access token refreshed in memory
+ * when expired (always, for a daily run) and the new tokens saved back to `source`. The client is
+ * then good for the run (an hour); a 401 in the middle of a run would make it refresh through the
+ * token file, which Deploy cannot write — the run fails and the next one refreshes again.
+ */
+export async function openDeploySpotifyClient(
+  config: Config,
+  source: TokenSource,
+  options: OpenDeploySpotifyClientOptions,
+): Promise<SpotifyClient> {
+  const { log, signal, now = () => new Date() } = options;
+  let tokens = await source.load();
+  let client = new SpotifyClient(config, tokens, { log, now });
+  if (client.expired) {
+    tokens = await refreshTokensInMemory(config, tokens, { log, signal, now });
+    await source.save(tokens);
+    client = new SpotifyClient(config, tokens, { log, now });
+  }
+  const { warning } = refreshTokenAge(tokens, now());
+  if (warning) log.warn(warning);
+  return client;
+}

@@ -1,0 +1,371 @@
+/**
+ * The Deno Deploy entry (`scripts/deploy.ts`) run with Deploy-like permissions — no file writes,
+ * no subprocesses, no native addons (`--deny-write --deny-run --deny-ffi`) — against the mock
+ * Spotify, moto (S3) and fakesnow (Snowflake, behind the test-only adapter): fetch → enrich →
+ * write → upload → load completes, and a second run of the day loads nothing new. Plus the cron
+ * registration and the Deno KV token store (rotated refresh tokens are kept).
+ */
+
+import { loadConfig } from "../lib/config.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { type DeployRunSummary, runOnDeploy } from "../lib/deploy/pipeline.ts";
+import {
+  type KvLike,
+  kvTokenSource,
+  openDeploySpotifyClient,
+  parseTokensJson,
+  TOKENS_KEY,
+} from "../lib/deploy/tokens.ts";
+import type { CronFn } from "../lib/server/cron.ts";
+import type { StoredTokens } from "../lib/spotify/token_store.ts";
+import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
+import { runSnowflakeSetup } from "../lib/warehouse/snowflake_setup.ts";
+import { startDeploy } from "../scripts/deploy.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  testLog,
+} from "./_spotify_test_util.ts";
+import {
+  type MockSpotify,
+  recordedAudioFeatures,
+  recordedTopTracks,
+  startMockSpotify,
+} from "./mock_spotify.ts";
+import {
+  generateKeyPair,
+  prodEnv,
+  PROJECT_ROOT,
+  type StandIn,
+  startFakesnow,
+  startMoto,
+  withAwsEnv,
+} from "./stand_ins.ts";
+
+const BUCKET = "spotify-deploy-lake";
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: "testing-key-id",
+  AWS_SECRET_ACCESS_KEY: "testing-secret-key",
+  AWS_CONFIG_FILE: "/nonexistent/aws-config",
+  AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
+  AWS_EC2_METADATA_DISABLED: "true",
+};
+
+/** Audio features (recorded values) for each of the mock's recorded top tracks. */
+function featuresForTopTracks(): Record<string, unknown> {
+  const sample = Object.values(recordedAudioFeatures())[0]!;
+  return Object.fromEntries(
+    recordedTopTracks().map((t) => [t.id, { ...sample, id: t.id, uri: `spotify:track:${t.id}` }]),
+  );
+}
+
+/** A token store for tokens minted on the mock, with an access token that has expired. */
+function tokensJson(mock: MockSpotify): string {
+  const t = mock.issueTokens();
+  const tokens: StoredTokens = {
+    version: 1,
+    client_id: mock.state.clientId,
+    access_token: t.access_token,
+    token_type: "Bearer",
+    scope: t.scope,
+    expires_at: new Date(Date.now() - 60_000).toISOString(),
+    refresh_token: t.refresh_token,
+    consented_at: new Date().toISOString(),
+    refreshed_at: null,
+    user: { ...mock.state.user },
+  };
+  return JSON.stringify(tokens);
+}
+
+async function createBucket(moto: StandIn, bucket: string): Promise<void> {
+  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
+    args: [
+      "-c",
+      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
+      moto.url,
+      bucket,
+    ],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
+/** Runs `scripts/deploy.ts --once` as Deno Deploy would allow: no writes, no subprocess, no FFI. */
+async function runDeployEntry(
+  env: Record<string, string>,
+  cwd: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      "--deny-write",
+      "--deny-run",
+      "--deny-ffi",
+      "--unstable-kv",
+      "--config",
+      `${PROJECT_ROOT}/deno.json`,
+      `${PROJECT_ROOT}/scripts/deploy.ts`,
+      "--once",
+      ...args,
+    ],
+    cwd,
+    clearEnv: true,
+    env: {
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      PATH: Deno.env.get("PATH") ?? "",
+      NO_COLOR: "1",
+      ...AWS_ENV,
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test({
+  name:
+    "the Deploy entry completes fetch → enrich → write → upload → load under --deny-write --deny-run --deny-ffi",
+  async fn() {
+    const moto = await startMoto();
+    const pair = await generateKeyPair();
+    const dataDir = await Deno.makeTempDir({ prefix: "deploy_test_" });
+    const mock = startMockSpotify({ audioFeatures: featuresForTopTracks() });
+    let fakesnow: StandIn | undefined;
+    try {
+      await createBucket(moto, BUCKET);
+      fakesnow = await startFakesnow({
+        s3Endpoint: moto.url,
+        accounts: ["TESTACCT"],
+        publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+      });
+      const keyPath = `${dataDir}/rsa_key.p8`;
+      await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+      const base = await prodEnv({
+        dataDir,
+        s3Endpoint: moto.url,
+        bucket: BUCKET,
+        snowflake: fakesnow,
+        privateKeyPath: keyPath,
+        passphrase: pair.passphrase,
+        extra: {
+          S3_PREFIX: "lake",
+          SNOWFLAKE_AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/snowflake-spotify-reader",
+        },
+      });
+      // One-time setup, as `deno task load --setup --apply` does it (not part of a Deploy run).
+      const setupConfig = loadConfig({ env: base, envFile: false });
+      await withAwsEnv(
+        {},
+        () => runSnowflakeSetup(setupConfig, { apply: true, log: testLog().log, write: () => {} }),
+      );
+
+      // On Deploy: no token file, no key file — both come from secrets (env).
+      const deployEnv: Record<string, string> = {
+        ...base,
+        PIPELINE_LOG_LEVEL: "info",
+        PIPELINE_LOG_FORMAT: "json",
+        SPOTIFY_TOKENS_FILE: "/nonexistent/spotify_tokens.json",
+        SPOTIFY_API_URL: mock.url,
+        SPOTIFY_ACCOUNTS_URL: mock.url,
+        SPOTIFY_CLIENT_ID: mock.state.clientId,
+        FEATURES_PROVIDERS: "spotify,csv",
+        SNOWFLAKE_PRIVATE_KEY_PATH: "",
+        SNOWFLAKE_PRIVATE_KEY: pair.privateKeyPem,
+        PIPELINE_DATA_DIR: "/nonexistent/data",
+        PIPELINE_KV_PATH: ":memory:",
+        SPOTIFY_TOKENS_JSON: tokensJson(mock),
+      };
+      const first = await runDeployEntry(deployEnv, dataDir, ["--date", "2026-11-20"]);
+      assertEquals(first.code, 0, `exit ${first.code}\n${first.stderr}`);
+      const summary = JSON.parse(first.stdout) as DeployRunSummary;
+      assertEquals(summary.status, "succeeded");
+      assertEquals(summary.snapshot_date, "2026-11-20");
+      assertEquals(Object.keys(summary.steps), ["fetch", "enrich", "write", "upload", "load"]);
+      assertEquals(summary.steps.fetch?.counts?.rows, 5);
+      assertEquals(summary.steps.enrich?.counts?.matched, 5); // from Spotify's audio features
+      assertEquals(summary.coverage, 1);
+      assertEquals(
+        summary.upload?.uri,
+        `s3://${BUCKET}/lake/top_tracks/snapshot_date=2026-11-20/top_tracks.parquet`,
+      );
+      assertEquals(summary.upload?.skipped, false);
+      assertEquals(summary.load?.rows_loaded, 5);
+      assertEquals(mock.requestsTo("/api/token").length, 1, "the expired token was refreshed");
+      assert(!first.stderr.includes(pair.passphrase));
+
+      // The rows are in Snowflake.
+      assert(setupConfig.warehouse.kind === "snowflake");
+      const session = await openSnowflakeSession(setupConfig.warehouse, { log: testLog().log });
+      try {
+        const rows = await session.execute(
+          "SELECT COUNT(*) AS N, COUNT(DISTINCT TRACK_ID) AS T FROM SPOTIFY.RAW.TOP_TRACKS WHERE SNAPSHOT_DATE = '2026-11-20'",
+        );
+        assertEquals([Number(rows[0]?.N), Number(rows[0]?.T)], [5, 5]);
+      } finally {
+        await session.close();
+      }
+
+      // The same day again (tokens re-seeded: in-memory KV is per process): nothing new.
+      const second = await runDeployEntry(
+        { ...deployEnv, SPOTIFY_TOKENS_JSON: tokensJson(mock) },
+        dataDir,
+        ["--date", "2026-11-20"],
+      );
+      assertEquals(second.code, 0, second.stderr);
+      const again = JSON.parse(second.stdout) as DeployRunSummary;
+      assertEquals(again.upload?.skipped, true);
+      assertEquals(again.load?.rows_loaded, 0);
+      assertEquals(again.load?.files_skipped, 1);
+    } finally {
+      await fakesnow?.stop();
+      await moto.stop();
+      await mock.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("the Deploy entry fails with exit 3 when Spotify refuses the refresh token, naming it", async () => {
+  const mock = startMockSpotify();
+  const dir = await Deno.makeTempDir({ prefix: "deploy_test_" });
+  try {
+    const base = await prodEnv({ dataDir: dir, s3Endpoint: "http://127.0.0.1:9", bucket: "b" });
+    mock.state.invalidGrant = true;
+    const r = await runDeployEntry(
+      {
+        ...base,
+        PIPELINE_LOG_LEVEL: "info",
+        PIPELINE_LOG_FORMAT: "json",
+        SPOTIFY_TOKENS_FILE: "/nonexistent/spotify_tokens.json",
+        SPOTIFY_API_URL: mock.url,
+        SPOTIFY_ACCOUNTS_URL: mock.url,
+        PIPELINE_KV_PATH: ":memory:",
+        SPOTIFY_TOKENS_JSON: tokensJson(mock),
+      },
+      dir,
+      [],
+    );
+    assertEquals(r.code, 3, r.stderr);
+    assertStringIncludes(r.stderr, "invalid_grant");
+  } finally {
+    await mock.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the Deploy entry registers Deno.cron('top-tracks') on PIPELINE_SCHEDULE", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "deploy_test_" });
+  try {
+    const env = await prodEnv({
+      dataDir: dir,
+      s3Endpoint: "http://127.0.0.1:9",
+      bucket: "b",
+      extra: { PIPELINE_SCHEDULE: "15 5 * * *", SPOTIFY_TOKENS_FILE: "/nonexistent/t.json" },
+    });
+    const config = loadConfig({ env, envFile: false, tokensElsewhere: true });
+    const registered: [string, string][] = [];
+    const cron: CronFn = (name, schedule) => {
+      registered.push([name, schedule]);
+      return Promise.resolve();
+    };
+    await startDeploy({ cron, config, settings: {} });
+    assertEquals(registered, [["top-tracks", "15 5 * * *"]]);
+    // Without tokensElsewhere, prod still requires the token file.
+    assertEquals(
+      (await assertRejects(
+        () => Promise.resolve().then(() => loadConfig({ env, envFile: false })),
+        ConfigError,
+      )).message.includes("SPOTIFY_TOKENS_FILE"),
+      true,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runOnDeploy() refuses the local profile: Deploy has no file system for it", async () => {
+  const config = loadConfig({ env: { SPOTIFY_SOURCE: "sample" }, envFile: false });
+  const { log } = testLog();
+  const tokens = kvTokenSource(mapKv());
+  const error = await assertRejects(() => runOnDeploy(config, { log, tokens }), ConfigError);
+  assertStringIncludes(error.message, "PIPELINE_PROFILE=prod");
+});
+
+/** A Map-backed stand-in for Deno KV's get/set/list (real KV runs in the entry test above). */
+function mapKv(): KvLike & { data: Map<string, unknown> } {
+  const data = new Map<string, unknown>();
+  return {
+    data,
+    get<T>(key: readonly unknown[]) {
+      return Promise.resolve({ value: (data.get(JSON.stringify(key)) ?? null) as T | null });
+    },
+    set(key: readonly unknown[], value: unknown) {
+      data.set(JSON.stringify(key), structuredClone(value));
+      return Promise.resolve({ ok: true });
+    },
+    async *list<T>() {
+      for (const [k, v] of data) yield { key: JSON.parse(k), value: v as T };
+    },
+    close() {},
+  };
+}
+
+Deno.test("Deno KV token store: seeded from SPOTIFY_TOKENS_JSON, rotated refresh tokens saved back and used next time", async () => {
+  const mock = startMockSpotify();
+  try {
+    const config = loadConfig({
+      env: {
+        PIPELINE_PROFILE: "local",
+        SPOTIFY_SOURCE: "api",
+        SPOTIFY_API_URL: mock.url,
+        SPOTIFY_ACCOUNTS_URL: mock.url,
+        SPOTIFY_CLIENT_ID: mock.state.clientId,
+      },
+      envFile: false,
+    });
+    const kv = mapKv();
+    const seed = parseTokensJson(tokensJson(mock), "SPOTIFY_TOKENS_JSON");
+    const { log, lines } = testLog();
+    const first = await openDeploySpotifyClient(config, kvTokenSource(kv, { seed }), { log });
+    const saved = (await kv.get<StoredTokens>(TOKENS_KEY)).value!;
+    assert(saved.refresh_token !== seed.refresh_token, "the mock rotates refresh tokens");
+    assertEquals(first.tokens.refresh_token, saved.refresh_token);
+    assert(!first.expired);
+    // Next run: the seed is the same (older consent than nothing newer) → KV's tokens win.
+    const expiredAgain = { ...saved, expires_at: new Date(Date.now() - 1000).toISOString() };
+    await kv.set(TOKENS_KEY, expiredAgain);
+    const second = await openDeploySpotifyClient(
+      config,
+      kvTokenSource(kv, { seed: { ...seed, consented_at: "2020-01-01T00:00:00.000Z" } }),
+      { log },
+    );
+    assert(!second.expired);
+    assertEquals(mock.requestsTo("/api/token").length, 2);
+    const me = await second.getJson<{ id: string }>("/v1/me");
+    assertEquals(me.id, mock.state.user.id);
+    for (const secret of [seed.refresh_token, saved.refresh_token]) {
+      assert(!lines.join("\n").includes(secret), "no token in the log");
+    }
+    // Nothing in KV and no seed: a clear configuration error.
+    await assertRejects(() => kvTokenSource(mapKv()).load(), ConfigError);
+    assertEquals(
+      (await assertRejects(
+        () => Promise.resolve().then(() => parseTokensJson("{}", "SPOTIFY_TOKENS_JSON")),
+        ConfigError,
+      ))
+        .message,
+      'SPOTIFY_TOKENS_JSON is not a token store: "client_id" is missing or not a string',
+    );
+  } finally {
+    await mock.close();
+  }
+});
