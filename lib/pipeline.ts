@@ -9,6 +9,7 @@ import { ConfigError } from "./errors.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import { createRun, newRunId, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
+import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
 
 /** Options of {@link runPipeline}. */
@@ -97,6 +98,15 @@ async function runSteps(
       steps.join(" → ")
     })`,
   );
+
+  if (config.spotify.source === "api") {
+    // Spotify ends refresh tokens 6 months after consent: say so from 30 days before.
+    const warning = await refreshTokenWarning(config);
+    if (warning) {
+      runLog.warn(warning);
+      run.warn(warning);
+    }
+  }
 
   const ran: StepName[] = [];
   const skipped: StepName[] = [];
