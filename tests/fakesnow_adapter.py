@@ -36,7 +36,10 @@ Missing features (implemented here with SQL on fakesnow's own DuckDB)
      session and enforced by interrupting DuckDB, answered with Snowflake's error 000630.
   9. Access-control and compute statements (CREATE ROLE/WAREHOUSE, GRANT, ...) have no DuckDB
      meaning: they are passed to fakesnow's own `nop_regexes` session feature (no-ops).
- 10. Authentication: fakesnow accepts any login. With --public-key USER=PEM the key-pair JWT of
+ 10. fakesnow bug: CREATE TABLE IF NOT EXISTS on an existing table deletes that table's load
+     history (so the next COPY loads the same file again). Snowflake leaves the table and its load
+     metadata alone and answers "<name> already exists, statement succeeded."; so does the adapter.
+ 11. Authentication: fakesnow accepts any login. With --public-key USER=PEM the key-pair JWT of
      that user is verified (RS256 signature, iss ACCOUNT.USER.SHA256:<fingerprint>, sub, exp) and
      a bad one is refused with Snowflake's 390144; with FAKESNOW_ADAPTER_PASSWORDS passwords are
      checked (390100); with --account a login naming another account gets HTTP 403, as from
@@ -400,6 +403,34 @@ def record_stage(expression: exp.Create, database: str | None, schema: str | Non
     )
 
 
+def ident_name(ident: exp.Expression | str | None, default: str | None) -> str | None:
+    if ident is None or ident == "":
+        return default
+    if isinstance(ident, exp.Identifier):
+        return ident.this if ident.quoted else ident.this.upper()
+    return normalise_ident(str(ident))
+
+
+def existing_table(statement: exp.Create, database: str | None, schema: str | None) -> str | None:
+    """The table's name when CREATE TABLE names a table that exists, else None."""
+    table = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
+    if not isinstance(table, exp.Table):
+        return None
+    catalog = ident_name(table.args.get("catalog"), database)
+    schema_name = ident_name(table.args.get("db"), schema)
+    name = ident_name(table.args.get("this"), None)
+    row = (
+        adapter_conn()
+        .execute(
+            "SELECT 1 FROM information_schema.tables WHERE upper(table_catalog) = upper(?) "
+            "AND table_schema = ? AND table_name = ?",
+            [catalog, schema_name, name],
+        )
+        .fetchone()
+    )
+    return name if row else None
+
+
 # --------------------------------------------------------------------------------------------
 # Arrow -> Snowflake JSON rowset
 # --------------------------------------------------------------------------------------------
@@ -622,6 +653,13 @@ async def query(request: Request) -> Response:
                 return result([text_column("status")], [["Statement executed successfully."]])
         if isinstance(statement, exp.Create) and str(statement.args.get("kind") or "").upper() == "STAGE":
             record_stage(statement, conn.database, conn.schema)
+        if (
+            isinstance(statement, exp.Create)
+            and str(statement.args.get("kind") or "").upper() == "TABLE"
+            and statement.args.get("exists")
+            and (name := existing_table(statement, conn.database, conn.schema))
+        ):
+            return result([text_column("status")], [[f"{name} already exists, statement succeeded."]])
     except ProgrammingError as e:
         return failure(f"{e.errno:06d}", e.msg, e.sqlstate or "42000")
 

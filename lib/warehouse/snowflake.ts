@@ -301,7 +301,20 @@ class SnowflakeWarehouse implements Warehouse {
     const folder = commonFolder(paths);
     const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)));
     const started = performance.now();
-    const rows = await this.#session.execute(sql);
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await this.#session.execute(sql);
+    } catch (error) {
+      if (error instanceof StorageError && error.message.startsWith("COPY INTO failed")) {
+        throw new StorageError(
+          `COPY INTO ${table} failed for ${files.map((f) => f.uri).join(", ")}: ${
+            error.message.replace(/^COPY INTO failed /, "")
+          }`,
+          { hint: error.hint, cause: error.cause },
+        );
+      }
+      throw error;
+    }
     const results = parseCopyResult(rows, files, paths);
     const failed = results.find((r) =>
       r.status === "LOAD_FAILED" || r.status === "PARTIALLY_LOADED"
@@ -663,7 +676,8 @@ function statementError(
   }
   if (/^COPY INTO/i.test(sql.trim())) {
     // Snowflake's COPY error text names the file, line/row and column of the first error
-    const firstRows = text.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" | ");
+    const firstRows = text.replace(/^\d{6} \(\w+\): /, "").split("\n").map((l) => l.trim())
+      .filter(Boolean).slice(0, 4).join(" | ");
     return new StorageError(`COPY INTO failed (${code || "error"}): ${firstRows}`, {
       hint: "Check the Parquet file's columns and types against the raw table.",
       cause: error,

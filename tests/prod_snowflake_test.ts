@@ -1,0 +1,435 @@
+/**
+ * The Snowflake loader and setup with the real Node driver (npm:snowflake-sdk) against fakesnow
+ * (Snowflake SQL on DuckDB) behind the test-only protocol adapter, reading a real Parquet file
+ * from moto (S3) through DuckDB's httpfs. What the adapter bridges is listed in
+ * `tests/fakesnow_adapter.py`; fakesnow + DuckDB run every statement.
+ */
+
+import assert from "node:assert/strict";
+import { type Config, loadConfig } from "../lib/config.ts";
+import { ConfigError, StorageError } from "../lib/errors.ts";
+import { Logger, type LogRecord } from "../lib/log.ts";
+import { openS3Store } from "../lib/store/s3.ts";
+import { openSnowflakeSession, openSnowflakeWarehouse } from "../lib/warehouse/snowflake.ts";
+import { runSnowflakeSetup } from "../lib/warehouse/snowflake_setup.ts";
+import type { FileToLoad } from "../lib/warehouse/warehouse.ts";
+import {
+  freePort,
+  generateKeyPair,
+  prodEnv,
+  PROJECT_ROOT,
+  rejectsWith,
+  type StandIn,
+  startFakesnow,
+  startMoto,
+  withAwsEnv,
+} from "./stand_ins.ts";
+
+const BUCKET = "spotify-lake";
+const KEY = "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet";
+const ROLE_ARN = "arn:aws:iam::123456789012:role/snowflake-spotify-reader";
+
+function testLogger(records: LogRecord[] = []): Logger {
+  return new Logger({ level: "debug", format: "json", sink: (r) => records.push(r) });
+}
+
+/**
+ * A top-tracks Parquet file built by DuckDB (Python, in the venv) from the bundled Spotify sample
+ * (API shape) joined to the bundled audio-features CSV: the write step's columns and types.
+ */
+async function buildParquet(
+  out: string,
+  options: { runId: string; badRank?: boolean } = { runId: "20260131T060000Z-ab12" },
+): Promise<void> {
+  const script = `
+import duckdb, sys
+sample, csv, out, run_id, bad = sys.argv[1:6]
+con = duckdb.connect()
+rank = "'not-a-number'" if bad == "1" else "i.rank::INTEGER"
+con.execute(f"""
+COPY (
+  WITH doc AS (SELECT CAST(json_extract(content, '$.items') AS JSON[]) AS items FROM read_text('{sample}')),
+  items AS (SELECT unnest(items) AS t, generate_subscripts(items, 1) AS rank FROM doc),
+  f AS (SELECT * FROM read_csv('{csv}', header = true))
+  SELECT
+    DATE '2026-01-31' AS snapshot_date,
+    'short_term' AS time_range,
+    {rank} AS rank,
+    i.t->>'$.id' AS track_id,
+    i.t->>'$.name' AS track_name,
+    json_extract_string(i.t, '$.artists[*].id') AS artist_ids,
+    json_extract_string(i.t, '$.artists[*].name') AS artist_names,
+    i.t->>'$.album.id' AS album_id,
+    i.t->>'$.album.name' AS album_name,
+    i.t->>'$.album.release_date' AS album_release_date,
+    (i.t->>'$.duration_ms')::INTEGER AS duration_ms,
+    (i.t->>'$.explicit')::BOOLEAN AS explicit,
+    (i.t->>'$.popularity')::INTEGER AS popularity,
+    i.t->>'$.external_ids.isrc' AS isrc,
+    TIMESTAMPTZ '2026-01-31 06:00:01.234+00' AS fetched_at,
+    '{run_id}' AS run_id,
+    f.danceability::DOUBLE AS danceability, f.energy::DOUBLE AS energy, f.key::INTEGER AS key,
+    f.loudness::DOUBLE AS loudness, f.mode::INTEGER AS mode, f.speechiness::DOUBLE AS speechiness,
+    f.acousticness::DOUBLE AS acousticness, f.instrumentalness::DOUBLE AS instrumentalness,
+    f.liveness::DOUBLE AS liveness, f.valence::DOUBLE AS valence, f.tempo::DOUBLE AS tempo,
+    f.time_signature::INTEGER AS time_signature,
+    CASE WHEN f.track_id IS NULL THEN 'none' ELSE 'csv' END AS features_source,
+    CASE WHEN f.track_id IS NULL THEN 'none' ELSE 'id' END AS match_method
+  FROM items i LEFT JOIN f ON f.track_id = (i.t->>'$.id')
+  ORDER BY i.rank
+) TO '{out}' (FORMAT parquet)
+""")
+`;
+  const result = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
+    args: [
+      "-c",
+      script,
+      `${PROJECT_ROOT}/data/sample_top_tracks_short_term.json`,
+      `${PROJECT_ROOT}/data/audio_features_sample.csv`,
+      out,
+      options.runId,
+      options.badRank ? "1" : "0",
+    ],
+  }).output();
+  if (!result.success) {
+    throw new Error(
+      `building the Parquet file failed:\n${new TextDecoder().decode(result.stderr)}`,
+    );
+  }
+}
+
+async function createBucket(moto: StandIn, bucket: string): Promise<void> {
+  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
+    args: [
+      "-c",
+      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
+      moto.url,
+      bucket,
+    ],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
+async function uploadFile(config: Config, key: string, path: string, runId: string) {
+  assert.ok(config.store.kind === "s3");
+  const store = await openS3Store(config.store, { log: testLogger() });
+  try {
+    const receipt = await store.put(key, await Deno.readFile(path));
+    return { ...receipt, run_id: runId } satisfies FileToLoad & { skipped: boolean };
+  } finally {
+    await store.close();
+  }
+}
+
+Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async (t) => {
+  const moto = await startMoto();
+  const pair = await generateKeyPair();
+  const dataDir = await Deno.makeTempDir();
+  const keyPath = `${dataDir}/rsa_key.p8`;
+  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+  await createBucket(moto, BUCKET);
+  const fakesnow = await startFakesnow({
+    s3Endpoint: moto.url,
+    accounts: ["TESTACCT"],
+    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+  });
+  const baseEnv = await prodEnv({
+    dataDir,
+    s3Endpoint: moto.url,
+    bucket: BUCKET,
+    snowflake: fakesnow,
+    privateKeyPath: keyPath,
+    passphrase: pair.passphrase,
+    extra: { S3_PREFIX: "lake", SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+  });
+  const configWith = (extra: Record<string, string> = {}) =>
+    loadConfig({ env: { ...baseEnv, ...extra }, envFile: false });
+  const config = configWith();
+  assert.ok(config.warehouse.kind === "snowflake");
+  const sf = config.warehouse;
+
+  try {
+    await withAwsEnv({}, async () => {
+      await t.step(
+        "load --setup prints the SQL for review, with the user's public key",
+        async () => {
+          let text = "";
+          await runSnowflakeSetup(config, {
+            apply: false,
+            log: testLogger(),
+            write: (s) => text += s + "\n",
+          });
+          assert.match(text, /CREATE STORAGE INTEGRATION IF NOT EXISTS "SPOTIFY_S3_INTEGRATION"/);
+          assert.match(text, /STORAGE_ALLOWED_LOCATIONS = \('s3:\/\/spotify-lake\/lake\/'\)/);
+          assert.match(
+            text,
+            /CREATE OR REPLACE FILE FORMAT .* TYPE = PARQUET USE_LOGICAL_TYPE = TRUE/,
+          );
+          assert.match(text, /CREATE STAGE IF NOT EXISTS "SPOTIFY"."RAW"."SPOTIFY_S3_STAGE"/);
+          assert.match(text, /"sts:ExternalId": "<STORAGE_AWS_EXTERNAL_ID>"/);
+          const publicKeyBody = pair.publicKeyPem.replace(/-----[A-Z ]+-----|\s/g, "");
+          assert.ok(text.includes(`SET RSA_PUBLIC_KEY = '${publicKeyBody}'`));
+          assert.ok(!text.includes(pair.passphrase));
+        },
+      );
+
+      await t.step(
+        "load --setup --apply runs it on fakesnow (twice: idempotent) and prints the trust policy",
+        async () => {
+          for (let i = 0; i < 2; i++) {
+            let text = "";
+            await runSnowflakeSetup(config, {
+              apply: true,
+              log: testLogger(),
+              write: (s) => text += s + "\n",
+            });
+            const json = text.slice(
+              text.indexOf("{", text.indexOf("Now set this as the trust policy")),
+            );
+            const policy = JSON.parse(json);
+            const statement = policy.Statement[0];
+            assert.match(statement.Principal.AWS, /^arn:aws:iam::\d{12}:user\//);
+            assert.match(statement.Condition.StringEquals["sts:ExternalId"], /SFCRole=/);
+            assert.equal(statement.Action, "sts:AssumeRole");
+          }
+          const session = await openSnowflakeSession(sf, { log: testLogger() });
+          try {
+            const stages = await session.execute("SHOW STAGES IN SCHEMA SPOTIFY.RAW");
+            assert.deepEqual(
+              stages.map((s) => [s.name, s.url]),
+              [["SPOTIFY_S3_STAGE", "s3://spotify-lake/lake/"]],
+            );
+            const tables = await session.execute(
+              "SELECT table_name FROM SPOTIFY.INFORMATION_SCHEMA.TABLES WHERE table_schema = ?",
+              ["RAW"],
+            );
+            assert.deepEqual(tables.map((r) => r.TABLE_NAME), ["TOP_TRACKS"]);
+          } finally {
+            await session.close();
+          }
+        },
+      );
+
+      const parquet = `${dataDir}/top_tracks.parquet`;
+      await buildParquet(parquet, { runId: "20260131T060000Z-ab12" });
+      const file = await uploadFile(config, KEY, parquet, "20260131T060000Z-ab12");
+
+      await t.step("COPY INTO loads the rows of a Parquet file uploaded to S3", async () => {
+        const records: LogRecord[] = [];
+        const warehouse = await openSnowflakeWarehouse(sf, {
+          log: testLogger(records),
+          store: config.store,
+        });
+        try {
+          const report = await warehouse.load([file]);
+          assert.deepEqual(report, {
+            warehouse: "snowflake",
+            table: "SPOTIFY.RAW.TOP_TRACKS",
+            files_loaded: 1,
+            files_skipped: 0,
+            rows_loaded: 21,
+            files: [{
+              file: `s3://spotify-lake/lake/${KEY}`,
+              status: "LOADED",
+              rows_parsed: 21,
+              rows_loaded: 21,
+            }],
+          });
+        } finally {
+          await warehouse.close();
+        }
+        const session = await openSnowflakeSession(sf, { log: testLogger() });
+        try {
+          const rows = await session.execute(
+            `SELECT snapshot_date, rank, track_id, artist_ids, explicit, fetched_at, danceability,
+                    features_source, source_file, loaded_at
+               FROM SPOTIFY.RAW.TOP_TRACKS WHERE rank <= ? ORDER BY rank`,
+            [2],
+          );
+          const sample = JSON.parse(
+            await Deno.readTextFile(`${PROJECT_ROOT}/data/sample_top_tracks_short_term.json`),
+          ) as { items: { id: string; explicit: boolean; artists: { id: string }[] }[] };
+          assert.equal(rows.length, 2);
+          for (const [i, row] of rows.entries()) {
+            const item = sample.items[i]!;
+            assert.equal(row.TRACK_ID, item.id);
+            assert.equal(Number(row.RANK), i + 1);
+            assert.deepEqual(row.ARTIST_IDS, item.artists.map((a) => a.id));
+            assert.equal(row.EXPLICIT, item.explicit);
+            assert.equal(
+              new Date(row.SNAPSHOT_DATE as string).toISOString().slice(0, 10),
+              "2026-01-31",
+            );
+            assert.equal(
+              new Date(row.FETCHED_AT as string).toISOString(),
+              "2026-01-31T06:00:01.234Z",
+            );
+            assert.equal(row.SOURCE_FILE, KEY);
+            assert.ok(row.LOADED_AT, "loaded_at is filled from METADATA$START_SCAN_TIME");
+          }
+          const [count] = await session.execute(
+            // 14 of the 21 sample tracks have a row with the same id in the sample CSV
+            "SELECT COUNT(*) AS n, COUNT(danceability) AS with_features FROM SPOTIFY.RAW.TOP_TRACKS",
+          );
+          assert.deepEqual([Number(count!.N), Number(count!.WITH_FEATURES)], [21, 14]);
+        } finally {
+          await session.close();
+        }
+      });
+
+      await t.step("a second load of the same file loads nothing new", async () => {
+        const warehouse = await openSnowflakeWarehouse(sf, {
+          log: testLogger(),
+          store: config.store,
+        });
+        try {
+          const report = await warehouse.load([file]);
+          assert.equal(report.files_loaded, 0);
+          assert.equal(report.files_skipped, 1);
+          assert.equal(report.rows_loaded, 0);
+          assert.equal(report.files[0]!.status, "SKIPPED");
+        } finally {
+          await warehouse.close();
+        }
+        const session = await openSnowflakeSession(sf, { log: testLogger() });
+        try {
+          const [count] = await session.execute("SELECT COUNT(*) AS n FROM SPOTIFY.RAW.TOP_TRACKS");
+          assert.equal(Number(count!.N), 21);
+        } finally {
+          await session.close();
+        }
+      });
+
+      await t.step("a COPY error names the file and the first error", async () => {
+        const bad = `${dataDir}/bad.parquet`;
+        await buildParquet(bad, { runId: "20260201T060000Z-cd34", badRank: true });
+        const badFile = await uploadFile(
+          config,
+          "top_tracks/snapshot_date=2026-02-01/top_tracks.parquet",
+          bad,
+          "20260201T060000Z-cd34",
+        );
+        const warehouse = await openSnowflakeWarehouse(sf, {
+          log: testLogger(),
+          store: config.store,
+        });
+        try {
+          const error = await rejectsWith(() => warehouse.load([badFile]), StorageError);
+          assert.match(
+            error.message,
+            /^COPY INTO SPOTIFY.RAW.TOP_TRACKS failed for s3:\/\/spotify-lake\/lake\/top_tracks\/snapshot_date=2026-02-01\/top_tracks.parquet: \(100038\): .*'not-a-number'/,
+          );
+          assert.ok(!error.message.includes("\n"));
+        } finally {
+          await warehouse.close();
+        }
+      });
+
+      await t.step("a missing stage is a clear StorageError", async () => {
+        const other = configWith({ SNOWFLAKE_STAGE: "NO_SUCH_STAGE" });
+        assert.ok(other.warehouse.kind === "snowflake");
+        const warehouse = await openSnowflakeWarehouse(other.warehouse, {
+          log: testLogger(),
+          store: other.store,
+        });
+        try {
+          const error = await rejectsWith(() => warehouse.load([file]), StorageError);
+          assert.match(error.message, /stage "SPOTIFY"."RAW"."NO_SUCH_STAGE" does not exist/);
+          assert.match(error.hint ?? "", /load --setup/);
+        } finally {
+          await warehouse.close();
+        }
+      });
+
+      await t.step(
+        "a key that is not the user's registered key is refused with 390144",
+        async () => {
+          const otherKey = await generateKeyPair("other-passphrase-42");
+          const otherPath = `${dataDir}/other_key.p8`;
+          await Deno.writeTextFile(otherPath, otherKey.privateKeyPem);
+          const other = configWith({
+            SNOWFLAKE_PRIVATE_KEY_PATH: otherPath,
+            SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: otherKey.passphrase,
+          });
+          assert.ok(other.warehouse.kind === "snowflake");
+          const error = await rejectsWith(
+            () =>
+              openSnowflakeWarehouse(other.warehouse as typeof sf, {
+                log: testLogger(),
+                store: other.store,
+              }),
+            StorageError,
+          );
+          assert.match(
+            error.message,
+            /rejected the key-pair login for user PIPELINE_USER .*390144/,
+          );
+          assert.match(error.hint ?? "", /fingerprint is SHA256:/);
+        },
+      );
+
+      await t.step(
+        "a wrong passphrase or a missing one is a ConfigError naming the setting",
+        async () => {
+          const wrong = configWith({ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: "not-the-passphrase" });
+          const error = await rejectsWith(
+            () =>
+              openSnowflakeWarehouse(wrong.warehouse as typeof sf, {
+                log: testLogger(),
+                store: wrong.store,
+              }),
+            ConfigError,
+          );
+          assert.match(error.message, /SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is wrong/);
+          const env = { ...baseEnv };
+          delete env.SNOWFLAKE_PRIVATE_KEY_PASSPHRASE;
+          const missing = loadConfig({ env, envFile: false });
+          const error2 = await rejectsWith(
+            () =>
+              openSnowflakeWarehouse(missing.warehouse as typeof sf, {
+                log: testLogger(),
+                store: missing.store,
+              }),
+            ConfigError,
+          );
+          assert.match(error2.message, /is encrypted: set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE/);
+        },
+      );
+
+      await t.step("an unknown account is a clear StorageError", async () => {
+        const other = configWith({ SNOWFLAKE_ACCOUNT: "NOSUCHORG-NOSUCHACCT" });
+        const error = await rejectsWith(
+          () =>
+            openSnowflakeWarehouse(other.warehouse as typeof sf, {
+              log: testLogger(),
+              store: other.store,
+            }),
+          StorageError,
+        );
+        assert.match(error.message, /Unknown Snowflake account "NOSUCHORG-NOSUCHACCT"/);
+      });
+
+      await t.step(
+        "a Snowflake endpoint that is down fails in seconds, without a retry storm",
+        async () => {
+          const other = configWith({ SNOWFLAKE_PORT: String(freePort()) });
+          const started = performance.now();
+          const error = await rejectsWith(
+            () =>
+              openSnowflakeWarehouse(other.warehouse as typeof sf, {
+                log: testLogger(),
+                store: other.store,
+              }),
+            StorageError,
+          );
+          assert.match(error.message, /Cannot reach Snowflake at http:\/\/127.0.0.1:\d+/);
+          console.log(`  endpoint down → error in ${Math.round(performance.now() - started)} ms`);
+        },
+      );
+    });
+  } finally {
+    await fakesnow.stop();
+    await moto.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
