@@ -10,6 +10,7 @@ import { writeTopTracksParquetFile } from "../parquet/writer.ts";
 import { topTracksKey } from "../parquet/schema.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import type { EnrichOutput } from "../types.ts";
+import { formatBytes } from "./_format.ts";
 
 /** What write hands to upload: `write/write.json`. */
 export interface WriteOutput {
@@ -85,11 +86,4 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
     },
     outputs: [PARQUET_FILE, meta],
   };
-}
-
-/** `1.2 kB`-style size. */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`;
-  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
