@@ -233,7 +233,12 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
 /** The {@link DbtError} a summary stands for, or undefined when dbt succeeded. */
 export function dbtErrorOf(summary: DbtSummary): DbtError | undefined {
   if (summary.exit_code === 0 && summary.failed.length === 0) return undefined;
-  const hint = `dbt's log: ${summary.log_path}`;
+  const rawMissing = summary.nodes.some((n) =>
+    /top_tracks.*does not exist|does not exist.*top_tracks/is.test(n.message ?? "")
+  );
+  const hint = rawMissing
+    ? `The raw table is created by the load step: run \`deno task load\` (or the pipeline) first. dbt's log: ${summary.log_path}`
+    : `dbt's log: ${summary.log_path}`;
   if (summary.failed.length === 0) {
     const cause = summary.errors.find((e) => !/^Encountered an error:?$/i.test(e)) ??
       summary.errors[0] ?? "no error message (see the log)";
