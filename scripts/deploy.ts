@@ -4,6 +4,11 @@
  * memory, tokens in Deno KV (seeded from the SPOTIFY_TOKENS_JSON secret), S3 and Snowflake. dbt
  * runs elsewhere (see README, "Deno Deploy").
  *
+ * Deno Deploy discovers crons by evaluating the entry's top-level code, so the registration below
+ * is unconditional and needs only PIPELINE_SCHEDULE; the full prod configuration (secrets
+ * included) is loaded when the cron fires, so a bad secret fails that run, visibly, not the
+ * deployment.
+ *
  * Deploy-only settings (read here, the entry): `SPOTIFY_TOKENS_JSON` (the token file `deno task
  * auth` wrote, as text) and `PIPELINE_KV_PATH` (unset on Deploy; a file or `:memory:` locally).
  *
@@ -17,7 +22,7 @@ import { ConfigError, ExitCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { type DeployRunSummary, kvRunRecorder, runOnDeploy } from "../lib/deploy/pipeline.ts";
 import { kvTokenSource, openKv, parseTokensJson } from "../lib/deploy/tokens.ts";
-import { type CronFn, registerSchedule } from "../lib/server/cron.ts";
+import { registerSchedule } from "../lib/server/cron.ts";
 
 /** Settings only the Deploy entry reads. */
 export interface DeploySettings {
@@ -31,6 +36,18 @@ export interface DeploySettings {
 export function deploySettings(): DeploySettings {
   const get = (name: string) => Deno.env.get(name)?.trim() || undefined;
   return { kvPath: get("PIPELINE_KV_PATH"), tokensJson: get("SPOTIFY_TOKENS_JSON") };
+}
+
+/**
+ * The settings needed to register the schedule — PIPELINE_SCHEDULE and the log settings —
+ * validated like every setting, without requiring the prod secrets.
+ */
+export function scheduleConfig(): Config {
+  const names = ["PIPELINE_SCHEDULE", "PIPELINE_LOG_LEVEL", "PIPELINE_LOG_FORMAT"];
+  return loadConfig({
+    env: Object.fromEntries(names.map((n) => [n, Deno.env.get(n)])),
+    envFile: false,
+  });
 }
 
 /** Options of {@link runDeployOnce}. */
@@ -62,45 +79,26 @@ export async function runDeployOnce(
   }
 }
 
-/** Options of {@link startDeploy}. */
-export interface StartDeployOptions {
-  /** Default `Deno.cron` (injectable for tests). */
-  cron?: CronFn;
-  config?: Config;
-  settings?: DeploySettings;
-}
-
-/**
- * Registers the schedule. Called synchronously while the module loads: Deno Deploy picks up the
- * crons registered at start-up. A bad configuration throws here, so the deployment fails visibly.
- */
-export function startDeploy(options: StartDeployOptions = {}): Promise<void> {
-  const config = options.config ?? loadConfig({ tokensElsewhere: true });
-  const settings = options.settings ?? deploySettings();
-  const log = createLogger(config);
-  return registerSchedule(config, {
-    log,
-    cron: options.cron,
-    job: async () => {
-      await runDeployOnce(config, { log, settings });
-    },
-  });
+/** What the cron runs: the prod config (secrets included) is loaded now, not at start-up. */
+async function scheduledRun(): Promise<void> {
+  const config = loadConfig({ tokensElsewhere: true });
+  await runDeployOnce(config, { log: createLogger(config), settings: deploySettings() });
 }
 
 const HELP = `scripts/deploy.ts — the Deno Deploy entry (prod profile: S3 + Snowflake, no dbt)
 
-On Deno Deploy it registers the cron "top-tracks" on PIPELINE_SCHEDULE (UTC).
+Registers the cron "top-tracks" on PIPELINE_SCHEDULE (UTC) when the module loads.
 Locally: deno task deploy-local [--once] [--date YYYY-MM-DD]
 
 Flags:
-  --once               run the pipeline once now and exit (instead of registering the cron)
+  --once               also run the pipeline once now, then exit
   --date YYYY-MM-DD    snapshot date of that run (default: today, UTC)
   --help               this help
 
 Settings: every prod setting (see README), plus SPOTIFY_TOKENS_JSON (the token file's content,
 seeds Deno KV) and PIPELINE_KV_PATH (local runs only).`;
 
-/** `--once`: one run now; returns the exit code. */
+/** Local use (`--once`, `--help`); returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let log = createLogger(undefined);
   try {
@@ -115,9 +113,9 @@ export async function main(args: string[]): Promise<number> {
     } catch (error) {
       throw new ConfigError(`${(error as Error).message} (see --help)`);
     }
-    if (values.help) {
+    if (values.help || !values.once) {
       console.log(HELP);
-      return ExitCode.ok;
+      return values.help ? ExitCode.ok : ExitCode.config;
     }
     const config = loadConfig({ tokensElsewhere: true });
     log = createLogger(config);
@@ -133,8 +131,8 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  if (Deno.args.length > 0) Deno.exit(await main(Deno.args));
-  // No await before this: the cron is registered while the module loads.
-  startDeploy();
-}
+// Top level, unconditional: this is how Deno Deploy finds the cron.
+const boot = scheduleConfig();
+registerSchedule(boot, { log: createLogger(boot), job: scheduledRun, rethrow: true });
+
+if (import.meta.main && Deno.args.length > 0) Deno.exit(await main(Deno.args));

@@ -16,11 +16,9 @@ import {
   parseTokensJson,
   TOKENS_KEY,
 } from "../lib/deploy/tokens.ts";
-import type { CronFn } from "../lib/server/cron.ts";
 import type { StoredTokens } from "../lib/spotify/token_store.ts";
 import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
 import { runSnowflakeSetup } from "../lib/warehouse/snowflake_setup.ts";
-import { startDeploy } from "../scripts/deploy.ts";
 import {
   assert,
   assertEquals,
@@ -91,7 +89,10 @@ async function createBucket(moto: StandIn, bucket: string): Promise<void> {
   if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
 }
 
-/** Runs `scripts/deploy.ts --once` as Deno Deploy would allow: no writes, no subprocess, no FFI. */
+/**
+ * Runs `scripts/deploy.ts <args>` as Deno Deploy would allow — no writes, no subprocess, no FFI —
+ * with `Deno.cron` replaced by a recorder (registrations printed on stderr, nothing scheduled).
+ */
 async function runDeployEntry(
   env: Record<string, string>,
   cwd: string,
@@ -108,10 +109,11 @@ async function runDeployEntry(
       "--deny-run",
       "--deny-ffi",
       "--unstable-kv",
+      "--preload",
+      `${PROJECT_ROOT}/tests/_record_cron.ts`,
       "--config",
       `${PROJECT_ROOT}/deno.json`,
       `${PROJECT_ROOT}/scripts/deploy.ts`,
-      "--once",
       ...args,
     ],
     cwd,
@@ -184,21 +186,25 @@ Deno.test({
         PIPELINE_KV_PATH: ":memory:",
         SPOTIFY_TOKENS_JSON: tokensJson(mock),
       };
-      const first = await runDeployEntry(deployEnv, dataDir, ["--date", "2026-11-20"]);
-      assertEquals(first.code, 0, `exit ${first.code}\n${first.stderr}`);
-      const summary = JSON.parse(first.stdout) as DeployRunSummary;
-      assertEquals(summary.status, "succeeded");
-      assertEquals(summary.snapshot_date, "2026-11-20");
-      assertEquals(Object.keys(summary.steps), ["fetch", "enrich", "write", "upload", "load"]);
-      assertEquals(summary.steps.fetch?.counts?.rows, 5);
-      assertEquals(summary.steps.enrich?.counts?.matched, 5); // from Spotify's audio features
-      assertEquals(summary.coverage, 1);
-      assertEquals(
-        summary.upload?.uri,
-        `s3://${BUCKET}/lake/top_tracks/snapshot_date=2026-11-20/top_tracks.parquet`,
-      );
-      assertEquals(summary.upload?.skipped, false);
-      assertEquals(summary.load?.rows_loaded, 5);
+      // 1. As Deno Deploy runs it: the module registers the cron while it loads, and the cron
+      //    fires the handler (here right away, through the recording preload).
+      const first = await runDeployEntry({ ...deployEnv, TEST_CRON_FIRE: "1" }, dataDir, []);
+      assertEquals(first.code, 0, first.stderr);
+      const records = first.stderr.split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l));
+      assertEquals(records.find((r) => r.cron_registered)?.cron_registered, {
+        name: "top-tracks",
+        schedule: "0 0 * * *",
+      });
+      assertEquals(records.find((r) => r.cron_fired)?.cron_fired, { name: "top-tracks", ok: true });
+      const startLine = records.find((r) => /^Deploy run \S+ \(snapshot /.test(r.msg ?? ""));
+      const date = /snapshot (\d{4}-\d{2}-\d{2})/.exec(startLine?.msg ?? "")?.[1];
+      assert(date, first.stderr);
+      const counts = (step: string) => records.find((r) => r.msg === `${step} done`);
+      assertEquals(counts("fetch")?.rows, 5);
+      assertEquals(counts("enrich")?.matched, 5); // from Spotify's audio features
+      assertEquals(counts("upload")?.skipped, 0);
+      assertEquals(counts("load")?.rows_loaded, 5);
       assertEquals(mock.requestsTo("/api/token").length, 1, "the expired token was refreshed");
       assert(!first.stderr.includes(pair.passphrase));
 
@@ -207,24 +213,34 @@ Deno.test({
       const session = await openSnowflakeSession(setupConfig.warehouse, { log: testLog().log });
       try {
         const rows = await session.execute(
-          "SELECT COUNT(*) AS N, COUNT(DISTINCT TRACK_ID) AS T FROM SPOTIFY.RAW.TOP_TRACKS WHERE SNAPSHOT_DATE = '2026-11-20'",
+          `SELECT COUNT(*) AS N, COUNT(DISTINCT TRACK_ID) AS T FROM SPOTIFY.RAW.TOP_TRACKS WHERE SNAPSHOT_DATE = '${date}'`,
         );
         assertEquals([Number(rows[0]?.N), Number(rows[0]?.T)], [5, 5]);
       } finally {
         await session.close();
       }
 
-      // The same day again (tokens re-seeded: in-memory KV is per process): nothing new.
+      // 2. The same day again with `--once --date` (tokens re-seeded: in-memory KV lives per
+      //    process): the summary says nothing new was uploaded or loaded.
       const second = await runDeployEntry(
         { ...deployEnv, SPOTIFY_TOKENS_JSON: tokensJson(mock) },
         dataDir,
-        ["--date", "2026-11-20"],
+        ["--once", "--date", date],
       );
       assertEquals(second.code, 0, second.stderr);
-      const again = JSON.parse(second.stdout) as DeployRunSummary;
-      assertEquals(again.upload?.skipped, true);
-      assertEquals(again.load?.rows_loaded, 0);
-      assertEquals(again.load?.files_skipped, 1);
+      const summary = JSON.parse(second.stdout) as DeployRunSummary;
+      assertEquals(summary.status, "succeeded");
+      assertEquals(summary.snapshot_date, date);
+      assertEquals(Object.keys(summary.steps), ["fetch", "enrich", "write", "upload", "load"]);
+      assertEquals(summary.steps.fetch?.counts?.rows, 5);
+      assertEquals(summary.coverage, 1);
+      assertEquals(
+        summary.upload?.uri,
+        `s3://${BUCKET}/lake/top_tracks/snapshot_date=${date}/top_tracks.parquet`,
+      );
+      assertEquals(summary.upload?.skipped, true);
+      assertEquals(summary.load?.files_skipped, 1);
+      assertEquals(summary.load?.rows_loaded, 0);
     } finally {
       await fakesnow?.stop();
       await moto.stop();
@@ -240,53 +256,61 @@ Deno.test("the Deploy entry fails with exit 3 when Spotify refuses the refresh t
   try {
     const base = await prodEnv({ dataDir: dir, s3Endpoint: "http://127.0.0.1:9", bucket: "b" });
     mock.state.invalidGrant = true;
-    const r = await runDeployEntry(
-      {
-        ...base,
-        PIPELINE_LOG_LEVEL: "info",
-        PIPELINE_LOG_FORMAT: "json",
-        SPOTIFY_TOKENS_FILE: "/nonexistent/spotify_tokens.json",
-        SPOTIFY_API_URL: mock.url,
-        SPOTIFY_ACCOUNTS_URL: mock.url,
-        PIPELINE_KV_PATH: ":memory:",
-        SPOTIFY_TOKENS_JSON: tokensJson(mock),
-      },
-      dir,
-      [],
-    );
+    const env = {
+      ...base,
+      PIPELINE_LOG_LEVEL: "info",
+      PIPELINE_LOG_FORMAT: "json",
+      SPOTIFY_TOKENS_FILE: "/nonexistent/spotify_tokens.json",
+      SPOTIFY_API_URL: mock.url,
+      SPOTIFY_ACCOUNTS_URL: mock.url,
+      PIPELINE_KV_PATH: ":memory:",
+      SPOTIFY_TOKENS_JSON: tokensJson(mock),
+    };
+    const r = await runDeployEntry(env, dir, ["--once"]);
     assertEquals(r.code, 3, r.stderr);
     assertStringIncludes(r.stderr, "invalid_grant");
+    // Fired by the cron, the failure is rethrown: Deploy's dashboard shows the run as Error.
+    const fired = await runDeployEntry({ ...env, TEST_CRON_FIRE: "1" }, dir, []);
+    const outcome = fired.stderr.split("\n").filter((l) => l.startsWith('{"cron_fired"'))
+      .map((l) => JSON.parse(l).cron_fired);
+    assertEquals(outcome.length, 1);
+    assertEquals(outcome[0].ok, false);
+    assertStringIncludes(outcome[0].error, "SourceError");
   } finally {
     await mock.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("the Deploy entry registers Deno.cron('top-tracks') on PIPELINE_SCHEDULE", async () => {
+Deno.test("the Deploy entry registers Deno.cron('top-tracks') on PIPELINE_SCHEDULE while it loads, needing no secret", async () => {
   const dir = await Deno.makeTempDir({ prefix: "deploy_test_" });
   try {
+    const registered = (stderr: string) =>
+      stderr.split("\n").filter((l) => l.startsWith('{"cron_registered"'))
+        .map((l) => JSON.parse(l).cron_registered);
+    const ok = await runDeployEntry({ PIPELINE_SCHEDULE: "15 5 * * *" }, dir, ["--help"]);
+    assertEquals(ok.code, 0, ok.stderr);
+    assertEquals(registered(ok.stderr), [{ name: "top-tracks", schedule: "15 5 * * *" }]);
+    const byDefault = await runDeployEntry({}, dir, ["--help"]);
+    assertEquals(registered(byDefault.stderr), [{ name: "top-tracks", schedule: "0 0 * * *" }]);
+    // A bad schedule fails the module (the deployment), naming the setting.
+    const bad = await runDeployEntry({ PIPELINE_SCHEDULE: "daily" }, dir, ["--help"]);
+    assert(bad.code !== 0);
+    assertStringIncludes(bad.stderr, 'PIPELINE_SCHEDULE="daily" is not valid');
+    assertEquals(registered(bad.stderr), []);
+    // Without tokensElsewhere, prod still requires the token file (the `deno task` path).
     const env = await prodEnv({
       dataDir: dir,
       s3Endpoint: "http://127.0.0.1:9",
       bucket: "b",
-      extra: { PIPELINE_SCHEDULE: "15 5 * * *", SPOTIFY_TOKENS_FILE: "/nonexistent/t.json" },
+      extra: { SPOTIFY_TOKENS_FILE: "/nonexistent/t.json" },
     });
-    const config = loadConfig({ env, envFile: false, tokensElsewhere: true });
-    const registered: [string, string][] = [];
-    const cron: CronFn = (name, schedule) => {
-      registered.push([name, schedule]);
-      return Promise.resolve();
-    };
-    await startDeploy({ cron, config, settings: {} });
-    assertEquals(registered, [["top-tracks", "15 5 * * *"]]);
-    // Without tokensElsewhere, prod still requires the token file.
-    assertEquals(
-      (await assertRejects(
-        () => Promise.resolve().then(() => loadConfig({ env, envFile: false })),
-        ConfigError,
-      )).message.includes("SPOTIFY_TOKENS_FILE"),
-      true,
+    const error = await assertRejects(
+      () => Promise.resolve().then(() => loadConfig({ env, envFile: false })),
+      ConfigError,
     );
+    assertStringIncludes(error.message, "SPOTIFY_TOKENS_FILE");
+    loadConfig({ env, envFile: false, tokensElsewhere: true });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -43,6 +43,12 @@ export interface RegisterScheduleOptions {
   cron?: CronFn;
   /** Stops the schedule. */
   signal?: AbortSignal;
+  /**
+   * Rethrow a failed run after logging it, so the cron runtime records the execution as failed
+   * (Deno Deploy's dashboard shows it as Error). A skipped run (another one in progress) is not a
+   * failure.
+   */
+  rethrow?: boolean;
 }
 
 /**
@@ -54,7 +60,7 @@ export function registerSchedule(
   config: Config,
   options: RegisterScheduleOptions,
 ): Promise<void> {
-  const { log, job, signal } = options;
+  const { log, job, signal, rethrow = false } = options;
   const cron = options.cron ?? denoCron();
   if (!cron) {
     throw new ConfigError(
@@ -76,6 +82,7 @@ export function registerSchedule(
       log.error(`Scheduled run failed: ${message.split("\n")[0]}`, {
         exit_code: exitCodeOf(error),
       });
+      if (rethrow) throw error;
     }
   });
 }
