@@ -131,6 +131,19 @@ Deno.test("FolderStore.head() and list() describe stored objects; a stale sideca
   });
 });
 
+Deno.test("FolderStore.put() checks a given sha256 against the bytes, like S3's checksum", async () => {
+  await withTempDir(async (dir) => {
+    const store = new FolderStore(dir);
+    await assert.rejects(
+      () => store.put(KEY, bytes("abc"), { sha256: "0".repeat(64) }),
+      (e: Error) => e instanceof StorageError && e.message.includes("sha256"),
+    );
+    assert.equal(await store.head(KEY), undefined);
+    const ok = await store.put(KEY, bytes("abc"), { sha256: await sha256Hex(bytes("abc")) });
+    assert.equal(ok.skipped, false);
+  });
+});
+
 Deno.test("FolderStore.get() returns the bytes; a missing key is a StorageError naming it", async () => {
   await withTempDir(async (dir) => {
     const store = new FolderStore(dir);

@@ -88,7 +88,12 @@ export class FolderStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<PutReceipt> {
     const path = this.#path(key);
-    const sha256 = options.sha256 ?? await sha256Hex(data);
+    const sha256 = await sha256Hex(data);
+    if (options.sha256 !== undefined && options.sha256 !== sha256) {
+      throw new StorageError(
+        `Cannot put "${key}": the bytes' sha256 is ${sha256}, the caller said ${options.sha256}`,
+      );
+    }
     const stored = await this.head(key);
     if (
       stored?.sha256 && (
