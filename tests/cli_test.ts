@@ -65,10 +65,13 @@ async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
   };
 }
 
-/** The error records of a JSON-lines log. */
+/**
+ * The final error records of a JSON-lines log: the ones carrying the exit code (what a task
+ * prints last); dbt's own error lines, streamed before, carry none.
+ */
 function errors(stderr: string): { msg: string; exit_code?: number }[] {
   return stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
-    .filter((r) => r.level === "error");
+    .filter((r) => r.level === "error" && r.exit_code !== undefined);
 }
 
 function explain(r: Result): string {
@@ -178,6 +181,74 @@ Deno.test("exit 3 (source): the Spotify API is unreachable", async () => {
   } finally {
     await mock.close();
   }
+});
+
+const PYTHON = `${ROOT}.venv/bin/python`;
+
+/** Runs Python (the project venv's, with duckdb) on a DuckDB file. */
+async function duckdbPython(code: string, path: string): Promise<void> {
+  const out = await new Deno.Command(PYTHON, { args: ["-c", code, path] }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
+Deno.test("exit 0 for a whole local run; exit 4 while the DuckDB file is locked; exit 5 when a dbt test fails", async () => {
+  await using tmp = await tempDir();
+  const env = { PIPELINE_DATA_DIR: tmp.dir, SPOTIFY_SOURCE: "sample" };
+  const ok = await cli(["pipeline"], env, tmp.dir);
+  assertEquals(ok.code, ExitCode.ok, explain(ok));
+  assertStringIncludes(ok.stdout, "succeeded");
+  assertStringIncludes(ok.stdout, `Warehouse: ${tmp.dir}/warehouse.duckdb`);
+
+  // Another process holds the warehouse file: the load fails with exit 4, naming the file.
+  const warehouse = `${tmp.dir}/warehouse.duckdb`;
+  const holder = new Deno.Command(PYTHON, {
+    args: [
+      "-c",
+      "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+      warehouse,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    assertStringIncludes(String((await reader.read()).value), "ready");
+    const locked = await cli(["pipeline", "--to", "load"], env, tmp.dir);
+    assertEquals(locked.code, ExitCode.storage, explain(locked));
+    const [error] = errors(locked.stderr);
+    assertStringIncludes(error!.msg, warehouse);
+    assertEquals(error!.exit_code, 4);
+  } finally {
+    await holder.stdin.close();
+    await reader.cancel();
+    await holder.status;
+  }
+
+  // A raw row out of range (danceability 2.0): dbt's accepted-range test fails, exit 5.
+  await duckdbPython(
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute('insert into raw.top_tracks select * replace (2.0 as danceability) from raw.top_tracks limit 1'); con.close()",
+    warehouse,
+  );
+  const dbt = await cli(["transform"], env, tmp.dir);
+  assertEquals(dbt.code, ExitCode.dbt, explain(dbt));
+  const [dbtError] = errors(dbt.stderr);
+  assertStringIncludes(dbtError!.msg, "danceability");
+  assertEquals(dbtError!.exit_code, 5);
+});
+
+Deno.test("exit 4 (storage): the lake folder cannot be created", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.dir}/not-a-folder`;
+  await Deno.writeTextFile(file, "");
+  const r = await cli(["pipeline", "--to", "upload"], {
+    PIPELINE_DATA_DIR: tmp.dir,
+    SPOTIFY_SOURCE: "sample",
+    PIPELINE_LAKE_DIR: `${file}/lake`,
+  }, tmp.dir);
+  assertEquals(r.code, ExitCode.storage, explain(r));
+  const [error] = errors(r.stderr);
+  assertStringIncludes(error!.msg, `${file}/lake`);
+  assertEquals(error!.exit_code, 4);
 });
 
 Deno.test("exit 6 (already running): a second pipeline while one holds the lock names the running id", async () => {
