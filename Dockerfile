@@ -17,10 +17,12 @@ WORKDIR /app
 RUN mkdir -p /data && chown deno:deno /app /data
 USER deno
 
-# The dbt venv, in its own layer: rebuilt only when the pins change.
+# The dbt venv, in its own layer: rebuilt only when the pins change. The marker (sha256sum
+# format, see lib/dbt/venv.ts) tells the transform step these requirements are installed.
 COPY --chown=deno:deno dbt/requirements.txt dbt/requirements.txt
 RUN python3 -m venv /app/.venv \
-  && /app/.venv/bin/pip install --no-cache-dir -r dbt/requirements.txt
+  && /app/.venv/bin/pip install --no-cache-dir -r /app/dbt/requirements.txt \
+  && sha256sum /app/dbt/requirements.txt > /app/.venv/.requirements.sha256
 
 # npm dependencies, in their own layer: rebuilt only when deno.json or deno.lock change.
 COPY --chown=deno:deno deno.json deno.lock ./
