@@ -39,7 +39,15 @@ Missing features (implemented here with SQL on fakesnow's own DuckDB)
  10. fakesnow bug: CREATE TABLE IF NOT EXISTS on an existing table deletes that table's load
      history (so the next COPY loads the same file again). Snowflake leaves the table and its load
      metadata alone and answers "<name> already exists, statement succeeded."; so does the adapter.
- 11. Authentication: fakesnow accepts any login. With --public-key USER=PEM the key-pair JWT of
+ 11. DuckDB only allows unqualified TEMPORARY tables/views ("temp" catalog), while dbt-snowflake
+     creates `temporary table DB.SCHEMA.x__dbt_tmp` (unit tests, incremental merges): a qualified
+     temporary table or view is created as a regular one (it is dropped or replaced by dbt; it is
+     not session-scoped in the stand-in).
+ 12. fakesnow's server answers BEGIN with an error (it describes the last statement as a table
+     named BEGIN) and dbt adds a query comment to it: a bare BEGIN/COMMIT/ROLLBACK (comments
+     dropped) is run on the session's fakesnow cursor, as fakesnow's Python API runs it, and
+     answered "Statement executed successfully.".
+ 13. Authentication: fakesnow accepts any login. With --public-key USER=PEM the key-pair JWT of
      that user is verified (RS256 signature, iss ACCOUNT.USER.SHA256:<fingerprint>, sub, exp) and
      a bad one is refused with Snowflake's 390144; with FAKESNOW_ADAPTER_PASSWORDS passwords are
      checked (390100); with --account a login naming another account gets HTTP 403, as from
@@ -71,6 +79,7 @@ import sqlglot
 import uvicorn
 from sqlglot import exp
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -403,6 +412,20 @@ def record_stage(expression: exp.Create, database: str | None, schema: str | Non
     )
 
 
+def unqualify_temporary(statement: exp.Expression | None) -> str | None:
+    """SQL of a qualified CREATE TEMPORARY TABLE/VIEW made a regular one; None if not such."""
+    if not isinstance(statement, exp.Create) or str(statement.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
+        return None
+    props = statement.args.get("properties")
+    temporary = [p for p in (props.expressions if props else []) if isinstance(p, exp.TemporaryProperty)]
+    table = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
+    if not temporary or not isinstance(table, exp.Table) or not (table.args.get("db") or table.args.get("catalog")):
+        return None
+    for p in temporary:
+        p.pop()
+    return statement.sql(dialect="snowflake")
+
+
 def ident_name(ident: exp.Expression | str | None, default: str | None) -> str | None:
     if ident is None or ident == "":
         return default
@@ -630,6 +653,13 @@ async def query(request: Request) -> Response:
     if token not in fs_server.sessions:
         return failure("390104", "User must login again to access the service.", "08001")
     conn = fs_server.sessions[token]
+    bare = re.fullmatch(r"\s*(BEGIN|COMMIT|ROLLBACK)\b\s*(/\*.*?\*/\s*)*;?\s*", sql, re.I | re.S)
+    if bare:
+        try:
+            await run_in_threadpool(conn.cursor().execute, bare[1].upper())
+        except ProgrammingError as e:
+            return failure(f"{e.errno:06d}", e.msg, e.sqlstate or "42000")
+        return result([text_column("status")], [["Statement executed successfully."]])
     try:
         statement = sqlglot.parse_one(sql, read="snowflake")
     except sqlglot.errors.ParseError:
@@ -662,6 +692,9 @@ async def query(request: Request) -> Response:
             return result([text_column("status")], [[f"{name} already exists, statement succeeded."]])
     except ProgrammingError as e:
         return failure(f"{e.errno:06d}", e.msg, e.sqlstate or "42000")
+
+    if (rewritten := unqualify_temporary(statement)) is not None:
+        payload["sqlText"] = rewritten
 
     timeout = STATEMENT_TIMEOUTS.get(token)
     timed_out = threading.Event()
