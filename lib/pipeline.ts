@@ -4,6 +4,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
@@ -110,13 +111,22 @@ async function runSteps(
 
   const ran: StepName[] = [];
   const skipped: StepName[] = [];
+  // On resume, a finished step is skipped only while its outputs check out; from the first one
+  // that does not, that step and every later one run again.
+  let redoing = false;
   for (const step of steps) {
-    if (options.resume && run.finished(step)) {
-      skipped.push(step);
-      runLog.info(`${step}: already finished in this run, skipped`, { step });
-      continue;
+    if (options.resume && !redoing && run.finished(step)) {
+      const stale = await run.staleReason(step);
+      if (stale === undefined) {
+        skipped.push(step);
+        runLog.info(`${step}: already finished in this run, outputs verified, skipped`, { step });
+        continue;
+      }
+      redoing = true;
+      runLog.warn(`${step}: ${stale}; redoing ${step} and the steps after it`, { step });
     }
     if (options.signal?.aborted) throw new ConfigError("Run cancelled");
+    if (options.resume) await removeTempFiles(run.path(step));
     await runStep(step, {
       config,
       run,
@@ -130,6 +140,28 @@ async function runSteps(
   run.manifest.status = allDone ? "succeeded" : "partial";
   await run.save();
   return { run, ran, skipped };
+}
+
+/**
+ * Removes the temporary files (`.<random>.<name>.tmp`, see `lib/fs_atomic.ts`) a killed process
+ * left in a step's folder before the step runs again. Only the pipeline does this, under the run
+ * lock, so no writer is using them.
+ */
+async function removeTempFiles(dir: string): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) await removeTempFiles(path);
+    else if (entry.isFile && entry.name.startsWith(".") && entry.name.endsWith(".tmp")) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
 }
 
 /** A readable summary of a run (what the pipeline prints at the end). */

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { join } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import { sha256Hex, writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
 
 /** Names of the pipeline steps, in order. */
 export const STEP_NAMES = ["fetch", "enrich", "write", "upload", "load", "transform"] as const;
@@ -17,6 +17,12 @@ export type StepName = typeof STEP_NAMES[number];
 
 /** Status of a step or run (`partial`: a run stopped early on purpose, e.g. `--to write`). */
 export type Status = "running" | "succeeded" | "failed" | "partial";
+
+/** Size and SHA-256 of one output file, recorded when its step finished (checked on resume). */
+export interface OutputDigest {
+  bytes: number;
+  sha256: string;
+}
 
 /** What the manifest records about one step. */
 export interface StepRecord {
@@ -30,6 +36,8 @@ export interface StepRecord {
   summary?: Record<string, unknown>;
   /** Output files, relative to the run folder. */
   outputs?: string[];
+  /** Size and SHA-256 of each output when the step finished, by relative path. */
+  files?: Record<string, OutputDigest>;
   /** One-line cause of a failure (already redacted). */
   error?: string;
   exit_code?: number;
@@ -97,9 +105,19 @@ export class Run {
     return this.manifest.snapshot_date;
   }
 
-  /** Absolute path of a file inside the run folder. */
+  /**
+   * Absolute path of a file inside the run folder.
+   * @throws ConfigError when the parts lead outside the run folder (e.g. a tampered `file`).
+   */
   path(...parts: string[]): string {
-    return join(this.dir, ...parts);
+    const path = resolve(this.dir, ...parts);
+    const rel = relative(this.dir, path);
+    if (rel === ".." || rel.startsWith("../") || isAbsolute(rel)) {
+      throw new ConfigError(
+        `Run ${this.id}: "${parts.join("/")}" is outside the run folder ${this.dir}`,
+      );
+    }
+    return path;
   }
 
   /** Saves the manifest atomically. */
@@ -150,6 +168,53 @@ export class Run {
         },
       );
     }
+  }
+
+  /** Size and SHA-256 of output files (relative paths), as recorded in the manifest. */
+  async digest(outputs: readonly string[]): Promise<Record<string, OutputDigest>> {
+    const files: Record<string, OutputDigest> = {};
+    for (const rel of outputs) {
+      const data = await Deno.readFile(this.path(rel));
+      files[rel] = { bytes: data.length, sha256: await sha256Hex(data) };
+    }
+    return files;
+  }
+
+  /**
+   * Why a finished step cannot be skipped on resume, or `undefined` when it can: every output
+   * recorded in the manifest must still be there with the same size and SHA-256, and the step
+   * must have started after the step before it finished (otherwise its input changed since).
+   */
+  async staleReason(step: StepName): Promise<string | undefined> {
+    const record = this.manifest.steps[step];
+    if (record?.status !== "succeeded") return `${step} has not finished`;
+    const files: Record<string, OutputDigest | undefined> = record.files ??
+      Object.fromEntries((record.outputs ?? []).map((rel) => [rel, undefined]));
+    for (const [rel, want] of Object.entries(files)) {
+      let data: Uint8Array;
+      try {
+        data = await Deno.readFile(this.path(rel));
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return `its output ${rel} is missing`;
+        return `its output ${rel} cannot be read (${(error as Error).message})`;
+      }
+      if (want === undefined) continue;
+      if (data.length !== want.bytes) {
+        return `its output ${rel} changed since the step finished (${data.length} bytes, the manifest says ${want.bytes})`;
+      }
+      const sha256 = await sha256Hex(data);
+      if (sha256 !== want.sha256) {
+        return `its output ${rel} changed since the step finished (sha256 ${
+          sha256.slice(0, 12)
+        }…, the manifest says ${want.sha256.slice(0, 12)}…)`;
+      }
+    }
+    const previous = STEP_NAMES[STEP_NAMES.indexOf(step) - 1];
+    const before = previous === undefined ? undefined : this.manifest.steps[previous];
+    if (before?.finished_at && before.finished_at > record.started_at) {
+      return `${previous} finished again after ${step} ran, so ${step}'s input changed`;
+    }
+    return undefined;
   }
 
   /** Whether a step finished in this run. */
@@ -247,19 +312,59 @@ async function readRun(config: Config, id: string): Promise<Run> {
     if (error instanceof Deno.errors.NotFound) {
       throw new ConfigError(`Run ${id} not found (no ${file})`);
     }
-    throw error;
+    throw new ConfigError(`Run ${id}: cannot read ${file} (${(error as Error).message})`, {
+      hint: CORRUPT_MANIFEST_HINT,
+    });
   }
   let manifest: Manifest;
   try {
     manifest = JSON.parse(text) as Manifest;
-    if (manifest?.run_id !== id || typeof manifest.steps !== "object" || !manifest.snapshot_date) {
-      throw new TypeError("missing run_id, snapshot_date or steps");
-    }
   } catch (error) {
-    throw new ConfigError(`Run ${id}: manifest ${file} is corrupt (${(error as Error).message})`, {
-      hint: "Start a new run (`deno task pipeline`), or delete that run folder.",
+    throw new ConfigError(
+      `Run ${id}: manifest ${file} is corrupt (not JSON: ${(error as Error).message})`,
+      { hint: CORRUPT_MANIFEST_HINT },
+    );
+  }
+  const problem = manifestProblem(manifest, id);
+  if (problem) {
+    throw new ConfigError(`Run ${id}: manifest ${file} is corrupt (${problem})`, {
+      hint: CORRUPT_MANIFEST_HINT,
     });
   }
   manifest.warnings ??= [];
   return new Run(dir, manifest);
+}
+
+const CORRUPT_MANIFEST_HINT =
+  "The run's steps cannot be trusted: start a new run (`deno task pipeline`, or `--date <its snapshot date>` to redo that day), or delete that run folder.";
+const STATUSES: readonly string[] = ["running", "succeeded", "failed", "partial"];
+
+/** What is wrong with a parsed manifest, or undefined when it has the expected shape. */
+function manifestProblem(value: unknown, id: string): string | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(value)) return "expected a JSON object";
+  if (value.run_id !== id) return `"run_id" is ${JSON.stringify(value.run_id)}, expected "${id}"`;
+  if (typeof value.snapshot_date !== "string" || !DATE.test(value.snapshot_date)) {
+    return `"snapshot_date" is not a date YYYY-MM-DD`;
+  }
+  if (!STATUSES.includes(value.status as string)) return `"status" is not a run status`;
+  if (value.warnings !== undefined && !Array.isArray(value.warnings)) {
+    return `"warnings" is not a list`;
+  }
+  if (!isObject(value.steps)) return `"steps" is not an object`;
+  for (const [step, record] of Object.entries(value.steps)) {
+    if (!(STEP_NAMES as readonly string[]).includes(step)) return `unknown step "${step}"`;
+    if (!isObject(record) || !STATUSES.includes(record.status as string)) {
+      return `steps.${step} has no valid "status"`;
+    }
+    if (typeof record.started_at !== "string") return `steps.${step} has no "started_at"`;
+    if (record.outputs !== undefined && !Array.isArray(record.outputs)) {
+      return `steps.${step}.outputs is not a list`;
+    }
+    if (record.files !== undefined && !isObject(record.files)) {
+      return `steps.${step}.files is not an object`;
+    }
+  }
+  return undefined;
 }

@@ -41,7 +41,10 @@ const LOADERS: Record<StepName, () => Promise<StepFn>> = {
   transform: async () => (await import("./steps/transform.ts")).transformStep,
 };
 
-/** Runs one step, recording status, duration, counts and any error in the run manifest. */
+/**
+ * Runs one step, recording status, duration, counts, any error, and the size and SHA-256 of each
+ * output (checked by a resume before it skips the step) in the run manifest.
+ */
 export async function runStep(name: StepName, ctx: StepContext): Promise<StepOutcome> {
   const { run, log } = ctx;
   const started = performance.now();
@@ -52,6 +55,9 @@ export async function runStep(name: StepName, ctx: StepContext): Promise<StepOut
   try {
     const step = await LOADERS[name]();
     const outcome = await step({ ...ctx, log: stepLog });
+    // Outputs are in place (written to a temp name, then renamed) before the manifest says
+    // succeeded; their size and SHA-256 let a resume check them before skipping the step.
+    const files = await run.digest(outcome.outputs ?? []);
     const record = run.manifest.steps[name]!;
     Object.assign(record, {
       status: "succeeded",
@@ -60,6 +66,7 @@ export async function runStep(name: StepName, ctx: StepContext): Promise<StepOut
       counts: outcome.counts,
       summary: outcome.summary,
       outputs: outcome.outputs,
+      files,
     });
     await run.save();
     return outcome;
