@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
 import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink } from "./log.ts";
-import { createRun, openRun, type StepName } from "./run.ts";
+import { acquireRunLock } from "./lock.ts";
+import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
 import { runStep } from "./steps.ts";
 
 /** A flag of a task. */
@@ -272,16 +273,33 @@ export async function taskMain(
 export function stepMain(step: StepName, args: string[]): Promise<number> {
   return taskMain(TASKS[step], args, async ({ config, log, flags }) => {
     const runId = typeof flags.run === "string" ? flags.run : undefined;
-    const run = step === "fetch" && runId === undefined
-      ? await createRun(config, { date: flags.date as string | undefined })
-      : await openRun(config, { runId });
+    if (runId !== undefined) validateRunId(runId);
     if (step === "fetch" && runId !== undefined && typeof flags.date === "string") {
       throw new ConfigError("--date cannot change an existing run's snapshot date (drop --run)");
     }
-    const runLog = log.child({ run_id: run.id });
-    runLog.info(`${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`);
-    const outcome = await runStep(step, { config, run, log: runLog, flags });
-    runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
+    // A single step is part of a run too: it waits for nobody and fails with exit 6 while
+    // another run (pipeline, serve, cron or another step) holds the lock.
+    const newId = step === "fetch" && runId === undefined ? newRunId() : undefined;
+    const lock = await acquireRunLock(config, {
+      runId: runId ?? newId,
+      onStale: (held) =>
+        log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
+    });
+    let outcome;
+    try {
+      const run = newId !== undefined
+        ? await createRun(config, { date: flags.date as string | undefined, id: newId })
+        : await openRun(config, { runId });
+      if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
+      const runLog = log.child({ run_id: run.id });
+      runLog.info(
+        `${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`,
+      );
+      outcome = await runStep(step, { config, run, log: runLog, flags });
+      runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
+    } finally {
+      await lock.release();
+    }
     // The step's readable report (e.g. enrich's coverage), as the pipeline's summary prints it.
     const text = outcome.summary?.text;
     if (typeof text === "string" && text.trim()) console.log(text.trimEnd());

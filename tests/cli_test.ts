@@ -275,6 +275,25 @@ Deno.test("exit 6 (already running): a second pipeline while one holds the lock 
   assertStringIncludes(ok.stdout, "partial");
 });
 
+Deno.test("exit 6: a single step (fetch, load) is refused while another run holds the lock", async () => {
+  await using tmp = await tempDir();
+  const env = { PIPELINE_DATA_DIR: tmp.dir, SPOTIFY_SOURCE: "sample" };
+  const lock = await acquireRunLock({ dataDir: tmp.dir }, { runId: "20261126T120000Z-c0c0" });
+  try {
+    for (const command of [["fetch"], ["load"]]) {
+      const r = await cli(command, env, tmp.dir);
+      assertEquals(r.code, ExitCode.locked, explain(r));
+      assertStringIncludes(errors(r.stderr)[0]!.msg, "20261126T120000Z-c0c0");
+    }
+    const config = loadConfig({ env: { PIPELINE_DATA_DIR: tmp.dir }, envFile: false });
+    assertEquals(await listRunIds(config), []);
+  } finally {
+    await lock.release();
+  }
+  const ok = await cli(["fetch"], env, tmp.dir);
+  assertEquals(ok.code, ExitCode.ok, explain(ok));
+});
+
 Deno.test("exit 1 is kept for unexpected errors (anything not a PipelineError)", () => {
   assertEquals(exitCodeOf(new TypeError("a bug")), ExitCode.internal);
   assertEquals(ExitCode.internal, 1);
