@@ -289,7 +289,11 @@ export async function openRun(config: Config, options: OpenRunOptions = {}): Pro
   return await readRun(config, id);
 }
 
-/** Run ids in the runs folder, oldest first. */
+/**
+ * Run ids in the runs folder, oldest first. Ids sort by their time to the second; runs started
+ * within the same second are ordered by their manifest's `created_at` (milliseconds), since their
+ * random suffixes say nothing about which came last.
+ */
 export async function listRunIds(config: Config): Promise<string[]> {
   const ids: string[] = [];
   try {
@@ -299,7 +303,31 @@ export async function listRunIds(config: Config): Promise<string[]> {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  return ids.sort();
+  ids.sort();
+  const second = (id: string) => id.slice(0, id.indexOf("-"));
+  const created = new Map<string, string>();
+  for (let i = 0; i < ids.length; i++) {
+    const same = ids[i - 1] !== undefined && second(ids[i - 1]!) === second(ids[i]!);
+    if (!same && second(ids[i + 1] ?? "") !== second(ids[i]!)) continue;
+    created.set(ids[i]!, await createdAt(config, ids[i]!));
+  }
+  if (created.size === 0) return ids;
+  return ids.sort((a, b) =>
+    second(a) !== second(b)
+      ? (a < b ? -1 : 1)
+      : (created.get(a)! < created.get(b)! ? -1 : created.get(a)! > created.get(b)! ? 1 : 0) ||
+        (a < b ? -1 : 1)
+  );
+}
+
+/** A run's `created_at` from its manifest ("" when unreadable: sorts first among its second). */
+async function createdAt(config: Config, id: string): Promise<string> {
+  try {
+    const m = JSON.parse(await Deno.readTextFile(join(config.runsDir, id, "manifest.json")));
+    return typeof m?.created_at === "string" ? m.created_at : "";
+  } catch {
+    return "";
+  }
 }
 
 async function readRun(config: Config, id: string): Promise<Run> {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../lib/config.ts";
 import { ConfigError, ExitCode, StorageError } from "../../lib/errors.ts";
 import { runPipeline } from "../../lib/pipeline.ts";
-import { type Manifest, openRun, type StepName } from "../../lib/run.ts";
+import { createRun, listRunIds, type Manifest, openRun, type StepName } from "../../lib/run.ts";
 import { runStep } from "../../lib/steps.ts";
 import {
   assert,
@@ -311,4 +311,20 @@ Deno.test("a corrupt run folder is a one-line config error (exit 2) naming the f
     const e = await expectConfigError(["--run", run.id], "upload.ts");
     assertStringIncludes(e.msg, '"../../../../etc/passwd" is outside the run folder');
   });
+});
+
+Deno.test("--resume takes the run started last, also among runs started within the same second", async () => {
+  await using env = await setup();
+  // two runs in the same second whose random suffixes sort the other way round
+  const now = new Date("2026-11-26T12:00:00.100Z");
+  const first = await createRun(env.config, { id: "20261126T120000Z-ffff", now });
+  const second = await createRun(env.config, {
+    id: "20261126T120000Z-0000",
+    now: new Date(now.getTime() + 400),
+  });
+  assertEquals(await listRunIds(env.config), [first.id, second.id]);
+  assertEquals((await openRun(env.config)).id, second.id);
+  assertEquals((await openRun(env.config, { unfinished: true })).id, second.id);
+  const result = await runPipeline(env.config, { log: testLog().log, resume: true, to: "fetch" });
+  assertEquals(result.run.id, second.id);
 });
