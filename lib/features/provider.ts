@@ -131,16 +131,20 @@ const UNIT_RANGE: ReadonlySet<FeatureName> = new Set([
 ]);
 
 /**
- * Checks one feature value against Spotify's documented ranges: the unit-interval features in
- * [0, 1], tempo > 0, key an integer in -1..11 (-1 = no key detected), mode 0 or 1,
- * time_signature an integer in 0..12, loudness finite. Returns the reason when invalid.
+ * Checks one feature value against Spotify's documented ranges, as the warehouse's dbt tests
+ * accept them (`accepted_range` in `dbt/models/staging/spotify/_spotify__models.yml`: a value
+ * loaded outside them would fail every later `dbt build`): the unit-interval features in [0, 1],
+ * tempo in (0, 300] BPM, loudness in [-60, 10] dB, key an integer in -1..11 (-1 = no key
+ * detected), mode 0 or 1, time_signature an integer in 0..7. Returns the reason when invalid.
  */
 export function checkFeature(name: FeatureName, value: number): string | undefined {
   if (!Number.isFinite(value)) return `${name} is not a number`;
   if (UNIT_RANGE.has(name)) return value < 0 || value > 1 ? `${name} outside [0,1]` : undefined;
   switch (name) {
     case "tempo":
-      return value <= 0 ? "tempo <= 0" : undefined;
+      return value <= 0 ? "tempo <= 0" : value > 300 ? "tempo > 300" : undefined;
+    case "loudness":
+      return value < -60 || value > 10 ? "loudness outside [-60,10]" : undefined;
     case "key":
       return Number.isInteger(value) && value >= -1 && value <= 11
         ? undefined
@@ -148,9 +152,9 @@ export function checkFeature(name: FeatureName, value: number): string | undefin
     case "mode":
       return value === 0 || value === 1 ? undefined : "mode not 0/1";
     case "time_signature":
-      return Number.isInteger(value) && value >= 0 && value <= 12
+      return Number.isInteger(value) && value >= 0 && value <= 7
         ? undefined
-        : "time_signature outside 0..12";
+        : "time_signature outside 0..7";
     default:
       return undefined;
   }
