@@ -13,6 +13,8 @@ import { openS3Store } from "../lib/store/s3.ts";
 import { openSnowflakeSession, openSnowflakeWarehouse } from "../lib/warehouse/snowflake.ts";
 import { runSnowflakeSetup } from "../lib/warehouse/snowflake_setup.ts";
 import type { FileToLoad } from "../lib/warehouse/warehouse.ts";
+import { encodeTopTracksParquet } from "../lib/parquet/writer.ts";
+import { sampleEnrichedRows } from "./_enriched_rows.ts";
 import {
   freePort,
   generateKeyPair,
@@ -35,7 +37,8 @@ function testLogger(records: LogRecord[] = []): Logger {
 
 /**
  * A top-tracks Parquet file built by DuckDB (Python, in the venv) from the bundled Spotify sample
- * (API shape) joined to the bundled audio-features CSV: the write step's columns and types.
+ * (API shape) joined to the bundled audio-features CSV, in the write step's columns — used for a
+ * file the write step would refuse to produce (`badRank`: a string in the integer column).
  */
 async function buildParquet(
   out: string,
@@ -132,6 +135,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
     s3Endpoint: moto.url,
     accounts: ["TESTACCT"],
     publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+    passwords: { PIPELINE_USER: "the-right-password-0123" },
   });
   const baseEnv = await prodEnv({
     dataDir,
@@ -210,9 +214,11 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
         },
       );
 
+      // the write step's own Parquet (lib/parquet) of the bundled sample's 21 enriched rows
+      const sampleRows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
       const parquet = `${dataDir}/top_tracks.parquet`;
-      await buildParquet(parquet, { runId: "20260131T060000Z-ab12" });
-      const file = await uploadFile(config, KEY, parquet, "20260131T060000Z-ab12");
+      await Deno.writeFile(parquet, (await encodeTopTracksParquet(sampleRows)).data);
+      const file = await uploadFile(config, KEY, parquet, sampleRows[0]!.run_id);
 
       await t.step("COPY INTO loads the rows of a Parquet file uploaded to S3", async () => {
         const records: LogRecord[] = [];
@@ -246,32 +252,30 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
                FROM SPOTIFY.RAW.TOP_TRACKS WHERE rank <= ? ORDER BY rank`,
             [2],
           );
-          const sample = JSON.parse(
-            await Deno.readTextFile(`${PROJECT_ROOT}/data/sample_top_tracks_short_term.json`),
-          ) as { items: { id: string; explicit: boolean; artists: { id: string }[] }[] };
           assert.equal(rows.length, 2);
           for (const [i, row] of rows.entries()) {
-            const item = sample.items[i]!;
-            assert.equal(row.TRACK_ID, item.id);
+            const expected = sampleRows.find((r) => r.rank === i + 1)!;
+            assert.equal(row.TRACK_ID, expected.track_id);
             assert.equal(Number(row.RANK), i + 1);
-            assert.deepEqual(row.ARTIST_IDS, item.artists.map((a) => a.id));
-            assert.equal(row.EXPLICIT, item.explicit);
+            assert.deepEqual(row.ARTIST_IDS, expected.artist_ids);
+            assert.equal(row.EXPLICIT, expected.explicit);
+            assert.equal(row.DANCEABILITY, expected.danceability);
+            assert.equal(row.FEATURES_SOURCE, expected.features_source);
             assert.equal(
               new Date(row.SNAPSHOT_DATE as string).toISOString().slice(0, 10),
               "2026-01-31",
             );
-            assert.equal(
-              new Date(row.FETCHED_AT as string).toISOString(),
-              "2026-01-31T06:00:01.234Z",
-            );
+            assert.equal(new Date(row.FETCHED_AT as string).toISOString(), expected.fetched_at);
             assert.equal(row.SOURCE_FILE, KEY);
             assert.ok(row.LOADED_AT, "loaded_at is filled from METADATA$START_SCAN_TIME");
           }
           const [count] = await session.execute(
-            // 14 of the 21 sample tracks have a row with the same id in the sample CSV
             "SELECT COUNT(*) AS n, COUNT(danceability) AS with_features FROM SPOTIFY.RAW.TOP_TRACKS",
           );
-          assert.deepEqual([Number(count!.N), Number(count!.WITH_FEATURES)], [21, 14]);
+          assert.deepEqual(
+            [Number(count!.N), Number(count!.WITH_FEATURES)],
+            [21, sampleRows.filter((r) => r.danceability !== null).length],
+          );
         } finally {
           await session.close();
         }
@@ -325,6 +329,35 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
         }
       });
 
+      await t.step(
+        "a statement running past SNOWFLAKE_TIMEOUT_SECONDS is cancelled with a clear error",
+        async () => {
+          const quick = configWith({ SNOWFLAKE_TIMEOUT_SECONDS: "1" });
+          const session = await openSnowflakeSession(quick.warehouse as typeof sf, {
+            log: testLogger(),
+          });
+          try {
+            // 21^8 rows: far more than one second of work for DuckDB
+            const t8 = Array.from({ length: 8 }, (_, i) => `SPOTIFY.RAW.TOP_TRACKS t${i}`).join(
+              ", ",
+            );
+            const error = await rejectsWith(
+              () => session.execute(`SELECT COUNT(*) AS n FROM ${t8}`),
+              StorageError,
+            );
+            assert.match(
+              error.message,
+              /^Snowflake statement timed out after 1 s \(SNOWFLAKE_TIMEOUT_SECONDS\)/,
+            );
+            // the session is still usable
+            const [row] = await session.execute("SELECT 1 AS ok");
+            assert.equal(Number(row!.OK), 1);
+          } finally {
+            await session.close();
+          }
+        },
+      );
+
       await t.step("a missing stage is a clear StorageError", async () => {
         const other = configWith({ SNOWFLAKE_STAGE: "NO_SUCH_STAGE" });
         assert.ok(other.warehouse.kind === "snowflake");
@@ -365,6 +398,33 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
             /rejected the key-pair login for user PIPELINE_USER .*390144/,
           );
           assert.match(error.hint ?? "", /fingerprint is SHA256:/);
+        },
+      );
+
+      await t.step(
+        "password auth: the right password logs in, a wrong one is refused with 390100",
+        async () => {
+          const right = configWith({
+            SNOWFLAKE_AUTHENTICATOR: "SNOWFLAKE",
+            SNOWFLAKE_PASSWORD: "the-right-password-0123",
+          });
+          const session = await openSnowflakeSession(right.warehouse as typeof sf, {
+            log: testLogger(),
+          });
+          await session.close();
+          const wrong = configWith({
+            SNOWFLAKE_AUTHENTICATOR: "SNOWFLAKE",
+            SNOWFLAKE_PASSWORD: "a-wrong-password-0123",
+          });
+          const records: LogRecord[] = [];
+          const error = await rejectsWith(
+            () => openSnowflakeSession(wrong.warehouse as typeof sf, { log: testLogger(records) }),
+            StorageError,
+          );
+          assert.match(error.message, /rejected the password for user PIPELINE_USER .*390100/);
+          assert.ok(
+            !JSON.stringify([error.message, error.hint, records]).includes("a-wrong-password"),
+          );
         },
       );
 

@@ -176,8 +176,10 @@ export async function openSnowflakeSession(
     ...(config.port ? { port: config.port } : {}),
     ...(config.protocol ? { protocol: config.protocol } : {}),
     application: "spotify_pipeline",
-    // per-request HTTP timeout, and few login retries: an unreachable host fails in seconds
-    timeout: timeoutMs,
+    // HTTP timeout per request: longer than the server-side statement timeout, so a slow statement
+    // ends with Snowflake's own timeout error (000630) instead of a client timeout, which the
+    // driver would retry. Few login retries: an unreachable host fails in seconds.
+    timeout: timeoutMs + CLIENT_GRACE_MS,
     sfRetryMaxLoginRetries: LOGIN_RETRIES,
   } as ConnectionOptions;
   const connection = sdk.createConnection(connectionOptions);
@@ -228,7 +230,10 @@ class Session implements SnowflakeSession {
     sql: string,
     binds?: (string | number | boolean | null)[],
   ): Promise<Record<string, unknown>[]> {
-    const timeoutMs = this.#config.timeoutSeconds * 1000 + CLIENT_GRACE_MS;
+    // the server cancels at timeoutSeconds (STATEMENT_TIMEOUT_IN_SECONDS); the client stops waiting
+    // once the HTTP timeout has passed too (the driver retries network failures of a statement in
+    // the background: its retry count is not configurable in snowflake-sdk 2.3.6)
+    const timeoutMs = this.#config.timeoutSeconds * 1000 + 2 * CLIENT_GRACE_MS;
     let statementHandle: { cancel(cb?: (error: unknown) => void): void } | undefined;
     this.#log.debug("snowflake statement", { sql: firstLine(sql) });
     const run = new Promise<Record<string, unknown>[]>((resolve, reject) => {
