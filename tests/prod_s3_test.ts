@@ -171,6 +171,13 @@ Deno.test("S3 store against moto", async (t) => {
             });
             assert.deepEqual(c.skipped, false);
             assert.deepEqual(c.bytes, 900);
+            // a caller-given SHA-256 that does not match the bytes is refused
+            const wrongSha = await rejectsWith(
+              () => store.put("day/c.bin", first, { sha256: "0".repeat(64) }),
+              StorageError,
+            );
+            assert.match(wrongSha.message, /does not match the bytes/);
+            assert.equal(await store.head("day/c.bin"), undefined);
             // without a fingerprint, identical bytes are skipped
             const d = await store.put("day/b.bin", first);
             const e = await store.put("day/b.bin", first);

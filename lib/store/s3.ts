@@ -113,7 +113,14 @@ class S3Store implements ObjectStore {
   }
 
   async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<PutReceipt> {
-    const sha256 = options.sha256 ?? await sha256Hex(data);
+    const sha256 = await sha256Hex(data);
+    if (options.sha256 && options.sha256 !== sha256) {
+      throw new StorageError(
+        `Refusing to upload ${
+          this.uri(key)
+        }: the caller's SHA-256 ${options.sha256} does not match the bytes (${sha256})`,
+      );
+    }
     const stored = await this.head(key);
     if (stored?.sha256 && isSameContent(stored, sha256, options.contentSha256)) {
       this.#log.info("identical object already stored; nothing uploaded", {
