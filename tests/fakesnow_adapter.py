@@ -706,7 +706,6 @@ async def query(request: Request) -> Response:
 
         timer = threading.Timer(timeout, interrupt)
         timer.start()
-    started = time.monotonic()
     try:
         response = await fs_server.query_request(with_body(request, payload))
     finally:
@@ -733,7 +732,6 @@ async def query(request: Request) -> Response:
     data.setdefault("chunks", [])
     body["code"] = None
     body["message"] = None
-    _ = started
     return JSONResponse(body)
 
 
