@@ -240,11 +240,19 @@ export function dbtErrorOf(summary: DbtSummary): DbtError | undefined {
     ? `The raw table is created by the load step: run \`deno task load\` (or the pipeline) first. dbt's log: ${summary.log_path}`
     : `dbt's log: ${summary.log_path}`;
   if (summary.failed.length === 0) {
-    const cause = summary.errors.find((e) => !/^Encountered an error:?$/i.test(e)) ??
-      summary.errors[0] ?? "no error message (see the log)";
+    // one line: dbt's error events span lines ("Encountered an error:\nIO Error: ...")
+    const cause = (summary.errors.find((e) => !/^Encountered an error:?$/i.test(e)) ??
+      summary.errors[0] ?? "no error message (see the log)")
+      .replace(/^Encountered an error:?\s*/i, "").split("\n").map((l) => l.trim())
+      .filter(Boolean).join(" ");
+    const locked = /Could not set lock on file/i.test(cause);
     return new DbtError(
       `dbt ${summary.command} failed (exit ${summary.exit_code}) before running any model: ${cause}`,
-      { hint },
+      {
+        hint: locked
+          ? `Another process holds the warehouse file (a dbt left running by a killed pipeline, a notebook...): let it finish, then run again (\`deno task pipeline --resume\`). ${hint}`
+          : hint,
+      },
     );
   }
   const describe = (name: string) => {

@@ -122,8 +122,11 @@ function normalizeTrack(
   ) {
     throw bad(`(${item.id}) "popularity" is not a number (found ${kind(item.popularity)})`);
   }
-  if (item.album !== undefined && item.album !== null && !isObject(item.album)) {
-    throw bad(`(${item.id}) "album" is not an object (found ${kind(item.album)})`);
+  // Spotify documents album and external_ids as objects (never null); an absent one is tolerated
+  for (const key of ["album", "external_ids"] as const) {
+    if (item[key] !== undefined && !isObject(item[key])) {
+      throw bad(`(${item.id}) "${key}" is not an object (found ${kind(item[key])})`);
+    }
   }
   const album = isObject(item.album) ? item.album : {};
   const externalIds = isObject(item.external_ids) ? item.external_ids : {};
