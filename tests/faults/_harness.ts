@@ -359,7 +359,9 @@ export class HttpFaultProxy {
     for (const h of ["content-encoding", "content-length", "transfer-encoding", "connection"]) {
       out.delete(h);
     }
-    const data = req.method === "HEAD" ? null : new Uint8Array(await res.arrayBuffer());
+    const empty = req.method === "HEAD" || [101, 204, 205, 304].includes(res.status);
+    const data = empty ? null : new Uint8Array(await res.arrayBuffer());
+    if (empty) await res.body?.cancel();
     return new Response(data, { status: res.status, statusText: res.statusText, headers: out });
   }
 }

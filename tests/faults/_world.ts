@@ -20,6 +20,7 @@ import {
 import { generateKeyPair } from "../stand_ins.ts";
 import {
   type ChildResult,
+  duckCounts,
   finalError,
   logLines,
   readManifest,
@@ -68,6 +69,8 @@ export interface Secrets {
   awsAccessKeyId: string;
   awsSecretAccessKey: string;
   privateKeyPem: string;
+  /** Its public key (for the Snowflake stand-in), not a secret. */
+  publicKeyPem: string;
   passphrase: string;
   /** Tokens the mock Spotify issued (filled as it issues them). */
   issued: Set<string>;
@@ -104,6 +107,7 @@ export async function makeSecrets(): Promise<Secrets> {
     awsAccessKeyId: `AKIAFAKE${rand().slice(0, 12).toUpperCase()}`,
     awsSecretAccessKey: `fake/aws+secret${rand()}`,
     privateKeyPem: pair.privateKeyPem,
+    publicKeyPem: pair.publicKeyPem,
     passphrase,
     issued: new Set(),
     extra: new Set(),
@@ -368,4 +372,73 @@ export async function collectFiles(
   };
   await walk(dir);
   return n;
+}
+
+/** Shared by the steps of the suite. */
+export class Suite {
+  readonly results: CaseResult[] = [];
+  readonly transcripts: Transcript[] = [];
+  readonly days: DayPlan[] = [];
+  readonly secrets: Secrets;
+  readonly root: string;
+  /** The local profile's data folder (one warehouse for every local case). */
+  readonly local: string;
+  readonly sources: Sources;
+  #day = 0;
+
+  constructor(root: string, secrets: Secrets, sources: Sources) {
+    this.root = root;
+    this.secrets = secrets;
+    this.sources = sources;
+    this.local = join(root, "local");
+  }
+
+  /** A new snapshot date for a case (consecutive days from Monday 2026-03-02). */
+  nextDate(): string {
+    const d = new Date(Date.UTC(2026, 2, 2 + this.#day++));
+    return d.toISOString().slice(0, 10);
+  }
+
+  localEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return this.sources.env(this.local, extra);
+  }
+
+  /** Runs the pipeline in a child process on the local data folder. */
+  pipeline(
+    args: string[],
+    extra: Record<string, string> = {},
+    options: { label: string; timeoutMs?: number; wrap?: string[] },
+  ): Promise<ChildResult> {
+    return runScript("pipeline.ts", args, this.localEnv(extra), {
+      cwd: this.root,
+      transcripts: this.transcripts,
+      ...options,
+    });
+  }
+
+  /** Problems with a day's rows in the local warehouse (raw table, latest load of the day). */
+  async checkDay(date: string, variant: DayVariant): Promise<string[]> {
+    const c = await duckCounts(join(this.local, "warehouse.duckdb"), { models: false });
+    const problems: string[] = [];
+    const want = this.sources.rowsOf(variant);
+    const got = c.rawLatestByDay[date] ?? 0;
+    if (got !== want) problems.push(`raw rows of ${date}: ${got}, a clean run loads ${want}`);
+    if (c.rawDuplicates) problems.push(`${c.rawDuplicates} duplicated raw rows`);
+    if (c.rawUnaccounted) problems.push(`raw rows ≠ load history (${c.rawUnaccounted})`);
+    if (c.filesLoadedTwice) problems.push(`${c.filesLoadedTwice} files loaded twice`);
+    return problems;
+  }
+
+  /** Records a case; throws (failing the step) when it has problems. */
+  record(result: CaseResult, problems: string[]): void {
+    this.results.push(result);
+    if (problems.length) {
+      throw new Error(`${result.id}: ${problems.join("; ")}`);
+    }
+  }
+}
+
+/** Seconds, one decimal. */
+export function round(n: number): number {
+  return Math.round(n * 10) / 10;
 }

@@ -21,6 +21,8 @@ import { loadConfig } from "../../lib/config.ts";
 import { runPipeline } from "../../lib/pipeline.ts";
 import type { StepName } from "../../lib/run.ts";
 import { testLog } from "../_spotify_test_util.ts";
+import { httpCases } from "./_http.ts";
+import { prodCases } from "./_prod.ts";
 import {
   canUnshareMounts,
   type ChildResult,
@@ -34,7 +36,6 @@ import {
   readOnlyMountWrap,
   ROOT,
   runIds,
-  runScript,
   spawnScript,
   TcpResetProxy,
   type Transcript,
@@ -43,89 +44,24 @@ import {
   type WarehouseCounts,
 } from "./_harness.ts";
 import {
-  type CaseResult,
   checkFailure,
   checkSuccess,
   collectFiles,
-  type DayPlan,
   type DayVariant,
   EXIT,
   latestManifest,
   makeSecrets,
   type Outcome,
   retries,
+  round,
   secretNeedles,
-  type Secrets,
   Sources,
+  Suite,
   verifiedSkips,
 } from "./_world.ts";
 
 /** Where the figures go (not committed: `.data/` is ignored). */
 const RESULTS_FILE = join(ROOT, ".data", "faults", "results.json");
-
-/** Shared by the steps of the suite. */
-class Suite {
-  readonly results: CaseResult[] = [];
-  readonly transcripts: Transcript[] = [];
-  readonly days: DayPlan[] = [];
-  readonly secrets: Secrets;
-  readonly root: string;
-  /** The local profile's data folder (one warehouse for every local case). */
-  readonly local: string;
-  readonly sources: Sources;
-  #day = 0;
-
-  constructor(root: string, secrets: Secrets, sources: Sources) {
-    this.root = root;
-    this.secrets = secrets;
-    this.sources = sources;
-    this.local = join(root, "local");
-  }
-
-  /** A new snapshot date for a case (consecutive days from Monday 2026-03-02). */
-  nextDate(): string {
-    const d = new Date(Date.UTC(2026, 2, 2 + this.#day++));
-    return d.toISOString().slice(0, 10);
-  }
-
-  localEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return this.sources.env(this.local, extra);
-  }
-
-  /** Runs the pipeline in a child process on the local data folder. */
-  pipeline(
-    args: string[],
-    extra: Record<string, string> = {},
-    options: { label: string; timeoutMs?: number; wrap?: string[] },
-  ): Promise<ChildResult> {
-    return runScript("pipeline.ts", args, this.localEnv(extra), {
-      cwd: this.root,
-      transcripts: this.transcripts,
-      ...options,
-    });
-  }
-
-  /** Problems with a day's rows in the local warehouse (raw table, latest load of the day). */
-  async checkDay(date: string, variant: DayVariant): Promise<string[]> {
-    const c = await duckCounts(join(this.local, "warehouse.duckdb"), { models: false });
-    const problems: string[] = [];
-    const want = this.sources.rowsOf(variant);
-    const got = c.rawLatestByDay[date] ?? 0;
-    if (got !== want) problems.push(`raw rows of ${date}: ${got}, a clean run loads ${want}`);
-    if (c.rawDuplicates) problems.push(`${c.rawDuplicates} duplicated raw rows`);
-    if (c.rawUnaccounted) problems.push(`raw rows ≠ load history (${c.rawUnaccounted})`);
-    if (c.filesLoadedTwice) problems.push(`${c.filesLoadedTwice} files loaded twice`);
-    return problems;
-  }
-
-  /** Records a case; throws (failing the step) when it has problems. */
-  record(result: CaseResult, problems: string[]): void {
-    this.results.push(result);
-    if (problems.length) {
-      throw new Error(`${result.id}: ${problems.join("; ")}`);
-    }
-  }
-}
 
 /** What a failing attempt must show. */
 interface FailureCase {
@@ -244,10 +180,6 @@ async function absorbed(s: Suite, c: AbsorbedCase): Promise<ChildResult> {
 
 const STEPS: StepName[] = ["fetch", "enrich", "write", "upload", "load", "transform"];
 const TOP_TRACKS = "/v1/me/top/tracks";
-
-function round(n: number): number {
-  return Math.round(n * 10) / 10;
-}
 
 Deno.test({
   name:
@@ -826,6 +758,9 @@ Deno.test({
       }, problems);
     });
 
+    // ---------------------------------------------------------------- HTTP trigger
+    await httpCases(t, s);
+
     // ---------------------------------------------------------------- final state vs a clean run
     await t.step(
       "final state equals a clean run of the same days (row counts in every model)",
@@ -859,6 +794,9 @@ Deno.test({
         if (problems.length) throw new Error(problems.join("; "));
       },
     );
+
+    // ---------------------------------------------------------------- prod: S3 and Snowflake
+    await prodCases(t, s);
   } finally {
     await sources.close();
     await report(s);
@@ -1171,14 +1109,18 @@ async function killDuring(
     label: `${id} (--resume)`,
     timeoutMs: 180_000,
   });
+  const tookOver = logLines(resumed.stderr).some((l) => /Took over a stale lock/.test(l.msg));
   let notes = `temp files left by the kill: ${leftBehind.length}; lock file left: ${lockLeft}`;
   if (step === "transform" && resumed.code === EXIT.dbt) {
     // SIGKILL of the pipeline leaves its dbt child running (nothing kills a process's children
     // when it is SIGKILLed); while that dbt holds the DuckDB file, the resumed dbt cannot open it.
-    const cause = finalError(resumed.stderr)?.msg ?? "";
-    notes += `; first --resume: exit 5 while the killed run's dbt still ran (${
+    const err = finalError(resumed.stderr);
+    const cause = err?.msg ?? "";
+    if (cause.includes("\n")) problems.push(`the first resume's cause spans lines: ${cause}`);
+    if (!/let it finish/.test(err?.hint ?? "")) problems.push(`no hint to wait: ${err?.hint}`);
+    notes += `; first --resume: exit 5 while the killed run's dbt still held the warehouse (${
       cause.slice(0, 200)
-    })`;
+    }), the second succeeded`;
     await waitForOrphanDbt(s.local);
     resumed = await s.pipeline(["--resume", ...to], {}, {
       label: `${id} (second --resume)`,
@@ -1186,7 +1128,7 @@ async function killDuring(
     });
   }
   problems.push(...checkSuccess(resumed));
-  if (lockLeft && !logLines(resumed.stderr).some((l) => /Took over a stale lock/.test(l.msg))) {
+  if (lockLeft && !tookOver) {
     problems.push("the killed run's lock was not reported as taken over");
   }
   const skipped = verifiedSkips(resumed);
