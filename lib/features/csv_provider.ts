@@ -2,11 +2,13 @@
  * The CSV catalog(s) as a provider: each file in `AUDIO_FEATURES_CSV` order is streamed once,
  * answering by track id and, for the tracks it has no id for, by normalized (title, primary
  * artist). An earlier file wins over a later one; a file is not read once every track has been
- * found by id.
+ * found by id. With a cache folder, a catalog unchanged since the last run is answered from its
+ * index instead of being read again (see catalog_index.ts).
  * @module
  */
 
-import { scanCatalog } from "./csv_catalog.ts";
+import { lookupCatalog } from "./catalog_index.ts";
+import { type CatalogScan, scanCatalog } from "./csv_catalog.ts";
 import { nameKeys } from "./normalize.ts";
 import {
   type CatalogStats,
@@ -22,11 +24,13 @@ import {
 export interface CsvProviderOptions {
   /** Catalog files, in order (`config.features.csvPaths`). */
   paths: readonly string[];
+  /** Folder for the catalogs' indexes (`config.features.cacheDir`); none: always scan. */
+  cacheDir?: string;
 }
 
 /** A provider reading audio-features CSV catalogs. */
 export function createCsvProvider(options: CsvProviderOptions): FeaturesLookup {
-  const { paths } = options;
+  const { paths, cacheDir } = options;
   return {
     name: "csv",
     async lookup(tracks: readonly TrackQuery[], lookup: LookupOptions): Promise<ProviderResult> {
@@ -46,11 +50,27 @@ export function createCsvProvider(options: CsvProviderOptions): FeaturesLookup {
         const wantNames = [...pending.values()].filter((t) =>
           t.primary_artist !== null && !byName.has(t.track_id)
         );
-        const scan = await scanCatalog(path, {
-          ids: pending.keys(),
-          names: wantNames.map((t) => ({ title: t.track_name, artist: t.primary_artist! })),
+        const query = {
+          ids: [...pending.keys()],
+          names: wantNames.map((t) => ({
+            title: t.track_name,
+            artist: t.primary_artist!,
+            track_id: t.track_id,
+          })),
           signal,
-        });
+        };
+        const started = performance.now();
+        let scan: CatalogScan;
+        let cache: Record<string, unknown> = {};
+        if (cacheDir === undefined) scan = await scanCatalog(path, query);
+        else {
+          const found = await lookupCatalog(path, { ...query, cacheDir, log });
+          scan = found;
+          cache = {
+            cache: found.cache,
+            ...(found.cacheNote ? { cache_note: found.cacheNote } : {}),
+          };
+        }
         catalogs.push(scan.stats);
         for (const [id, hit] of scan.byId) {
           byId.set(id, hit);
@@ -70,6 +90,10 @@ export function createCsvProvider(options: CsvProviderOptions): FeaturesLookup {
           duplicate_ids: s.duplicate_ids,
           rejected: s.rejected,
           found_by_id: scan.byId.size,
+          ms: Math.round(performance.now() - started),
+          reader: scan.reader,
+          ...(scan.fallback ? { fallback: scan.fallback } : {}),
+          ...cache,
         });
       }
       report.found_by_id = byId.size;

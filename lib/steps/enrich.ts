@@ -109,7 +109,9 @@ export async function providersFromConfig(
         createReccoBeatsProvider({ baseUrl: config.features.reccobeatsUrl, http: config.http }),
       );
     } else {
-      slots.push(createCsvProvider({ paths: config.features.csvPaths }));
+      slots.push(
+        createCsvProvider({ paths: config.features.csvPaths, cacheDir: config.features.cacheDir }),
+      );
     }
   }
   return slots;
