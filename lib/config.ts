@@ -9,7 +9,7 @@
  */
 
 import { parse as parseDotenv } from "dotenv";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -429,9 +429,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (prod) {
     store = {
       kind: "s3",
-      bucket: p.required("S3_BUCKET", "the S3 bucket the Parquet files are uploaded to"),
-      prefix: (p.str("S3_PREFIX") ?? "").replace(/^\/+|\/+$/g, ""),
-      region: p.required("AWS_REGION", "the bucket's AWS region"),
+      bucket: p.matching(
+        p.required("S3_BUCKET", "the S3 bucket the Parquet files are uploaded to"),
+        "S3_BUCKET",
+        S3_BUCKET_NAME,
+        "an S3 bucket name (lower-case letters, digits, dots and hyphens, at most 63)",
+      ),
+      prefix: p.keyPrefix("S3_PREFIX"),
+      region: p.matching(
+        p.required("AWS_REGION", "the bucket's AWS region"),
+        "AWS_REGION",
+        AWS_REGION_NAME,
+        "an AWS region such as us-east-1",
+      ),
       endpoint: p.optionalUrl("S3_ENDPOINT"),
       forcePathStyle: p.bool("S3_FORCE_PATH_STYLE", false),
       multipartThresholdBytes: p.int("S3_MULTIPART_THRESHOLD_MB", 16, 5, 5000) * 1024 * 1024,
@@ -440,6 +450,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   } else {
     store = { kind: "folder", dir: fromData(p.str("PIPELINE_LAKE_DIR"), "lake") };
     warehouse = { kind: "duckdb", path: fromData(p.str("DUCKDB_PATH"), "warehouse.duckdb") };
+    // Each place keeps to its own area: runs are per-run scratch, the lake holds only objects.
+    const runsDir = join(dataDir, "runs");
+    p.notInside("PIPELINE_LAKE_DIR", store.dir, [["the runs folder", runsDir]]);
+    p.notInside("DUCKDB_PATH", warehouse.path, [
+      ["the runs folder", runsDir],
+      ["the lake folder (PIPELINE_LAKE_DIR)", store.dir],
+    ]);
+    p.notInside("SPOTIFY_TOKENS_FILE", tokensFile, [
+      ["the runs folder", runsDir],
+      ["the lake folder (PIPELINE_LAKE_DIR)", store.dir],
+    ]);
   }
 
   const dbt: DbtConfig = {
@@ -452,7 +473,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   };
 
   const serve: ServeConfig = {
-    host: p.str("PIPELINE_HOST") ?? "127.0.0.1",
+    host: p.host("PIPELINE_HOST", "127.0.0.1"),
     port: p.int("PIPELINE_PORT", 8000, 0, 65535),
     triggerToken: p.str("PIPELINE_TRIGGER_TOKEN"),
     schedule: p.cron("PIPELINE_SCHEDULE", "0 0 * * *"),
@@ -489,7 +510,12 @@ export function configSecrets(config: Config): string[] {
 function readSnowflake(p: Parser): SnowflakeConfig {
   const authenticator = p.oneOf("SNOWFLAKE_AUTHENTICATOR", AUTHENTICATORS, "SNOWFLAKE_JWT");
   const cfg: SnowflakeConfig = {
-    account: p.required("SNOWFLAKE_ACCOUNT", "the Snowflake account identifier"),
+    account: p.matching(
+      p.required("SNOWFLAKE_ACCOUNT", "the Snowflake account identifier"),
+      "SNOWFLAKE_ACCOUNT",
+      SNOWFLAKE_ACCOUNT_NAME,
+      "an account identifier such as myorg-myaccount (letters, digits, _ - .)",
+    ),
     user: p.required("SNOWFLAKE_USER", "the Snowflake user the pipeline connects as"),
     authenticator,
     privateKeyPath: p.str("SNOWFLAKE_PRIVATE_KEY_PATH"),
@@ -504,8 +530,13 @@ function readSnowflake(p: Parser): SnowflakeConfig {
     stage: p.ident("SNOWFLAKE_STAGE", "SPOTIFY_S3_STAGE"),
     fileFormat: p.ident("SNOWFLAKE_FILE_FORMAT", "SPOTIFY_PARQUET"),
     storageIntegration: p.ident("SNOWFLAKE_STORAGE_INTEGRATION", "SPOTIFY_S3_INTEGRATION"),
-    awsRoleArn: p.str("SNOWFLAKE_AWS_ROLE_ARN"),
-    host: p.str("SNOWFLAKE_HOST"),
+    awsRoleArn: p.str("SNOWFLAKE_AWS_ROLE_ARN") === undefined ? undefined : p.matching(
+      p.str("SNOWFLAKE_AWS_ROLE_ARN")!,
+      "SNOWFLAKE_AWS_ROLE_ARN",
+      IAM_ROLE_ARN,
+      "an IAM role ARN such as arn:aws:iam::123456789012:role/snowflake-reader",
+    ),
+    host: p.str("SNOWFLAKE_HOST") === undefined ? undefined : p.host("SNOWFLAKE_HOST", ""),
     port: p.str("SNOWFLAKE_PORT") === undefined
       ? undefined
       : p.int("SNOWFLAKE_PORT", 443, 1, 65535),
@@ -515,6 +546,12 @@ function readSnowflake(p: Parser): SnowflakeConfig {
   if (authenticator === "SNOWFLAKE_JWT" && !cfg.privateKeyPath && !cfg.privateKey) {
     p.problem(
       "SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY is required for key-pair auth (SNOWFLAKE_AUTHENTICATOR=SNOWFLAKE_JWT)",
+    );
+  }
+  if (cfg.privateKey && !PEM_PRIVATE_KEY.test(cfg.privateKey)) {
+    // never echo the value: it is a secret
+    p.problem(
+      "SNOWFLAKE_PRIVATE_KEY is not a PEM private key (expected -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY-----); to name a key file, use SNOWFLAKE_PRIVATE_KEY_PATH",
     );
   }
   if (cfg.privateKeyPath && !fileExists(cfg.privateKeyPath)) {
@@ -555,6 +592,18 @@ function fileExists(path: string): boolean {
 }
 
 const CRON_FIELD = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+/** Allowed values of the 5 cron fields: minute, hour, day of month, month, day of week. */
+const CRON_RANGES: readonly [number, number][] = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+const S3_BUCKET_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const AWS_REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+/** A key prefix segment (what lake keys and Snowflake stage paths accept). */
+const KEY_SEGMENT = /^[A-Za-z0-9_=.-]+$/;
+const SNOWFLAKE_ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+const IAM_ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
+const PEM_PRIVATE_KEY = /-----BEGIN (ENCRYPTED |RSA )?PRIVATE KEY-----/;
+/** A host name or IP literal (no scheme, port or path). */
+const HOST_NAME =
+  /^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*)$/;
 
 /** Collects problems while reading variables, so all are reported at once. */
 class Parser {
@@ -673,11 +722,56 @@ class Parser {
   cron(name: string, fallback: string): string {
     const v = this.str(name) ?? fallback;
     const fields = v.split(/\s+/);
-    if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+    const inRange = (f: string, [min, max]: [number, number]) =>
+      f.split(",").every((part) => {
+        const [range, step] = part.split("/");
+        if (step !== undefined && Number(step) < 1) return false;
+        if (range === "*") return true;
+        const [a, b = a] = range!.split("-").map(Number);
+        return a! >= min && b! <= max && a! <= b!;
+      });
+    if (
+      fields.length !== 5 ||
+      !fields.every((f, i) => CRON_FIELD.test(f) && inRange(f, CRON_RANGES[i]!))
+    ) {
       this.problem(
-        `${name}="${v}" is not valid: expected a 5-field cron expression such as "0 0 * * *"`,
+        `${name}="${v}" is not valid: expected a 5-field cron expression such as "0 0 * * *" (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)`,
       );
     }
     return v;
+  }
+
+  /** `value` if it matches `pattern`, else a problem naming the variable (value echoed). */
+  matching(value: string, name: string, pattern: RegExp, expected: string): string {
+    if (value !== "" && !pattern.test(value)) {
+      this.problem(`${name}="${value}" is not valid: expected ${expected}`);
+    }
+    return value;
+  }
+
+  host(name: string, fallback: string): string {
+    const v = this.str(name) ?? fallback;
+    return this.matching(v, name, HOST_NAME, "a host name or IP address (no scheme, port or path)");
+  }
+
+  /** A key prefix: `/`-separated segments of letters, digits and `_=.-`, none `.` or `..`. */
+  keyPrefix(name: string): string {
+    const v = (this.str(name) ?? "").replace(/^\/+|\/+$/g, "");
+    if (v && !v.split("/").every((seg) => KEY_SEGMENT.test(seg) && seg !== "." && seg !== "..")) {
+      this.problem(
+        `${name}="${v}" is not valid: expected key segments of letters, digits and _ = . - separated by /, none "." or ".."`,
+      );
+    }
+    return v;
+  }
+
+  /** A problem when `path` is (inside) one of `areas`. */
+  notInside(name: string, path: string, areas: [string, string][]): void {
+    for (const [what, area] of areas) {
+      const rel = relative(area, path);
+      if (rel === "" || (!rel.startsWith("..") && !isAbsolute(rel))) {
+        this.problem(`${name}="${path}" is not valid: it is inside ${what} (${area})`);
+      }
+    }
   }
 }
