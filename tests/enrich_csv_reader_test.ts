@@ -178,6 +178,10 @@ const NUMBERS = [
   "120.5",
   "0",
   "1",
+  // Written unquoted: a carriage return inside a field of a "\n" file is data (csv-parse).
+  "RAW:0.5\r7",
+  "RAW:0.25\r",
+  "RAW:0.5\r\r",
 ];
 
 function csvCell(value: string, r: () => number): string {
@@ -248,9 +252,12 @@ function fuzzCatalog(seed: number): { text: string; ids: string[]; names: NameQu
       return c === "" ? String(n) : "x";
     });
     let line = cells.map((c) =>
-      c.startsWith('"') && c.endsWith('"') && c.length > 1 ? c : csvCell(c, r)
-    )
-      .join(",");
+      c.startsWith("RAW:")
+        ? c.slice(4)
+        : c.startsWith('"') && c.endsWith('"') && c.length > 1
+        ? c
+        : csvCell(c, r)
+    ).join(",");
     if (r() < 0.03 && !line.includes('"')) line = line.split(",").slice(0, 3).join(","); // short
     lines.push(line);
     if (r() < 0.3) ids.push(r() < 0.8 ? id : `spotify:track:${id}`.slice(14));

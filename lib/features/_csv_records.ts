@@ -413,7 +413,8 @@ function readDecimal(buf: Uint8Array, i: number, numbers: Float64Array, f: numbe
     }
     digits += scale;
   }
-  if (c === COMMA || c === LF || c === CR) {
+  // A CR ends the field only before an LF: elsewhere (an LF file) it is part of the field.
+  if (c === COMMA || c === LF || (c === CR && buf[i + 1] === LF)) {
     if (digits > 0 && digits <= 15) {
       const value = scale === 0 ? mantissa : mantissa / POW10[scale]!;
       numbers[f] = negative ? -value : value;
