@@ -1,0 +1,1 @@
+// Intentionally empty: the start-up baseline of `deno task bench` (scenario 5).
