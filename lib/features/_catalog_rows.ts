@@ -87,7 +87,17 @@ export function resolveColumns(header: string[], file: string): CatalogColumns {
     );
   }
   if (missing.length) {
-    const found = header.map((h) => h.trim() === "" ? "(blank)" : h.trim()).join(", ");
+    // one line and bounded, whatever the header holds (line breaks, control bytes, a million
+    // columns): control characters escaped, long cells cut, at most 40 cells listed
+    const cell = (h: string) => {
+      const t = h.trim();
+      if (t === "") return "(blank)";
+      // deno-lint-ignore no-control-regex
+      const safe = t.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+      return safe.length > 60 ? `${safe.slice(0, 60)}…` : safe;
+    };
+    const found = header.slice(0, 40).map(cell).join(", ") +
+      (header.length > 40 ? `, … (${header.length} columns in all)` : "");
     throw new ConfigError(
       `Cannot read audio features from "${file}": missing ${missing.join(", ")} ` +
         `(needed: an id column or title+artists, and ${REQUIRED_FEATURES.join(", ")}; ` +
