@@ -384,3 +384,36 @@ Deno.test("markRepeats() marks the same rows as adding them in order to a Finger
   assert.deepEqual([...markRepeats(hi, lo, n)], expected);
   assert.deepEqual([...markRepeats(hi, lo, 0)], []);
 });
+
+Deno.test("a second segment that starts inside a quoted line break is dropped: the first segment reads on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "enrich_reader_" });
+  try {
+    const header = "track_id,track_name,artists," + FEATURES.join(",");
+    const values = "0.5,0.5,1,-5,1,0.05,0.1,0,0.1,0.5,120,4";
+    const row = (i: number, title: string) =>
+      `${String(i).padStart(22, "0")},${title},Artist ${i},${values}`;
+    const before = Array.from({ length: 40 }, (_, i) => row(i, `Song ${i}`));
+    const after = Array.from({ length: 40 }, (_, i) => row(100 + i, `Song ${100 + i}`));
+    // One long quoted title full of line breaks spans the middle of the file.
+    const long = `"${Array.from({ length: 400 }, (_, i) => `line ${i}`).join("\n")}"`;
+    const text = [header, ...before, row(50, long), ...after].join("\n") + "\n";
+    const middle = Math.floor(new TextEncoder().encode(text).length / 2);
+    assert.ok(text.indexOf(long) < middle && middle < text.indexOf(long) + long.length);
+    const path = join(dir, "quoted_middle.csv");
+    await Deno.writeTextFile(path, text);
+    const ids = [String(50).padStart(22, "0"), String(139).padStart(22, "0")];
+    const names = [{ title: "song 120", artist: "artist 120" }];
+    const scan = await scanCatalog(path, { ids, names, segments: 2 });
+    assert.equal(scan.segments, 1, "the first segment read the whole file");
+    assert.equal(scan.stats.rows, 81);
+    assert.equal(scan.byId.size, 2);
+    await assertReadersAgree(path, { ids, names }, "quoted middle");
+    // Split between records instead: two segments, same answer.
+    const plain = join(dir, "plain.csv");
+    await Deno.writeTextFile(plain, [header, ...before, ...after].join("\n") + "\n");
+    assert.equal((await scanCatalog(plain, { ids, names, segments: 2 })).segments, 2);
+    await assertReadersAgree(plain, { ids, names }, "plain split");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
