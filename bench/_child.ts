@@ -97,10 +97,10 @@ async function duckdb(args: Args) {
      from read_csv('${csv}', header = true) c join wanted w on c.track_id = w.id`,
   );
   const ms = performance.now() - started;
-  const rows = reader.getRows().length;
+  const rows = reader.getRows();
   connection.closeSync();
   db.closeSync();
-  return { ms, load_ms: loadMs, rows };
+  return { ms, load_ms: loadMs, rows: rows.length, ids: new Set(rows.map((r) => r[0])).size };
 }
 
 /** Deterministic top-tracks rows: `rows` of them over consecutive days (a backfill). */

@@ -283,7 +283,10 @@ async function main(args: string[]): Promise<number> {
         note: `matched ${first.matched} (${first.by_id} by id, ${first.by_name} by name) of 50; ` +
           `cache ${first.cache}; DuckDB load+connect ${
             median(reference.map((x) => Number(x.load_ms))).toFixed(0)
-          } ms (not counted), found ${reference[0]!.rows} of 50 ids`,
+          } ms (not counted), its join gave ${reference[0]!.rows} rows for ${
+            reference[0]!.ids
+          } distinct ids ` +
+          `(a repeated id is one row per copy)`,
       });
     }
     if (want("3")) {
