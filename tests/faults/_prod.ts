@@ -135,6 +135,8 @@ export class Prod {
       problems.push(`Snowflake raw rows of ${date}: ${rows}, a clean run loads ${want}`);
     }
     if (duplicates) problems.push(`${duplicates} duplicated rows in Snowflake`);
+    this.s.rowsLost += Math.max(0, want - rows);
+    this.s.rowsDuplicated += Math.max(0, rows - want - duplicates) + duplicates;
     return problems;
   }
 

@@ -384,6 +384,10 @@ export class Suite {
   /** The local profile's data folder (one warehouse for every local case). */
   readonly local: string;
   readonly sources: Sources;
+  /** Rows missing from a final state, compared with a clean run (local and prod). */
+  rowsLost = 0;
+  /** Rows more than a clean run has (raw rows loaded twice, duplicate keys in a model). */
+  rowsDuplicated = 0;
   #day = 0;
 
   constructor(root: string, secrets: Secrets, sources: Sources) {

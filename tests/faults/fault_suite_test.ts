@@ -775,8 +775,8 @@ Deno.test({
         const clean = await baseline(s);
         const cmp = compare(faulty, clean);
         problems.push(...cmp.problems);
-        figures.rowsLost = cmp.lost;
-        figures.rowsDuplicated = cmp.duplicated;
+        s.rowsLost += cmp.lost;
+        s.rowsDuplicated += cmp.duplicated;
         figures.counts = { faulty: summary(faulty), clean: summary(clean) };
         // per case: its day's rows in top_tracks equal the clean run's
         for (const res of s.results) {
@@ -806,15 +806,11 @@ Deno.test({
 
 /** Figures beyond the per-case results. */
 const figures: {
-  rowsLost: number;
-  rowsDuplicated: number;
   secretsLeaked: number;
   leaks: string[];
   scanned: { transcripts: number; bytes: number };
   counts?: Record<string, Record<string, number>>;
 } = {
-  rowsLost: 0,
-  rowsDuplicated: 0,
   secretsLeaked: 0,
   leaks: [],
   scanned: { transcripts: 0, bytes: 0 },
@@ -1233,8 +1229,8 @@ async function report(s: Suite): Promise<void> {
       r.filter((x) => x.outcome === "clean failure").length,
     "degraded (succeeded with a warning)": r.filter((x) => x.outcome === "degraded").length,
     "resumed to the clean final state": r.filter((x) => x.resumed === true).length,
-    "rows lost": figures.rowsLost,
-    "rows duplicated": figures.rowsDuplicated,
+    "rows lost": s.rowsLost,
+    "rows duplicated": s.rowsDuplicated,
     "secrets leaked": figures.secretsLeaked,
   };
   const lines = [
