@@ -218,3 +218,47 @@ Deno.test("enrich step: the second run answers from the catalog index and writes
     assert.equal([...Deno.readDirSync(config.features.cacheDir)].length, 1);
   });
 });
+
+Deno.test("lookupCatalog() indexes a catalog read in two segments: line numbers and hits as csv-parse gives them", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "big.csv");
+    const header =
+      "track_id,artists,track_name,danceability,energy,key,loudness,mode,speechiness,acousticness,instrumentalness,liveness,valence,tempo";
+    const lines = [header];
+    for (let i = 0; i < 110_000; i++) {
+      const id = String(i % 100_000).padStart(22, "0"); // the last 10k repeat earlier ids
+      // Quoted line breaks now and then shift csv-parse's line numbers from record numbers.
+      const title = i % 997 === 0 ? `"Song ${i}\nPart two"` : `Song ${i}`;
+      const tempo = i % 1000 === 1 ? "0" : String(60 + (i % 120)); // some rejected
+      lines.push(
+        `${id},Artist ${i % 5000};Guest,${title},0.5,0.6,${
+          i % 12
+        },-7.5,1,0.05,0.1,0,0.12,0.4,${tempo}`,
+      );
+    }
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    await Deno.utime(path, LONG_AGO, LONG_AGO);
+    assert.ok((await Deno.stat(path)).size > 8 << 20, "large enough to split on 4 MiB blocks");
+    const ids = [0, 12_345, 99_999, 101_000].map((i) => String(i).padStart(22, "0"));
+    const names: NameQuery[] = [
+      { title: "song 4985", artist: "artist 4985" },
+      { title: "Song 77777", artist: "Artist 2777" },
+      { title: "Song 998", artist: "Artist 998" },
+    ];
+    const cacheDir = join(dir, "cache");
+    const built = await lookupCatalog(path, { ids, names, cacheDir, segments: 2 });
+    assert.equal(built.cache, "built");
+    assert.equal(built.segments, 2);
+    const hit = await lookupCatalog(path, { ids, names, cacheDir });
+    assert.equal(hit.cache, "hit");
+    const reference = await scanCatalog(path, { ids, names, reader: "csv-parse" });
+    for (const found of [built, hit]) {
+      assert.deepEqual(found.stats, reference.stats);
+      assert.deepEqual([...found.byId].sort(), [...reference.byId].sort());
+      assert.deepEqual([...found.byName].sort(), [...reference.byName].sort());
+    }
+    assert.ok(reference.stats.duplicate_ids > 9_000);
+    assert.ok(reference.stats.rejected > 80);
+    assert.ok([...reference.byName.values()].some((h) => h.name!.line > 110_000 / 2));
+  });
+});

@@ -36,9 +36,11 @@ import { extractTrackId } from "./provider.ts";
 
 /**
  * The rows a scan accepted, in file order, with what an index of the catalog needs: where each
- * row's bytes are, its line, its id's fingerprint (both words 0 when it has none) and the hashes
- * of its primary-artist keys (`keyHash()`: the first artist, and the whole cell for an ambiguous
- * `A, B`; 0 = none).
+ * row's bytes are, its line, its id's fingerprint and the hashes of its primary-artist keys
+ * (`keyHash()`: the first artist, and the whole cell for an ambiguous `A, B`; 0 = none). Kept
+ * as the segments' own lists (no copy): a row `r` of a part is accepted unless its id is a
+ * repeat (`ord[r] > 0 && repeat[ord[r] - 1] === 1`); its id fingerprint is
+ * `idHi[ord[r] - 1]`, `idLo[ord[r] - 1]` (`ord` 0: no id).
  */
 export interface RowTable {
   /** The header record (the columns are resolved from it again when the index is read). */
@@ -46,14 +48,22 @@ export interface RowTable {
   columns: CatalogColumns;
   /** Whether records end with `\r\n`. */
   crlf: boolean;
+  /** Accepted rows in all. */
   count: number;
-  offset: Float64Array;
-  length: Uint32Array;
-  line: Uint32Array;
   idHi: Uint32Array;
   idLo: Uint32Array;
-  artist1: Uint32Array;
-  artist2: Uint32Array;
+  repeat: Uint8Array;
+  parts: {
+    offset: Float64Array;
+    length: Uint32Array;
+    /** Lines are the part's own: add `lineShift`. */
+    line: Uint32Array;
+    lineShift: number;
+    /** Index in `idHi`/`idLo` + 1 (0: no id). */
+    ord: Uint32Array;
+    artist1: Uint32Array;
+    artist2: Uint32Array;
+  }[];
 }
 
 /** One segment to scan (structured-cloneable: it is posted to the worker). */
@@ -403,39 +413,22 @@ export function mergeSegments(
   }
   if (!options.table) return merged;
 
-  const n = stats.accepted;
-  const table: RowTable = {
+  merged.table = {
     header: m.header!,
     columns: m.cols!,
     crlf: first.crlf,
-    count: n,
-    offset: new Float64Array(n),
-    length: new Uint32Array(n),
-    line: new Uint32Array(n),
-    idHi: new Uint32Array(n),
-    idLo: new Uint32Array(n),
-    artist1: new Uint32Array(n),
-    artist2: new Uint32Array(n),
+    count: stats.accepted,
+    idHi: hi,
+    idLo: lo,
+    repeat,
+    parts: segments.map((s, k) => {
+      const t = s.table!;
+      // Segment-local id indexes → indexes in the whole list.
+      const base = idBases[k]!;
+      if (base > 0) { for (let r = 0; r < t.ord.length; r++) if (t.ord[r]! > 0) t.ord[r]! += base; }
+      return { ...t, lineShift: lineShifts[k]! };
+    }),
   };
-  let k = 0;
-  segments.forEach((s, si) => {
-    const t = s.table!;
-    const base = idBases[si]!;
-    const shift = lineShifts[si]!;
-    for (let r = 0; r < t.ord.length; r++) {
-      const o = t.ord[r]!;
-      if (o > 0 && repeat[base + o - 1] === 1) continue;
-      table.offset[k] = t.offset[r]!;
-      table.length[k] = t.length[r]!;
-      table.line[k] = t.line[r]! + shift;
-      table.idHi[k] = o > 0 ? hi[base + o - 1]! : 0;
-      table.idLo[k] = o > 0 ? lo[base + o - 1]! : 0;
-      table.artist1[k] = t.artist1[r]!;
-      table.artist2[k] = t.artist2[r]!;
-      k++;
-    }
-  });
-  merged.table = table;
   return merged;
 }
 

@@ -251,55 +251,73 @@ function buildIndex(
   contentSha256: string,
   racy: boolean,
 ): BuiltIndex {
-  const n = table.count;
-  const { idHi, idLo, offset, length, line, artist1, artist2 } = table;
-  // Rows with an id: keyed by the id fingerprint's high word.
+  const { idHi, idLo, repeat } = table;
+  // Accepted rows with an id, keyed by the id fingerprint's high word; artist keys likewise
+  // (two entries for an ambiguous `A, B`). Rows are numbered across the parts.
   let withIds = 0;
-  for (let r = 0; r < n; r++) if (idHi[r] !== 0 || idLo[r] !== 0) withIds++;
+  let artistCount = 0;
+  for (const p of table.parts) {
+    for (let r = 0; r < p.ord.length; r++) {
+      const o = p.ord[r]!;
+      if (o > 0 && repeat[o - 1] === 1) continue;
+      if (o > 0) withIds++;
+      const a1 = p.artist1[r]!;
+      const a2 = p.artist2[r]!;
+      if (a1 !== 0) artistCount++;
+      if (a2 !== 0 && a2 !== a1) artistCount++;
+    }
+  }
+  const idPart = new Uint8Array(withIds);
   const idRow = new Uint32Array(withIds);
   const idKey = new Uint32Array(withIds);
-  for (let r = 0, k = 0; r < n; r++) {
-    if (idHi[r] === 0 && idLo[r] === 0) continue;
-    idRow[k] = r;
-    idKey[k++] = idHi[r]!;
-  }
-  const idBits = bitsFor(withIds);
-  const ids = bucketTable(idKey, idBits, (i, w, at) => {
-    const r = idRow[i]!;
-    const o = offset[r]!;
-    w[at] = idHi[r]!;
-    w[at + 1] = idLo[r]!;
-    w[at + 2] = o % TWO_32;
-    w[at + 3] = length[r]! | (Math.floor(o / TWO_32) << 24);
-  });
-  // Rows by primary-artist key hash (two entries for an ambiguous `A, B`).
-  let artistCount = 0;
-  for (let r = 0; r < n; r++) {
-    if (artist1[r] !== 0) artistCount++;
-    if (artist2[r] !== 0 && artist2[r] !== artist1[r]) artistCount++;
-  }
+  const artistPart = new Uint8Array(artistCount);
   const artistRow = new Uint32Array(artistCount);
   const artistKey = new Uint32Array(artistCount);
-  for (let r = 0, k = 0; r < n; r++) {
-    const a1 = artist1[r]!;
-    const a2 = artist2[r]!;
-    if (a1 !== 0) {
-      artistRow[k] = r;
-      artistKey[k++] = a1;
+  let k = 0;
+  let a = 0;
+  table.parts.forEach((p, pi) => {
+    for (let r = 0; r < p.ord.length; r++) {
+      const o = p.ord[r]!;
+      if (o > 0 && repeat[o - 1] === 1) continue;
+      if (o > 0) {
+        idPart[k] = pi;
+        idRow[k] = r;
+        idKey[k++] = idHi[o - 1]!;
+      }
+      const a1 = p.artist1[r]!;
+      const a2 = p.artist2[r]!;
+      if (a1 !== 0) {
+        artistPart[a] = pi;
+        artistRow[a] = r;
+        artistKey[a++] = a1;
+      }
+      if (a2 !== 0 && a2 !== a1) {
+        artistPart[a] = pi;
+        artistRow[a] = r;
+        artistKey[a++] = a2;
+      }
     }
-    if (a2 !== 0 && a2 !== a1) {
-      artistRow[k] = r;
-      artistKey[k++] = a2;
-    }
-  }
+  });
+  const idBits = bitsFor(withIds);
+  const ids = bucketTable(idKey, idBits, (i, w, at) => {
+    const p = table.parts[idPart[i]!]!;
+    const r = idRow[i]!;
+    const o = p.ord[r]! - 1;
+    const offset = p.offset[r]!;
+    w[at] = idHi[o]!;
+    w[at + 1] = idLo[o]!;
+    w[at + 2] = offset % TWO_32;
+    w[at + 3] = p.length[r]! | (Math.floor(offset / TWO_32) << 24);
+  });
   const artistBits = bitsFor(artistCount);
   const artists = bucketTable(artistKey, artistBits, (i, w, at) => {
+    const p = table.parts[artistPart[i]!]!;
     const r = artistRow[i]!;
-    const o = offset[r]!;
+    const offset = p.offset[r]!;
     w[at] = artistKey[i]!;
-    w[at + 1] = o % TWO_32;
-    w[at + 2] = length[r]! | (Math.floor(o / TWO_32) << 24);
-    w[at + 3] = line[r]!;
+    w[at + 1] = offset % TWO_32;
+    w[at + 2] = p.length[r]! | (Math.floor(offset / TWO_32) << 24);
+    w[at + 3] = p.line[r]! + p.lineShift;
   });
   const { file: _file, ...rest } = stats;
   const header: IndexHeader = {
