@@ -379,6 +379,8 @@ export class Suite {
   readonly results: CaseResult[] = [];
   readonly transcripts: Transcript[] = [];
   readonly days: DayPlan[] = [];
+  /** Faults that could not be injected here, and why. */
+  readonly notInjected: string[] = [];
   readonly secrets: Secrets;
   readonly root: string;
   /** The local profile's data folder (one warehouse for every local case). */
