@@ -20,14 +20,29 @@ export async function writeFileAtomic(
   data: Uint8Array | string,
   options: WriteAtomicOptions = {},
 ): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await writeChunksAtomic(path, [bytes], options);
+}
+
+/**
+ * Writes a sequence of chunks (e.g. a stream of row groups) to `path` atomically: every chunk goes
+ * to a temporary name beside the target, which is flushed and renamed into place only when the
+ * sequence ended; on any error the temporary file is removed and the target left as it was.
+ */
+export async function writeChunksAtomic(
+  path: string,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  options: WriteAtomicOptions = {},
+): Promise<void> {
   const { mode, mkdir = true } = options;
   if (mkdir) await Deno.mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${crypto.randomUUID().slice(0, 8)}.${basename(path)}.tmp`);
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: mode ?? 0o644 });
   try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    for await (const chunk of chunks) {
+      let written = 0;
+      while (written < chunk.length) written += await file.write(chunk.subarray(written));
+    }
     await file.sync();
   } catch (error) {
     file.close();
@@ -35,8 +50,8 @@ export async function writeFileAtomic(
     throw error;
   }
   file.close();
-  if (mode !== undefined) await Deno.chmod(tmp, mode);
   try {
+    if (mode !== undefined) await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
   } catch (error) {
     await Deno.remove(tmp).catch(() => {});

@@ -17,7 +17,7 @@
 import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf } from "../errors.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
-import { enrichRows, type ProviderSlot } from "../features/enrich.ts";
+import { coverageCounts, enrichRows, type ProviderSlot } from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
 import { SpotifyFeaturesProvider } from "../features/spotify_provider.ts";
 import type { Logger } from "../log.ts";
@@ -158,13 +158,7 @@ export async function runOnDeploy(
       }
       return {
         value,
-        counts: {
-          rows: coverage.rows,
-          matched: coverage.matched,
-          by_id: coverage.by_id,
-          by_name: coverage.by_name,
-          unmatched: coverage.unmatched,
-        },
+        counts: coverageCounts(coverage),
       };
     });
 

@@ -28,9 +28,9 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { writeFileAtomic } from "../fs_atomic.ts";
+import { writeChunksAtomic, writeFileAtomic } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
 import type { AudioFeatures } from "../types.ts";
 import { CatalogMatcher, type NameQuery, numericFields, readFeatures } from "./_catalog_rows.ts";
@@ -338,24 +338,7 @@ function buildIndex(
 /** Writes the index atomically (temporary name, flushed, renamed), part by part. */
 async function writeIndex(path: string, built: BuiltIndex): Promise<void> {
   const { head, parts } = encodeIndex(built);
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = await Deno.open(tmp, { write: true, createNew: true });
-  try {
-    for (const part of [head, ...parts]) {
-      let written = 0;
-      while (written < part.length) written += await file.write(part.subarray(written));
-    }
-    await file.sync();
-    file.close();
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    try {
-      file.close();
-    } catch { /* already closed */ }
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
+  await writeChunksAtomic(path, [head, ...parts]);
 }
 
 function encodeIndex(built: BuiltIndex): { head: Uint8Array; parts: Uint8Array[] } {

@@ -233,6 +233,12 @@ export interface FormatCoverageOptions {
   maxUnmatched?: number;
 }
 
+/** The coverage counts a step reports (manifest, run summaries). */
+export function coverageCounts(coverage: CoverageReport): Record<string, number> {
+  const { rows, matched, by_id, by_name, unmatched } = coverage;
+  return { rows, matched, by_id, by_name, unmatched };
+}
+
 /** The coverage report as readable lines (printed by the pipeline's summary). */
 export function formatCoverage(
   coverage: CoverageReport,

@@ -18,7 +18,6 @@
  */
 
 import { createHash } from "node:crypto";
-import { dirname, join } from "node:path";
 import { makeData, RecordBatch, type Schema, Struct, Table, tableToIPC } from "apache-arrow";
 import {
   Compression,
@@ -27,6 +26,7 @@ import {
   transformParquetStream,
   WriterPropertiesBuilder,
 } from "parquet-wasm";
+import { writeChunksAtomic } from "../fs_atomic.ts";
 import type { EnrichedRow } from "../types.ts";
 import { ColumnEncoder } from "./_columns.ts";
 import { canonicalOrder, contentSha256 } from "./rows.ts";
@@ -146,28 +146,18 @@ export async function writeTopTracksParquetFile(
   options: ParquetWriteOptions = {},
 ): Promise<ParquetWriteResult> {
   const { stream, contentSha256 } = await topTracksParquetStream(rows, options);
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${crypto.randomUUID().slice(0, 8)}.${basename(path)}.tmp`);
   const hash = createHash("sha256");
   let bytes = 0;
-  const file = await Deno.open(tmp, { write: true, createNew: true });
-  try {
-    for await (const chunk of stream) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      let written = 0;
-      while (written < chunk.length) written += await file.write(chunk.subarray(written));
-    }
-    await file.sync();
-    file.close();
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    try {
-      file.close();
-    } catch { /* already closed */ }
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
+  await writeChunksAtomic(
+    path,
+    (async function* () {
+      for await (const chunk of stream) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
   return { rows: rows.length, bytes, sha256: hash.digest("hex"), contentSha256 };
 }
 
@@ -197,9 +187,4 @@ function toWasmBatch(
   } finally {
     table.free();
   }
-}
-
-function basename(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? path : path.slice(i + 1);
 }

@@ -9,7 +9,12 @@ import { isAbsolute, relative } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
-import { enrichRows, formatCoverage, type ProviderSlot } from "../features/enrich.ts";
+import {
+  coverageCounts,
+  enrichRows,
+  formatCoverage,
+  type ProviderSlot,
+} from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
 import { SpotifyFeaturesProvider } from "../features/spotify_provider.ts";
 import type { Logger } from "../log.ts";
@@ -48,13 +53,7 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
     unmatched: coverage.unmatched,
   });
   return {
-    counts: {
-      rows: coverage.rows,
-      matched: coverage.matched,
-      by_id: coverage.by_id,
-      by_name: coverage.by_name,
-      unmatched: coverage.unmatched,
-    },
+    counts: coverageCounts(coverage),
     summary: {
       text,
       coverage: {
