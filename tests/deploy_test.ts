@@ -33,6 +33,7 @@ import {
   startMockSpotify,
 } from "./mock_spotify.ts";
 import {
+  createBucket,
   generateKeyPair,
   prodEnv,
   PROJECT_ROOT,
@@ -75,18 +76,6 @@ function tokensJson(mock: MockSpotify): string {
     user: { ...mock.state.user },
   };
   return JSON.stringify(tokens);
-}
-
-async function createBucket(moto: StandIn, bucket: string): Promise<void> {
-  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
-    args: [
-      "-c",
-      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
-      moto.url,
-      bucket,
-    ],
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
 }
 
 /**

@@ -14,6 +14,7 @@ import type { Manifest } from "../lib/run.ts";
 import type { PutReceipt } from "../lib/store/object_store.ts";
 import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
 import type { LoadReport } from "../lib/warehouse/warehouse.ts";
+import { runTask } from "./_spotify_test_util.ts";
 import {
   type MockSpotify,
   recordedAudioFeatures,
@@ -22,9 +23,9 @@ import {
   writeMockTokens,
 } from "./mock_spotify.ts";
 import {
+  createBucket,
   generateKeyPair,
   prodEnv,
-  PROJECT_ROOT,
   type StandIn,
   startFakesnow,
   startMoto,
@@ -48,49 +49,9 @@ function featuresForTopTracks(): Record<string, unknown> {
   );
 }
 
-async function createBucket(moto: StandIn, bucket: string): Promise<void> {
-  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
-    args: [
-      "-c",
-      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
-      moto.url,
-      bucket,
-    ],
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-}
-
-/** Runs `deno run -A scripts/<script> <args>` as a task would, with only `env` set. */
-async function task(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      `${PROJECT_ROOT}/deno.json`,
-      `${PROJECT_ROOT}/scripts/${script}`,
-      ...args,
-    ],
-    cwd,
-    clearEnv: true,
-    env: {
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      PATH: Deno.env.get("PATH") ?? "",
-      NO_COLOR: "1",
-      ...AWS_ENV,
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+/** Runs `scripts/<script>` in a child Deno with only `env` (plus the stand-ins' AWS keys) set. */
+function task(script: string, args: string[], env: Record<string, string>, cwd: string) {
+  return runTask(script, args, { ...AWS_ENV, ...env }, cwd);
 }
 
 async function latestRun(dataDir: string): Promise<string> {

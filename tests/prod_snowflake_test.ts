@@ -16,12 +16,12 @@ import type { FileToLoad } from "../lib/warehouse/warehouse.ts";
 import { encodeTopTracksParquet } from "../lib/parquet/writer.ts";
 import { sampleEnrichedRows } from "./_enriched_rows.ts";
 import {
+  createBucket,
   freePort,
   generateKeyPair,
   prodEnv,
   PROJECT_ROOT,
   rejectsWith,
-  type StandIn,
   startFakesnow,
   startMoto,
   withAwsEnv,
@@ -99,18 +99,6 @@ COPY (
       `building the Parquet file failed:\n${new TextDecoder().decode(result.stderr)}`,
     );
   }
-}
-
-async function createBucket(moto: StandIn, bucket: string): Promise<void> {
-  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
-    args: [
-      "-c",
-      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
-      moto.url,
-      bucket,
-    ],
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
 }
 
 async function uploadFile(config: Config, key: string, path: string, runId: string) {

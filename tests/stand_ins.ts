@@ -32,6 +32,19 @@ export function freePort(): number {
   return port;
 }
 
+/** Creates a bucket in a moto server (path-style, fixed test keys). */
+export async function createBucket(moto: StandIn, bucket: string): Promise<void> {
+  const out = await new Deno.Command(`${VENV_BIN}/python`, {
+    args: [
+      "-c",
+      `import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x").create_bucket(Bucket=sys.argv[2])`,
+      moto.url,
+      bucket,
+    ],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
 /** Options of {@link startMoto}. */
 export interface StartMotoOptions {
   /**
