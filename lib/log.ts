@@ -44,11 +44,18 @@ function stderrIsTerminal(): boolean {
   }
 }
 
-/** Replaces every occurrence of each secret in `text` with `[REDACTED]`. */
+/**
+ * Replaces every occurrence of each secret in `text` with `[REDACTED]` — also its JSON-escaped
+ * form (a password with `"` or `\`, a PEM key's line breaks), so redacting JSON text works too.
+ */
 export function redact(text: string, secrets: Iterable<string>): string {
   let out = text;
   for (const secret of secrets) {
-    if (secret.length >= 6 && out.includes(secret)) out = out.split(secret).join("[REDACTED]");
+    if (secret.length < 6) continue;
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    for (const form of escaped === secret ? [secret] : [escaped, secret]) {
+      if (out.includes(form)) out = out.split(form).join("[REDACTED]");
+    }
   }
   return out;
 }
@@ -122,7 +129,13 @@ export class Logger {
       ...this.#fields,
       ...fields,
     };
-    const json = this.redact(JSON.stringify(record));
+    // redact each string value before encoding: a secret with characters JSON escapes (`"`, `\`,
+    // line breaks) would not match in the encoded line, and a match across an escape would
+    // break it
+    const json = JSON.stringify(
+      record,
+      (_key, value) => typeof value === "string" ? this.redact(value) : value,
+    );
     const clean = JSON.parse(json) as LogRecord;
     const line = this.#format === "json" ? json : this.#prettyLine(clean);
     this.#sink(clean, line);
