@@ -169,6 +169,34 @@ Deno.test("authorize() rejects a callback whose state does not match and stores 
   await assertRejects(() => Deno.stat(env.tokensFile), Deno.errors.NotFound);
 });
 
+Deno.test("authorize() exchanges the code once when the callback is requested twice", async () => {
+  await using env = await setup();
+  // the first exchange is slow, so the repeated callback arrives while it runs
+  env.mock.fault("/api/token", { kind: "slow", delayMs: 300 });
+  const { log } = testLog();
+  const urlSeen = Promise.withResolvers<string>();
+  const flow = authorize(env.config, {
+    log,
+    openBrowser: false,
+    onAuthorizeUrl: (url) => urlSeen.resolve(url),
+  });
+  flow.catch(() => {}); // awaited below, after the callbacks
+  const consent = await fetch(await urlSeen.promise, { redirect: "manual" });
+  await consent.body?.cancel();
+  const callback = consent.headers.get("location")!;
+  const first = fetch(callback);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const second = await fetch(callback);
+  assertEquals(second.status, 410);
+  await second.body?.cancel();
+  const page = await first;
+  assertEquals(page.status, 200);
+  await page.body?.cancel();
+  const result = await flow;
+  assertEquals(env.mock.requestsTo("/api/token").length, 1);
+  assertEquals((await readTokenStore(env.tokensFile)).access_token, result.tokens.access_token);
+});
+
 Deno.test("authorize() reports a refused consent (access_denied)", async () => {
   await using env = await setup();
   env.mock.state.denyAuthorization = true;

@@ -75,6 +75,9 @@ export async function authorize(
 
   const done = Promise.withResolvers<oauth.TokenEndpointResponse>();
   let settled = false;
+  // set once a callback passed validation: a repeated callback (a reload, a browser's duplicate
+  // request) must not exchange the one-time code a second time while the first exchange runs
+  let exchanging = false;
   const settle = (fn: () => void) => {
     if (!settled) {
       settled = true;
@@ -85,7 +88,9 @@ export async function authorize(
   const handler = async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     if (url.pathname !== "/callback") return page(404, "Not found.");
-    if (settled) return page(410, "This authorization has already been handled.");
+    if (settled || exchanging) {
+      return page(410, "This authorization has already been handled.");
+    }
     let params: URLSearchParams;
     try {
       const code = url.searchParams.get("code");
@@ -96,6 +101,7 @@ export async function authorize(
       settle(() => done.reject(failure));
       return page(400, `Authorization failed: ${failure.message}`);
     }
+    exchanging = true;
     try {
       const response = await oauth.authorizationCodeGrantRequest(
         ctx.as,
