@@ -3,7 +3,8 @@
  * its start time and the run id. Every way of starting a run (the pipeline task, the CLI, the HTTP
  * trigger, cron) takes it; a second run gets a {@link LockedError} naming the running id.
  *
- * The file is created with `createNew` (atomic: exactly one process wins). A lock left by a process
+ * The file is written under a private name and hard-linked into place (atomic: exactly one
+ * process wins, and the lock is never seen half-written). A lock left by a process
  * that is gone (killed, crashed, machine rebooted) is detected — the pid no longer exists, is a
  * zombie, or now belongs to another process (Linux: the process start time differs) — and taken
  * over under a short-lived takeover guard, so two processes never both take over.
@@ -190,23 +191,52 @@ type LockRead =
   | { kind: "missing" }
   | { kind: "unreadable"; mtime: number };
 
+/**
+ * Creates the lock file if none exists; false when one does. The content is written in full under
+ * a private name first and hard-linked into place: link(2) fails when the lock exists (exactly
+ * one process wins) and the lock never appears half-written, so a second run always reads the
+ * holder's pid and run id. File systems without hard links fall back to `createNew` + write.
+ */
 async function createLockFile(path: string, info: LockInfo): Promise<boolean> {
-  let file: Deno.FsFile;
+  const bytes = new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n");
+  const tmp = `${path}.${info.token}.tmp`;
   try {
-    file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+    await writeSynced(tmp, bytes, { createNew: true });
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return false;
+    await Deno.remove(tmp).catch(() => {});
     throw error;
   }
   try {
-    const bytes = new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n");
+    await Deno.link(tmp, path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    // No hard links here (some network or FUSE file systems): create the lock in place.
+    try {
+      await writeSynced(path, bytes, { createNew: true });
+    } catch (inPlace) {
+      if (inPlace instanceof Deno.errors.AlreadyExists) return false;
+      throw inPlace;
+    }
+    return true;
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}
+
+async function writeSynced(
+  path: string,
+  bytes: Uint8Array,
+  options: { createNew: boolean },
+): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: options.createNew, mode: 0o644 });
+  try {
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
     await file.sync();
   } finally {
     file.close();
   }
-  return true;
 }
 
 async function readLockFile(path: string): Promise<LockRead> {
@@ -250,7 +280,9 @@ async function takeOver(path: string, seen: LockRead): Promise<boolean> {
   try {
     const now = await readLockFile(path);
     const same = (now.kind === "ok" && seen.kind === "ok" && now.info.token === seen.info.token) ||
-      (now.kind === "unreadable" && seen.kind === "unreadable");
+      // An unreadable file is the same one only with the same modification time (not a lock
+      // another process has created since, in the fallback's moment between create and write).
+      (now.kind === "unreadable" && seen.kind === "unreadable" && now.mtime === seen.mtime);
     if (same) {
       await Deno.remove(path).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;

@@ -129,6 +129,29 @@ Deno.test("concurrent acquires: exactly one wins", async () => {
   });
 });
 
+Deno.test("concurrent acquires: every loser names the winner's run id (the lock is never seen half-written)", async () => {
+  await withDataDir(async (dataDir) => {
+    for (let round = 0; round < 40; round++) {
+      const ids = Array.from({ length: 4 }, (_, i) => `20261126T12000${i}Z-${round}`);
+      const results = await Promise.allSettled(
+        ids.map((runId) => acquireRunLock({ dataDir }, { runId })),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      assert.deepEqual(won.length, 1);
+      const lock =
+        (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireRunLock>>>).value;
+      for (const r of results) {
+        if (r.status === "fulfilled") continue;
+        assert(r.reason instanceof LockedError);
+        assert.deepEqual(r.reason.runId, lock.info.run_id, r.reason.message);
+      }
+      await lock.release();
+    }
+    // No private temp names left next to the lock.
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dataDir)), []);
+  });
+});
+
 /** Starts `n` processes that each try to take the lock at once; resolves to how many won. */
 async function raceProcesses(dataDir: string, n: number): Promise<{ won: number; locked: number }> {
   const code = `
