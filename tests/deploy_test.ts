@@ -378,6 +378,17 @@ Deno.test("Deno KV token store: seeded from SPOTIFY_TOKENS_JSON, rotated refresh
         .message,
       'SPOTIFY_TOKENS_JSON is not a token store: "client_id" is missing or not a string',
     );
+    // Not JSON (e.g. the refresh token pasted on its own): the error quotes none of it.
+    for (
+      const text of ["AQDrefreshtokenpastedalone", '{"refresh_token": AQDrefreshtokenunquoted}']
+    ) {
+      const error = await assertRejects(
+        () => Promise.resolve().then(() => parseTokensJson(text, "SPOTIFY_TOKENS_JSON")),
+        ConfigError,
+      );
+      assert(error.message.startsWith("SPOTIFY_TOKENS_JSON is not JSON"), error.message);
+      assert(!error.message.includes("AQDrefr"), error.message);
+    }
   } finally {
     await mock.close();
   }

@@ -57,7 +57,10 @@ export function parseTokensJson(text: string, what: string): StoredTokens {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`${what} is not JSON (${(error as Error).message})`, {
+    // V8's message may quote the text ("AQDx..." is not valid JSON): keep only the position,
+    // since the text is a token store (or a token pasted on its own).
+    const at = /at position \d+/.exec((error as Error).message)?.[0];
+    throw new ConfigError(`${what} is not JSON${at ? ` (${at})` : ""}`, {
       hint: "Set it to the content of the token file `deno task auth` wrote.",
     });
   }
