@@ -16,7 +16,7 @@
 
 import { join } from "node:path";
 import type { Config } from "./config.ts";
-import { LockedError } from "./errors.ts";
+import { ConfigError, LockedError } from "./errors.ts";
 import { writeJsonAtomic } from "./fs_atomic.ts";
 
 /** File name of the lock inside the data folder. */
@@ -102,8 +102,25 @@ export async function acquireRunLock(
   options: AcquireRunLockOptions = {},
 ): Promise<RunLock> {
   const { runId, isAlive = isLockHolderAlive, onStale } = options;
-  await Deno.mkdir(config.dataDir, { recursive: true });
   const path = lockPath(config);
+  try {
+    return await acquire(config, path, { runId, isAlive, onStale });
+  } catch (error) {
+    if (!isFileSystemError(error)) throw error;
+    // Not a bug: the data folder cannot be used (a file, not writable, a full disk...).
+    throw new ConfigError(
+      `PIPELINE_DATA_DIR="${config.dataDir}" cannot hold the run lock ${path}: ${error.message}`,
+      { hint: "Set PIPELINE_DATA_DIR to a folder this user can write." },
+    );
+  }
+}
+
+async function acquire(
+  config: Pick<Config, "dataDir">,
+  path: string,
+  { runId, isAlive, onStale }: AcquireRunLockOptions & { isAlive: (info: LockInfo) => boolean },
+): Promise<RunLock> {
+  await Deno.mkdir(config.dataDir, { recursive: true });
   let waitedForId = 0;
   // A few rounds cover the races: the file vanishing between attempts, another process taking
   // over a stale lock at the same moment.
@@ -336,6 +353,13 @@ function procAvailable(): boolean {
 function procStartOf(pid: number): { proc_start?: string } {
   const stat = readProcStat(pid);
   return typeof stat === "object" && stat.start ? { proc_start: stat.start } : {};
+}
+
+/** An error of the file system (a `Deno.errors` class, or an OS error with its code). */
+function isFileSystemError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  if (Object.values(Deno.errors).some((type) => error instanceof type)) return true;
+  return typeof (error as { code?: unknown }).code === "string";
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
-import { ExitCode, exitCodeOf, LockedError } from "../lib/errors.ts";
+import { ConfigError, ExitCode, exitCodeOf, LockedError } from "../lib/errors.ts";
 import {
   acquireRunLock,
   isLockHolderAlive,
@@ -299,6 +299,19 @@ Deno.test("an unreadable lock file is respected while fresh and taken over once 
     const lock = await acquireRunLock({ dataDir });
     assert.deepEqual((await readLock(dataDir)).pid, Deno.pid);
     await lock.release();
+  });
+});
+
+Deno.test("a data folder that cannot hold the lock is a ConfigError naming PIPELINE_DATA_DIR (exit 2, not an internal error)", async () => {
+  await withDataDir(async (dataDir) => {
+    const file = join(dataDir, "a_file");
+    await Deno.writeTextFile(file, "");
+    for (const bad of [file, join(file, "below")]) {
+      const error = await assertRejects(() => acquireRunLock({ dataDir: bad }), ConfigError);
+      assert.deepEqual(exitCodeOf(error), ExitCode.config);
+      assert(error.message.startsWith(`PIPELINE_DATA_DIR="${bad}" cannot hold the run lock`));
+      assert(!error.message.includes("\n"), error.message);
+    }
   });
 });
 
