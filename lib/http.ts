@@ -90,10 +90,26 @@ function shortUrl(url: string): string {
   return `${u.origin}${u.pathname}`;
 }
 
+/** The response with its body read into memory, or the error reading it. */
+async function readBody(response: Response): Promise<Response | unknown> {
+  try {
+    const body = await response.arrayBuffer();
+    const empty = response.status === 204 || response.status === 205 || response.status === 304;
+    return new Response(empty ? null : body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  } catch (error) {
+    return error;
+  }
+}
+
 /**
- * `fetch` with timeout and retries. Returns the first OK (2xx/3xx) response; throws
- * {@link HttpError} for a non-retryable status or when retries run out, {@link NetworkError} when
- * no answer came.
+ * `fetch` with timeout and retries. Returns the first OK (2xx/3xx) response, its body already
+ * read within the timeout (a body that stalls or breaks off is retried like a network error);
+ * throws {@link HttpError} for a non-retryable status or when retries run out,
+ * {@link NetworkError} when no (complete) answer came.
  */
 export async function fetchWithRetry(
   url: string,
@@ -133,8 +149,22 @@ export async function fetchWithRetry(
     }
     if (response && !shouldRetry(response.status)) {
       if (response.ok || (response.status >= 300 && response.status < 400)) {
-        return { response, stats };
+        // The body is read here, under the same timeout: a body that stalls or breaks off after
+        // the headers is a network error (retried), not a raw abort in the caller's read.
+        const answer = await readBody(response);
+        if (answer instanceof Response) return { response: answer, stats };
+        if (signal?.aborted) throw signal.reason;
+        failure = new NetworkError(
+          shortUrl(url),
+          timeout.aborted
+            ? `No complete answer within ${timeoutMs} ms (the body stalled)`
+            : `Reading the answer failed: ${(answer as Error)?.message ?? String(answer)}`,
+          { cause: answer },
+        );
+        response = undefined;
       }
+    }
+    if (response && !shouldRetry(response.status)) {
       const body = await response.text().catch(() => "");
       throw new HttpError(response.status, shortUrl(url), body, response.headers);
     }
