@@ -4,7 +4,7 @@
  */
 
 import { type Config, loadConfig } from "../lib/config.ts";
-import { ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
+import { ConfigError, ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
 import { HttpError } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { openSpotifyClient } from "../lib/spotify/client.ts";
@@ -323,6 +323,20 @@ Deno.test("invalid_grant on refresh is a SourceError telling to run `deno task a
   assertStringIncludes(error.message, `${env.mock.url}/api/token`);
   assertEquals(exitCodeOf(error), ExitCode.source);
   assertEquals(env.mock.requestsTo("/v1/me").length, 0);
+});
+
+Deno.test("a token store that cannot be read is a ConfigError naming the file, not a crash", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spotify_auth_test_" });
+  try {
+    const path = `${dir}/tokens.json`;
+    await Deno.mkdir(path); // a folder where the file should be
+    const error = await assertRejects(() => readTokenStore(path), ConfigError);
+    assertStringIncludes(error.message, path);
+    assertStringIncludes(error.message, "SPOTIFY_TOKENS_FILE");
+    assertEquals(exitCodeOf(error), ExitCode.config);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the token store is written 0600 atomically and a wider mode is reported", async () => {

@@ -61,7 +61,13 @@ export async function readTokenStore(
         `No Spotify token store at "${path}" (SPOTIFY_TOKENS_FILE): run \`deno task auth\` first`,
       );
     }
-    throw error;
+    // a folder, a file of another user (cron under a different account), ...
+    throw new ConfigError(
+      `Cannot read the Spotify token store "${path}" (SPOTIFY_TOKENS_FILE): ${
+        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      }`,
+      { hint: "Check the path and that this user can read the file (mode 0600, same owner)." },
+    );
   }
   const mode = (await Deno.stat(path)).mode;
   if (mode !== null && (mode & 0o077) !== 0) {
