@@ -7,7 +7,7 @@
 
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, StorageError } from "./errors.ts";
 import { sha256Hex, writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
 
 /** Names of the pipeline steps, in order. */
@@ -243,7 +243,14 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
   const date = options.date ? validateDate(options.date) : now.toISOString().slice(0, 10);
   const id = options.id === undefined ? newRunId(now) : validateRunId(options.id);
   const dir = join(config.runsDir, id);
-  await Deno.mkdir(dir, { recursive: true });
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw new StorageError(`Cannot create the run folder ${dir}: ${(error as Error).message}`, {
+      hint: "Check that PIPELINE_DATA_DIR is a folder this user can write (its runs/ a folder).",
+      cause: error,
+    });
+  }
   const stamp = now.toISOString();
   const run = new Run(dir, {
     version: 1,
