@@ -9,7 +9,7 @@ import { ConfigError } from "../lib/errors.ts";
 import { acquireRunLock, type LockInfo, lockPath } from "../lib/lock.ts";
 import { runPipeline } from "../lib/pipeline.ts";
 import { PipelineApp } from "../lib/server/app.ts";
-import type { CronFn, CronOptions } from "../lib/server/cron.ts";
+import { type CronFn, type CronOptions, toDenoCronSchedule } from "../lib/server/cron.ts";
 import { isLoopback, serve } from "../lib/server/serve.ts";
 import type { PipelineFn } from "../lib/server/trigger.ts";
 import { createRun } from "../lib/run.ts";
@@ -310,7 +310,11 @@ Deno.test("serve --cron registers Deno.cron('top-tracks') with PIPELINE_SCHEDULE
       cronFn,
       pipeline: pipelineTo("fetch"),
     });
-    assertEquals(registered.map((r) => [r.name, r.schedule]), [["top-tracks", "30 6 * * 1-5"]]);
+    // Monday to Friday in Deno.cron's weekday numbering (1 = Sunday).
+    assertEquals(registered.map((r) => [r.name, r.schedule]), [[
+      "top-tracks",
+      "30 6 * * 2,3,4,5,6",
+    ]]);
     assertEquals(registered[0]!.options.backoffSchedule, []);
     await tick!();
     const runs = await (await fetch(`${server.url}/runs`, { headers: AUTH })).json();
@@ -326,6 +330,62 @@ Deno.test("serve --cron registers Deno.cron('top-tracks') with PIPELINE_SCHEDULE
   }
   // Stopping the server stops the schedule.
   assert(registered[0]!.options.signal?.aborted);
+});
+
+Deno.test("PIPELINE_SCHEDULE keeps crontab(5) weekdays (0 and 7 = Sunday): translated to Deno.cron's numbering (1 = Sunday), each accepted by the real Deno.cron", async () => {
+  const cases: [string, string][] = [
+    ["0 0 * * *", "0 0 * * *"],
+    ["30 6 * * 1-5", "30 6 * * 2,3,4,5,6"],
+    ["0 0 * * 0", "0 0 * * 1"],
+    ["0 0 * * 7", "0 0 * * 1"],
+    ["0 0 * * 5-7", "0 0 * * 1,6,7"],
+    ["0 0 * * 6,0", "0 0 * * 1,7"],
+    ["0 0 * * */2", "0 0 * * 1,3,5,7"],
+    ["0 0 * * 1/2", "0 0 * * 1,2,4,6"],
+    ["0 0 1 * 0-6", "0 0 1 * *"],
+  ];
+  for (const [crontab, deno] of cases) assertEquals(toDenoCronSchedule(crontab), deno, crontab);
+  // The real Deno.cron (a child with --unstable-cron) takes every translation; it refuses a 0.
+  const code = `
+    const out = {};
+    for (const s of ${JSON.stringify(cases.map(([, d]) => d).concat("0 0 * * 0"))}) {
+      const stop = new AbortController();
+      try {
+        const p = Deno.cron("probe", s, { signal: stop.signal }, () => {});
+        stop.abort();
+        await p.catch(() => {});
+        out[s] = "ok";
+      } catch (error) {
+        out[s] = String(error);
+      }
+    }
+    console.log(JSON.stringify(out));
+  `;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--unstable-cron", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const results = JSON.parse(new TextDecoder().decode(child.stdout)) as Record<string, string>;
+  for (const [, deno] of cases) assertEquals(results[deno], "ok", deno);
+  assert(results["0 0 * * 0"] !== "ok", "Deno.cron refuses weekday 0");
+});
+
+Deno.test("a schedule Deno.cron refuses is a ConfigError naming PIPELINE_SCHEDULE, and the server stops", async () => {
+  await using env = await setup();
+  const { log } = testLog();
+  let port: number | undefined;
+  const cronFn: CronFn = () => {
+    throw new TypeError("Invalid cron schedule");
+  };
+  const error = await assertRejects(
+    () => serve(env.config, { log, cron: true, cronFn, onListen: (a) => (port = a.port) }),
+    ConfigError,
+  );
+  assertStringIncludes(error.message, 'PIPELINE_SCHEDULE="0 0 * * *" is refused by Deno.cron');
+  assert(port !== undefined);
+  // Nothing listens any more.
+  await assertRejects(() => fetch(`http://127.0.0.1:${port}/healthz`), TypeError);
 });
 
 Deno.test("serve without --cron registers no schedule", async () => {

@@ -68,8 +68,25 @@ export function registerSchedule(
     );
   }
   const schedule = config.serve.schedule;
-  log.info(`Schedule "${CRON_NAME}" registered: ${schedule} (UTC)`, { schedule });
-  return cron(CRON_NAME, schedule, { backoffSchedule: [], signal }, async () => {
+  const denoSchedule = toDenoCronSchedule(schedule);
+  let registered: Promise<void>;
+  try {
+    registered = cron(CRON_NAME, denoSchedule, { backoffSchedule: [], signal }, handler);
+  } catch (error) {
+    // A schedule the config accepted but Deno.cron's parser refuses: a bad setting, not a bug.
+    throw new ConfigError(
+      `PIPELINE_SCHEDULE="${schedule}" is refused by Deno.cron (${
+        error instanceof Error ? error.message : String(error)
+      }): expected 5 fields, minute hour day month weekday, as in crontab(5)`,
+    );
+  }
+  log.info(`Schedule "${CRON_NAME}" registered: ${schedule} (UTC)`, {
+    schedule,
+    ...(denoSchedule === schedule ? {} : { deno_cron: denoSchedule }),
+  });
+  return registered;
+
+  async function handler(): Promise<void> {
     log.info(`Schedule "${CRON_NAME}" fired`, { schedule });
     try {
       await job();
@@ -84,5 +101,31 @@ export function registerSchedule(
       });
       if (rethrow) throw error;
     }
-  });
+  }
+}
+
+/**
+ * `PIPELINE_SCHEDULE` (crontab(5) numbering: weekday 0-7, 0 and 7 = Sunday) as `Deno.cron`
+ * reads it: its parser numbers weekdays like Quartz, 1 = Sunday … 7 = Saturday, and refuses 0
+ * (denoland/deno#21555). Only the weekday field changes: it becomes the list of the same days
+ * (`1-5`, Monday to Friday, becomes `2,3,4,5,6`); a field it cannot read is passed on unchanged.
+ * @example toDenoCronSchedule("30 6 * * 1-5") // "30 6 * * 2,3,4,5,6"
+ */
+export function toDenoCronSchedule(schedule: string): string {
+  const fields = schedule.trim().split(/\s+/);
+  const weekday = fields[4];
+  if (fields.length !== 5 || weekday === undefined || weekday === "*") return schedule;
+  const days = new Set<number>();
+  for (const part of weekday.split(",")) {
+    const m = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
+    if (!m) return schedule;
+    const step = m[4] === undefined ? 1 : Number(m[4]);
+    const from = m[1] === "*" ? 0 : Number(m[2]);
+    // "a/n" runs from a to the end of the range, as in cron(8)
+    const to = m[1] === "*" ? 7 : m[3] !== undefined ? Number(m[3]) : m[4] !== undefined ? 7 : from;
+    if (step < 1 || from > to || to > 7) return schedule;
+    for (let d = from; d <= to; d += step) days.add(d % 7);
+  }
+  const list = days.size === 7 ? "*" : [...days].sort((a, b) => a - b).map((d) => d + 1).join(",");
+  return [...fields.slice(0, 4), list].join(" ");
 }

@@ -89,15 +89,20 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
   }
   let schedule: Promise<void> | undefined;
   if (options.cron) {
-    schedule = registerSchedule(config, {
-      log,
-      cron: options.cronFn,
-      signal: stopped.signal,
-      job: async () => {
-        const { done } = await app.trigger();
-        await done;
-      },
-    });
+    try {
+      schedule = registerSchedule(config, {
+        log,
+        cron: options.cronFn,
+        signal: stopped.signal,
+        job: async () => {
+          const { done } = await app.trigger();
+          await done;
+        },
+      });
+    } catch (error) {
+      await server.shutdown(); // not left listening behind the error
+      throw error;
+    }
   }
   await new Promise<void>((resolve) => {
     if (!signal) return; // runs until the process ends
