@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ConfigError, StorageError } from "../lib/errors.ts";
@@ -311,15 +312,27 @@ Deno.test("load --setup is for prod: in the local profile it is a ConfigError sa
       () => runLoadSetup(config, { apply: false, log: quiet() }),
       (e: Error) => e instanceof ConfigError && /for the prod profile/.test(e.message),
     );
+    // the setup is not part of a run: a load step given --setup/--apply refuses them
     const run: Run = await createRun(config, { date: "2026-01-31" });
-    await assert.rejects(
-      () => runStep("load", { config, run, log: quiet(), flags: { setup: true } }),
-      ConfigError,
-    );
-    await assert.rejects(
-      () => runStep("load", { config, run, log: quiet(), flags: { apply: true } }),
-      /--apply only goes with --setup/,
-    );
+    for (const flags of [{ setup: true }, { apply: true }, { setup: true, apply: true }]) {
+      await assert.rejects(
+        () => runStep("load", { config, run, log: quiet(), flags }),
+        (e: Error) => e instanceof ConfigError && /not part of a run/.test(e.message),
+      );
+    }
+    // `deno task load --apply` alone is refused before any run is opened or marked
+    const before = JSON.parse(await Deno.readTextFile(join(run.dir, "manifest.json")));
+    const env = { PIPELINE_DATA_DIR: dir, PIPELINE_LOG_FORMAT: "json" };
+    const command = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", fileURLToPath(new URL("../scripts/load.ts", import.meta.url)), "--apply"],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const out = await command.output();
+    assert.equal(out.code, 2);
+    assert.match(new TextDecoder().decode(out.stderr), /--apply only goes with --setup/);
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(join(run.dir, "manifest.json"))), before);
   });
 });
 

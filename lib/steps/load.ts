@@ -38,20 +38,17 @@ export async function runLoadSetup(config: Config, options: RunLoadSetupOptions)
   await runSnowflakeSetup(config, { apply: options.apply, log: options.log });
 }
 
-/** Runs the load step (or, with `--setup`, the one-time Snowflake setup). */
+/**
+ * Runs the load step. The one-time setup is not part of a run (`scripts/load.ts` sends
+ * `--setup [--apply]` to {@link runLoadSetup}): a step never runs it, nor marks a run's load done
+ * by it.
+ */
 export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log, flags } = ctx;
-  if (flags.apply && !flags.setup) {
-    throw new ConfigError("--apply only goes with --setup (`deno task load --setup --apply`)");
-  }
-  if (flags.setup) {
-    await runLoadSetup(config, { apply: flags.apply === true, log });
-    return {
-      summary: {
-        text: flags.apply ? "Snowflake setup applied" : "Snowflake setup SQL printed (not run)",
-        setup: flags.apply ? "applied" : "printed",
-      },
-    };
+  if (flags.setup || flags.apply) {
+    throw new ConfigError(
+      "--setup/--apply are not part of a run: `deno task load --setup` prints the Snowflake setup, `deno task load --setup --apply` runs it",
+    );
   }
 
   const receipt = await run.readJson<PutReceipt>("upload", "receipt.json");
