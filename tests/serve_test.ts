@@ -4,6 +4,7 @@
  * `Deno.cron` registration, readiness, and bad input (413, 415, 400, traversal, 404, 405).
  */
 
+import { join } from "node:path";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { acquireRunLock, type LockInfo, lockPath } from "../lib/lock.ts";
@@ -430,6 +431,21 @@ Deno.test("/readyz: ready on the sample; 503 naming the problem without tokens o
   assertEquals(r1.status, 200);
   assertEquals(r1.body.ready, true);
   assertEquals(r1.body.running, null);
+  // The data folder must be writable, not just a folder (/proc/self takes no new file).
+  const readOnly = new PipelineApp({ config: { ...env.config, dataDir: "/proc/self" }, log });
+  const r2 = await call(readOnly, "/readyz", { headers: AUTH });
+  assertEquals(r2.status, 503);
+  const dataDir = (r2.body.checks as Record<string, { ok: boolean; detail: string }>).data_dir!;
+  assertEquals(dataDir.ok, false);
+  assertStringIncludes(dataDir.detail, "/proc/self is not writable (PIPELINE_DATA_DIR");
+  await readOnly.close();
+  // Not there yet: ready when its parent is writable (the first run creates it).
+  const later = join(env.dir, "later", "data");
+  const notYet = new PipelineApp({ config: { ...env.config, dataDir: later }, log });
+  const r3 = await call(notYet, "/readyz", { headers: AUTH });
+  assertEquals(r3.status, 200, JSON.stringify(r3.body));
+  assertEquals(await Array.fromAsync(Deno.readDir(env.dir)), []);
+  await notYet.close();
 
   const mock = startMockSpotify();
   try {

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError, LockedError, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -422,18 +423,36 @@ function parseTriggerBody(bytes: Uint8Array, request: Request): TriggerParams {
   return params;
 }
 
+/**
+ * Whether runs can write the data folder: it (or, before the first run creates it, its nearest
+ * existing parent) must be a folder where a file can be created — probed with a temp file.
+ */
 async function dataDirCheck(dir: string): Promise<{ ok: boolean; detail: string }> {
-  try {
-    const info = await Deno.stat(dir);
-    return info.isDirectory
-      ? { ok: true, detail: dir }
-      : { ok: false, detail: `${dir} is not a directory (PIPELINE_DATA_DIR)` };
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      return { ok: true, detail: `${dir} (created on the first run)` };
+  let probe = dir;
+  for (;;) {
+    try {
+      const info = await Deno.stat(probe);
+      if (!info.isDirectory) {
+        return { ok: false, detail: `${probe} is not a directory (PIPELINE_DATA_DIR=${dir})` };
+      }
+      break;
+    } catch (error) {
+      const parent = dirname(probe);
+      if (!(error instanceof Deno.errors.NotFound) || parent === probe) {
+        return { ok: false, detail: `${probe}: ${(error as Error).message} (PIPELINE_DATA_DIR)` };
+      }
+      probe = parent;
     }
-    return { ok: false, detail: `${dir}: ${(error as Error).message}` };
   }
+  try {
+    await Deno.remove(await Deno.makeTempFile({ dir: probe, prefix: ".readyz-" }));
+  } catch (error) {
+    return {
+      ok: false,
+      detail: `${probe} is not writable (PIPELINE_DATA_DIR=${dir}): ${(error as Error).message}`,
+    };
+  }
+  return { ok: true, detail: probe === dir ? dir : `${dir} (created on the first run)` };
 }
 
 function json(
