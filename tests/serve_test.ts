@@ -423,6 +423,21 @@ Deno.test("serve on loopback without a token runs open (the seed's curl trigger 
   await res.body?.cancel();
 });
 
+Deno.test("a trigger the server cannot start (data folder unusable) answers 500 naming the cause, not 400", async () => {
+  await using env = await setup();
+  const file = join(env.dir, "a_file");
+  await Deno.writeTextFile(file, "");
+  const { log, lines } = testLog();
+  const app = new PipelineApp({ config: { ...env.config, dataDir: file }, log });
+  const res = await call(app, "/run-top-tracks", { method: "POST", headers: AUTH });
+  assertEquals(res.status, 500);
+  assertEquals(res.body.error, "cannot_start");
+  assertEquals(res.body.exit_code, 2);
+  assertStringIncludes(String(res.body.message), `PIPELINE_DATA_DIR="${file}"`);
+  assert(!lines.join("\n").includes("stack"), lines.join("\n"));
+  await app.close();
+});
+
 Deno.test("/readyz: ready on the sample; 503 naming the problem without tokens or near their end", async () => {
   await using env = await setup();
   const { log } = testLog();

@@ -14,7 +14,7 @@
 
 import { dirname } from "node:path";
 import type { Config } from "../config.ts";
-import { ConfigError, LockedError, PipelineError } from "../errors.ts";
+import { ConfigError, exitCodeOf, LockedError, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
 import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
@@ -229,6 +229,13 @@ export class PipelineApp {
       if (error instanceof LockedError) {
         throw new HttpProblem(409, "already_running", error.message, {
           extra: { run_id: error.runId },
+        });
+      }
+      // The request was fine; the server cannot start a run (e.g. its data folder is unusable).
+      if (error instanceof PipelineError) {
+        this.#log.error(`Cannot start a run: ${error.message}`, { exit_code: exitCodeOf(error) });
+        throw new HttpProblem(500, "cannot_start", error.message, {
+          extra: { exit_code: exitCodeOf(error) },
         });
       }
       throw error;
