@@ -411,6 +411,12 @@ Deno.test("serve refuses a non-loopback address without a token, and a short tok
   const e2 = await assertRejects(() => serve(short.config, { log }), ConfigError);
   assertStringIncludes(e2.message, "PIPELINE_TRIGGER_TOKEN is too short");
   assert(!e2.message.includes("abc123"));
+  for (const token of ["two words of a long token", "tökentökentökentöken"]) {
+    await using spaced = await setup({ PIPELINE_TRIGGER_TOKEN: token });
+    const e3 = await assertRejects(() => serve(spaced.config, { log }), ConfigError);
+    assertStringIncludes(e3.message, "PIPELINE_TRIGGER_TOKEN may hold only visible ASCII");
+    assert(!e3.message.includes(token));
+  }
   for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) assert(isLoopback(h), h);
   for (const h of ["0.0.0.0", "::", "192.168.1.10", "example.com"]) assert(!isLoopback(h), h);
 });

@@ -54,6 +54,14 @@ export function checkServeConfig(serve: ServeConfig): void {
         `use at least ${MIN_TOKEN_LENGTH} random characters (e.g. \`openssl rand -hex 32\`)`,
     );
   }
+  if (serve.triggerToken !== undefined && !/^[\x21-\x7e]+$/.test(serve.triggerToken)) {
+    // A space or a non-ASCII character could never arrive in `Authorization: Bearer <token>`:
+    // every request would get 401.
+    problems.push(
+      "PIPELINE_TRIGGER_TOKEN may hold only visible ASCII characters (no spaces): " +
+        "use e.g. `openssl rand -hex 32`",
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
 }
 
