@@ -417,3 +417,46 @@ Deno.test("a second segment that starts inside a quoted line break is dropped: t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("aborting a two-segment read ends it with the abort reason (the worker's half never hangs it)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "enrich_reader_" });
+  try {
+    const header = "track_id,track_name,artists," + FEATURES.join(",");
+    const values = "0.5,0.5,1,-5,1,0.05,0.1,0,0.1,0.5,120,4";
+    const rows = Array.from(
+      { length: 2000 },
+      (_, i) => `${String(i).padStart(22, "0")},Song ${i},Artist ${i},${values}`,
+    );
+    const path = join(dir, "catalog.csv");
+    await Deno.writeTextFile(path, [header, ...rows].join("\n") + "\n");
+    const ids = [String(1999).padStart(22, "0")];
+    for (const when of ["after the worker started", "before the read"] as const) {
+      const controller = new AbortController();
+      const signal = controller.signal;
+      if (when === "before the read") controller.abort(new Error("stop: " + when));
+      else {
+        // abort right after the worker is started (the reader listens for it then), while the
+        // first segment is still being read on this thread
+        const listen = signal.addEventListener.bind(signal);
+        signal.addEventListener = ((...args: Parameters<typeof listen>) => {
+          listen(...args);
+          if (args[0] === "abort") {
+            queueMicrotask(() => controller.abort(new Error("stop: " + when)));
+          }
+        }) as typeof signal.addEventListener;
+      }
+      let guard: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        scanCatalog(path, { ids, segments: 2, signal }).then(() => "finished", (e: Error) => e),
+        new Promise((resolve) =>
+          guard = setTimeout(() => resolve("still waiting after 30 s"), 30_000)
+        ),
+      ]);
+      clearTimeout(guard);
+      assert.ok(outcome instanceof Error, `${when}: ${outcome}`);
+      assert.equal(outcome.message, "stop: " + when);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -268,14 +268,21 @@ function startWorker(
     return { result, stop() {} };
   }
   let stopped = false;
+  let rejectResult: (reason: unknown) => void = () => {};
   const stop = () => {
     if (stopped) return;
     stopped = true;
-    signal?.removeEventListener("abort", stop);
+    signal?.removeEventListener("abort", onAbort);
     worker.terminate();
   };
-  signal?.addEventListener("abort", stop);
+  // a terminated worker never answers: an abort must also settle the result, or the caller
+  // awaiting it after its own segment would wait forever
+  const onAbort = () => {
+    stop();
+    rejectResult(signal!.reason);
+  };
   const result = new Promise<SegmentResult>((resolve, reject) => {
+    rejectResult = reject;
     worker.onmessage = (event: MessageEvent) => {
       stop();
       const answer = event.data as
@@ -299,7 +306,11 @@ function startWorker(
   });
   // Not awaited when the first segment fails or reads to the end itself.
   result.catch(() => {});
-  worker.postMessage(job);
+  if (signal?.aborted) onAbort();
+  else {
+    signal?.addEventListener("abort", onAbort);
+    worker.postMessage(job);
+  }
   return { result, stop };
 }
 
