@@ -10,7 +10,7 @@ import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
 import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink } from "./log.ts";
 import { acquireRunLock } from "./lock.ts";
-import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
+import { createRun, newRunId, openRun, STEP_NAMES, type StepName, validateRunId } from "./run.ts";
 import { runStep } from "./steps.ts";
 
 /** A flag of a task. */
@@ -296,6 +296,10 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
         `${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`,
       );
       outcome = await runStep(step, { config, run, log: runLog, flags });
+      // The run is no longer running: finished when every step is, else stopped on purpose
+      // (otherwise `GET /runs` shows it as interrupted and it never counts as finished).
+      run.manifest.status = STEP_NAMES.every((s) => run.finished(s)) ? "succeeded" : "partial";
+      await run.save();
       runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
     } finally {
       await lock.release();

@@ -9,7 +9,8 @@ import denoJson from "../deno.json" with { type: "json" };
 import { loadConfig } from "../lib/config.ts";
 import { ExitCode, exitCodeOf } from "../lib/errors.ts";
 import { acquireRunLock } from "../lib/lock.ts";
-import { listRunIds } from "../lib/run.ts";
+import { listRunIds, openRun } from "../lib/run.ts";
+import { listRuns } from "../lib/server/runs.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_spotify_test_util.ts";
 import { mockEnv, startMockSpotify, writeMockTokens } from "./mock_spotify.ts";
 
@@ -292,6 +293,13 @@ Deno.test("exit 6: a single step (fetch, load) is refused while another run hold
   }
   const ok = await cli(["fetch"], env, tmp.dir);
   assertEquals(ok.code, ExitCode.ok, explain(ok));
+  // A single step that finished leaves its run "partial" (stopped on purpose), not "running",
+  // which the run API would show as interrupted.
+  const config = loadConfig({ env: { PIPELINE_DATA_DIR: tmp.dir }, envFile: false });
+  const [id] = await listRunIds(config);
+  const run = await openRun(config, { runId: id });
+  assertEquals(run.manifest.status, "partial");
+  assertEquals((await listRuns(config))[0]?.status, "partial");
 });
 
 Deno.test("exit 1 is kept for unexpected errors (anything not a PipelineError)", () => {
