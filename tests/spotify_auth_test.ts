@@ -325,7 +325,7 @@ Deno.test("invalid_grant on refresh is a SourceError telling to run `deno task a
   assertEquals(env.mock.requestsTo("/v1/me").length, 0);
 });
 
-Deno.test("a token store that cannot be read is a ConfigError naming the file, not a crash", async () => {
+Deno.test("a token store that cannot be read or written is a ConfigError naming the file, not a crash", async () => {
   const dir = await Deno.makeTempDir({ prefix: "spotify_auth_test_" });
   try {
     const path = `${dir}/tokens.json`;
@@ -334,6 +334,14 @@ Deno.test("a token store that cannot be read is a ConfigError naming the file, n
     assertStringIncludes(error.message, path);
     assertStringIncludes(error.message, "SPOTIFY_TOKENS_FILE");
     assertEquals(exitCodeOf(error), ExitCode.config);
+    // nor one that cannot be written (its folder is a file)
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const tokens = await assertRejects(
+      () => writeTokenStore(`${dir}/file/tokens.json`, {} as StoredTokens),
+      ConfigError,
+    );
+    assertStringIncludes(tokens.message, `${dir}/file/tokens.json`);
+    assertStringIncludes(tokens.message, "SPOTIFY_TOKENS_FILE");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

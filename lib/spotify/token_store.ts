@@ -86,9 +86,21 @@ export async function readTokenStore(
   return validateTokens(value, path);
 }
 
-/** Writes the token store atomically; the file is created with mode 0600 (never wider). */
+/**
+ * Writes the token store atomically; the file is created with mode 0600 (never wider).
+ * @throws {ConfigError} naming SPOTIFY_TOKENS_FILE when it cannot be written.
+ */
 export async function writeTokenStore(path: string, tokens: StoredTokens): Promise<void> {
-  await writeJsonAtomic(path, tokens, { mode: 0o600 });
+  try {
+    await writeJsonAtomic(path, tokens, { mode: 0o600 });
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot write the Spotify token store "${path}" (SPOTIFY_TOKENS_FILE): ${
+        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      }`,
+      { hint: "Point SPOTIFY_TOKENS_FILE at a file in a folder this user can write." },
+    );
+  }
 }
 
 function corrupt(path: string, what: string): ConfigError {
