@@ -417,6 +417,10 @@ Deno.test("serve refuses a non-loopback address without a token, and a short tok
     assertStringIncludes(e3.message, "PIPELINE_TRIGGER_TOKEN may hold only visible ASCII");
     assert(!e3.message.includes(token));
   }
+  // A host name that does not resolve (.invalid never does): a config error, not a stack trace.
+  await using unknown = await setup({ PIPELINE_HOST: "pipeline.invalid" });
+  const e4 = await assertRejects(() => serve(unknown.config, { log }), ConfigError);
+  assertStringIncludes(e4.message, "Cannot listen on pipeline.invalid:0 (PIPELINE_HOST");
   for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) assert(isLoopback(h), h);
   for (const h of ["0.0.0.0", "::", "192.168.1.10", "example.com"]) assert(!isLoopback(h), h);
 });

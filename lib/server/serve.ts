@@ -93,7 +93,12 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
     if (error instanceof Deno.errors.AddrNotAvailable) {
       throw new ConfigError(`PIPELINE_HOST="${host}" is not an address of this machine`);
     }
-    throw error;
+    // e.g. a host name that does not resolve, a port below 1024 without the right to bind it
+    throw new ConfigError(
+      `Cannot listen on ${host}:${port} (PIPELINE_HOST, PIPELINE_PORT): ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
   }
   let schedule: Promise<void> | undefined;
   if (options.cron) {
