@@ -19,9 +19,10 @@
 
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
+import { PROJECT_ROOT } from "../lib/config.ts";
 import { generateCatalog, GENERATOR_VERSION } from "./generate.ts";
 
-const ROOT = resolve(new URL("..", import.meta.url).pathname);
+const ROOT = PROJECT_ROOT;
 const CHILD = join(ROOT, "bench", "_child.ts");
 const EMPTY_SCRIPT = join(ROOT, "bench", "_empty.ts");
 

@@ -12,6 +12,7 @@
 // start-up (~25 ms: issue 7, start-up).
 import { parseEnv } from "node:util";
 import { isAbsolute, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -39,7 +40,10 @@ const AUTHENTICATORS: readonly SnowflakeAuthenticator[] = [
 ];
 
 /** Root of the project (where `deno.json`, `data/` and `dbt/` live), from this module's URL. */
-export const PROJECT_ROOT: string = resolve(new URL("..", import.meta.url).pathname);
+export const PROJECT_ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(
+  /\/$/,
+  "",
+);
 
 /** Spotify settings. */
 export interface SpotifyConfig {

@@ -6,7 +6,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
 import { ExitCode, exitCodeOf } from "../lib/errors.ts";
 import { acquireRunLock } from "../lib/lock.ts";
 import { listRunIds, openRun } from "../lib/run.ts";
@@ -14,7 +14,7 @@ import { listRuns } from "../lib/server/runs.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_spotify_test_util.ts";
 import { mockEnv, startMockSpotify, writeMockTokens } from "./mock_spotify.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = `${PROJECT_ROOT}/`;
 const CLI = `${ROOT}scripts/cli.ts`;
 const COMMANDS = [
   "auth",

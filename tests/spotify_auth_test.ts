@@ -378,6 +378,14 @@ Deno.test("the token store is written 0600 atomically and a wider mode is report
     const corrupt = await assertRejects(() => readTokenStore(file));
     assertStringIncludes((corrupt as Error).message, "corrupt");
     assertEquals(exitCodeOf(corrupt), ExitCode.config);
+
+    // A truncated store (e.g. a refresh token pasted on its own): the error says where, and
+    // quotes none of it.
+    const secret = "AQBsecretRefreshTokenValue0123456789";
+    await Deno.writeTextFile(file, `${secret}"}`);
+    const notJson = await assertRejects(() => readTokenStore(file));
+    assertStringIncludes((notJson as Error).message, "not JSON");
+    assertEquals((notJson as Error).message.includes("AQBsecret"), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

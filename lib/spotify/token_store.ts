@@ -81,7 +81,9 @@ export async function readTokenStore(
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw corrupt(path, `not JSON (${(error as Error).message})`);
+    // JSON.parse quotes the text near the error, which may be part of a token: keep only where.
+    const where = /position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message);
+    throw corrupt(path, `not JSON${where ? ` (at ${where[0]})` : ""}`);
   }
   return validateTokens(value, path);
 }
