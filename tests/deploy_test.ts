@@ -26,12 +26,7 @@ import {
   assertStringIncludes,
   testLog,
 } from "./_spotify_test_util.ts";
-import {
-  type MockSpotify,
-  recordedAudioFeatures,
-  recordedTopTracks,
-  startMockSpotify,
-} from "./mock_spotify.ts";
+import { featuresForTopTracks, type MockSpotify, startMockSpotify } from "./mock_spotify.ts";
 import {
   createBucket,
   generateKeyPair,
@@ -40,25 +35,12 @@ import {
   type StandIn,
   startFakesnow,
   startMoto,
+  TEST_AWS_ENV,
   withAwsEnv,
 } from "./stand_ins.ts";
 
 const BUCKET = "spotify-deploy-lake";
-const AWS_ENV = {
-  AWS_ACCESS_KEY_ID: "testing-key-id",
-  AWS_SECRET_ACCESS_KEY: "testing-secret-key",
-  AWS_CONFIG_FILE: "/nonexistent/aws-config",
-  AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
-  AWS_EC2_METADATA_DISABLED: "true",
-};
-
-/** Audio features (recorded values) for each of the mock's recorded top tracks. */
-function featuresForTopTracks(): Record<string, unknown> {
-  const sample = Object.values(recordedAudioFeatures())[0]!;
-  return Object.fromEntries(
-    recordedTopTracks().map((t) => [t.id, { ...sample, id: t.id, uri: `spotify:track:${t.id}` }]),
-  );
-}
+const AWS_ENV = TEST_AWS_ENV;
 
 /** A token store for tokens minted on the mock, with an access token that has expired. */
 function tokensJson(mock: MockSpotify): string {

@@ -37,6 +37,14 @@ export function recordedAudioFeatures(): Record<string, Record<string, unknown>>
   return Object.fromEntries(doc.audio_features.map((f) => [f.id as string, f]));
 }
 
+/** Audio features (the first recorded values) for each of the recorded top tracks. */
+export function featuresForTopTracks(): Record<string, Record<string, unknown>> {
+  const sample = Object.values(recordedAudioFeatures())[0]!;
+  return Object.fromEntries(
+    recordedTopTracks().map((t) => [t.id, { ...sample, id: t.id, uri: `spotify:track:${t.id}` }]),
+  );
+}
+
 /** Options of {@link makeTrackItems}. */
 export interface MakeTrackItemsOptions {
   /** Prefix of the generated ids (22 characters in all, like Spotify's). Default `MockTrack`. */

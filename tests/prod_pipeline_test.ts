@@ -16,8 +16,8 @@ import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
 import type { LoadReport } from "../lib/warehouse/warehouse.ts";
 import { runTask } from "./_spotify_test_util.ts";
 import {
+  featuresForTopTracks,
   type MockSpotify,
-  recordedAudioFeatures,
   recordedTopTracks,
   startMockSpotify,
   writeMockTokens,
@@ -29,25 +29,12 @@ import {
   type StandIn,
   startFakesnow,
   startMoto,
+  TEST_AWS_ENV,
 } from "./stand_ins.ts";
 
 const BUCKET = "spotify-prod-lake";
 const DATE = "2026-03-02";
-const AWS_ENV = {
-  AWS_ACCESS_KEY_ID: "testing-key-id",
-  AWS_SECRET_ACCESS_KEY: "testing-secret-key",
-  AWS_CONFIG_FILE: "/nonexistent/aws-config",
-  AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
-  AWS_EC2_METADATA_DISABLED: "true",
-};
-
-/** Audio features (recorded values) for each of the mock's recorded top tracks. */
-function featuresForTopTracks(): Record<string, unknown> {
-  const sample = Object.values(recordedAudioFeatures())[0]!;
-  return Object.fromEntries(
-    recordedTopTracks().map((t) => [t.id, { ...sample, id: t.id, uri: `spotify:track:${t.id}` }]),
-  );
-}
+const AWS_ENV = TEST_AWS_ENV;
 
 /** Runs `scripts/<script>` in a child Deno with only `env` (plus the stand-ins' AWS keys) set. */
 function task(script: string, args: string[], env: Record<string, string>, cwd: string) {

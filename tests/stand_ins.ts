@@ -32,6 +32,18 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * AWS settings for a child process talking to moto: fixed test keys, and no shared files or
+ * instance metadata, so the SDK's credential chain sees only these.
+ */
+export const TEST_AWS_ENV: Readonly<Record<string, string>> = {
+  AWS_ACCESS_KEY_ID: "testing-key-id",
+  AWS_SECRET_ACCESS_KEY: "testing-secret-key",
+  AWS_CONFIG_FILE: "/nonexistent/aws-config",
+  AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
+  AWS_EC2_METADATA_DISABLED: "true",
+};
+
 /** Creates a bucket in a moto server (path-style, fixed test keys). */
 export async function createBucket(moto: StandIn, bucket: string): Promise<void> {
   const out = await new Deno.Command(`${VENV_BIN}/python`, {
@@ -323,17 +335,7 @@ export async function withAwsEnv<T>(
       else Deno.env.set(name, value);
     }
   };
-  apply({
-    AWS_ACCESS_KEY_ID: "testing-key-id",
-    AWS_SECRET_ACCESS_KEY: "testing-secret-key",
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    // no shared files, no instance metadata: the chain sees only what the test sets
-    AWS_CONFIG_FILE: "/nonexistent/aws-config",
-    AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
-    AWS_EC2_METADATA_DISABLED: "true",
-    ...vars,
-  });
+  apply({ ...TEST_AWS_ENV, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, ...vars });
   try {
     return await body();
   } finally {
