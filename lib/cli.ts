@@ -10,7 +10,8 @@ import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
 import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink } from "./log.ts";
 import { acquireRunLock } from "./lock.ts";
-import { createRun, newRunId, openRun, STEP_NAMES, type StepName, validateRunId } from "./run.ts";
+import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
+import { parseStreamsFlag } from "./streams/registry.ts";
 import { runStep } from "./steps.ts";
 
 /** A flag of a task. */
@@ -36,6 +37,12 @@ const RUN_FLAG: FlagSpec = {
   value: "<id>",
   description: "run folder to use (default: the latest run)",
 };
+const STREAMS_FLAG: FlagSpec = {
+  type: "string",
+  value: "<a,b>",
+  description:
+    "streams of a new run: top_tracks, recently_played, top_artists (default: PIPELINE_STREAMS)",
+};
 const DATE_FLAG: FlagSpec = {
   type: "string",
   value: "YYYY-MM-DD",
@@ -60,11 +67,11 @@ const S3_ENV = SETTINGS.map((s) => s.name).filter((n) => n.startsWith("S3_") || 
 const SNOWFLAKE_ENV = SETTINGS.map((s) => s.name).filter((n) => n.startsWith("SNOWFLAKE_"));
 
 /** Every task's interface (light: importing this loads no step). */
-export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
+export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = {
   auth: {
     name: "auth",
     summary:
-      "Authorize this toolkit with Spotify (Authorization Code + PKCE, scope user-top-read) and store the tokens.",
+      "Authorize this toolkit with Spotify (Authorization Code + PKCE, scopes user-top-read and user-read-recently-played) and store the tokens.",
     flags: {
       status: { type: "boolean", description: "show who is authorized, scopes and token ages" },
       "no-browser": { type: "boolean", description: "print the authorize URL only" },
@@ -74,17 +81,23 @@ export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
   },
   fetch: {
     name: "fetch",
-    summary: "Fetch the user's top tracks (or the bundled sample) into a new run folder.",
-    flags: { date: DATE_FLAG, run: RUN_FLAG },
+    summary:
+      "Fetch the run's streams (top tracks, recently played, top artists; or the bundled samples) into a new run folder.",
+    flags: { date: DATE_FLAG, run: RUN_FLAG, streams: STREAMS_FLAG },
     env: [
       ...CORE_ENV,
       ...SPOTIFY_ENV,
       "SPOTIFY_TIME_RANGES",
       "SPOTIFY_MAX_TRACKS",
       "SPOTIFY_SOURCE",
+      "PIPELINE_STREAMS",
       ...HTTP_ENV,
     ],
-    examples: ["deno task fetch", "deno task fetch --date 2026-11-25"],
+    examples: [
+      "deno task fetch",
+      "deno task fetch --date 2026-11-25",
+      "deno task fetch --streams recently_played",
+    ],
   },
   enrich: {
     name: "enrich",
@@ -154,6 +167,7 @@ export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
       from: { type: "string", value: "<step>", description: "first step to run" },
       to: { type: "string", value: "<step>", description: "last step to run" },
       resume: { type: "boolean", description: "continue the latest unfinished run (or --run)" },
+      streams: STREAMS_FLAG,
       "full-refresh": { type: "boolean", description: "dbt: rebuild incremental models" },
     },
     env: SETTINGS.map((s) => s.name),
@@ -161,7 +175,19 @@ export const TASKS: Record<StepName | "auth" | "pipeline", TaskSpec> = {
       "deno task pipeline",
       "deno task pipeline --from load",
       "deno task pipeline --resume",
+      "deno task pipeline --streams top_tracks",
     ],
+  },
+  poll: {
+    name: "poll",
+    summary:
+      "Collect the poll streams (recently played) since the last poll: fetch → enrich → write → upload → load, no dbt. Run it every 30 minutes; a poll that meets a running run is skipped (exit 0).",
+    flags: {
+      resume: { type: "boolean", description: "continue the latest unfinished poll run" },
+      streams: STREAMS_FLAG,
+    },
+    env: SETTINGS.map((s) => s.name).filter((n) => !n.startsWith("DBT_")),
+    examples: ["deno task poll", "*/30 * * * * cd /srv/spotify && deno task poll"],
   },
 };
 
@@ -280,6 +306,12 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     // A single step is part of a run too: it waits for nobody and fails with exit 6 while
     // another run (pipeline, serve, cron or another step) holds the lock.
     const newId = step === "fetch" && runId === undefined ? newRunId() : undefined;
+    if (typeof flags.streams === "string" && newId === undefined) {
+      throw new ConfigError("--streams applies to a new run (drop --run)");
+    }
+    const streams = typeof flags.streams === "string"
+      ? parseStreamsFlag(flags.streams)
+      : config.streams;
     const lock = await acquireRunLock(config, {
       runId: runId ?? newId,
       onStale: (held) =>
@@ -288,7 +320,7 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     let outcome;
     try {
       const run = newId !== undefined
-        ? await createRun(config, { date: flags.date as string | undefined, id: newId })
+        ? await createRun(config, { date: flags.date as string | undefined, id: newId, streams })
         : await openRun(config, { runId });
       if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
       const runLog = log.child({ run_id: run.id });
@@ -298,7 +330,7 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
       outcome = await runStep(step, { config, run, log: runLog, flags });
       // The run is no longer running: finished when every step is, else stopped on purpose
       // (otherwise `GET /runs` shows it as interrupted and it never counts as finished).
-      run.manifest.status = STEP_NAMES.every((s) => run.finished(s)) ? "succeeded" : "partial";
+      run.manifest.status = run.complete ? "succeeded" : "partial";
       await run.save();
       runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
     } finally {

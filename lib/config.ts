@@ -15,6 +15,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
+import { STREAM_NAMES, type StreamName } from "./streams/names.ts";
 
 /** `local` needs no account; `prod` uses Spotify, S3, Snowflake and requires every credential. */
 export type Profile = "local" | "prod";
@@ -142,7 +143,10 @@ export interface ServeConfig {
   host: string;
   port: number;
   triggerToken?: string;
+  /** The daily pipeline's cron schedule (UTC). */
   schedule: string;
+  /** The poll's cron schedule (UTC). */
+  pollSchedule: string;
 }
 
 /** The whole configuration. */
@@ -154,6 +158,8 @@ export interface Config {
   projectRoot: string;
   logLevel: LogLevel;
   logFormat?: "pretty" | "json";
+  /** The streams runs carry (`PIPELINE_STREAMS`). */
+  streams: StreamName[];
   spotify: SpotifyConfig;
   http: HttpConfig;
   features: FeaturesConfig;
@@ -180,6 +186,11 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "PIPELINE_DATA_DIR",
     description: "root of runs, lake folder and DuckDB warehouse",
     default: ".data",
+  },
+  {
+    name: "PIPELINE_STREAMS",
+    description: "comma-separated streams to collect: top_tracks, recently_played, top_artists",
+    default: "all of them",
   },
   { name: "PIPELINE_LOG_LEVEL", description: "debug, info, warn, error", default: "info" },
   {
@@ -336,7 +347,16 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "serve: bearer token required on every endpoint but /healthz",
     secret: true,
   },
-  { name: "PIPELINE_SCHEDULE", description: "cron schedule (UTC)", default: "0 0 * * *" },
+  {
+    name: "PIPELINE_SCHEDULE",
+    description: "cron schedule (UTC) of the daily pipeline",
+    default: "0 0 * * *",
+  },
+  {
+    name: "PIPELINE_POLL_SCHEDULE",
+    description: "cron schedule (UTC) of the poll (recently played); `off` to not register it",
+    default: "*/30 * * * *",
+  },
 ];
 
 /** Options of {@link loadConfig}. */
@@ -483,8 +503,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     port: p.int("PIPELINE_PORT", 8000, 0, 65535),
     triggerToken: p.str("PIPELINE_TRIGGER_TOKEN"),
     schedule: p.cron("PIPELINE_SCHEDULE", "0 0 * * *"),
+    pollSchedule: env.PIPELINE_POLL_SCHEDULE?.trim() === "off"
+      ? "off"
+      : p.cron("PIPELINE_POLL_SCHEDULE", "*/30 * * * *"),
   };
 
+  const streams = p.list("PIPELINE_STREAMS", STREAM_NAMES, [...STREAM_NAMES]);
   p.throwIfProblems();
   return {
     profile,
@@ -493,6 +517,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     projectRoot: PROJECT_ROOT,
     logLevel,
     logFormat,
+    streams,
     spotify,
     http,
     features,

@@ -176,6 +176,9 @@ export async function fetchWithRetry(
       if (retryAfterMs !== undefined) wait = Math.max(wait, retryAfterMs);
       const body = await response.text().catch(() => "");
       failure = new HttpError(response.status, shortUrl(url), body, response.headers);
+      // Spotify's daily app quota (429 with reason QUOTA_EXCEEDED) is no rate limit: waiting
+      // a few seconds cannot help, and every retry spends more of a quota shared by all clients.
+      if (response.status === 429 && /\bQUOTA_EXCEEDED\b/.test(body)) throw failure;
     }
     const retriesLeft = stats.attempts <= maxRetries;
     const withinBudget = stats.waitedMs + wait <= maxRetryMs;

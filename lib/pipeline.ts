@@ -9,9 +9,19 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
-import { createRun, newRunId, openRun, type Run, STEP_NAMES, type StepName } from "./run.ts";
+import {
+  createRun,
+  newRunId,
+  openRun,
+  type Run,
+  SCHEDULE_STEPS,
+  STEP_NAMES,
+  type StepName,
+} from "./run.ts";
 import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
+import type { Schedule, StreamName } from "./streams/names.ts";
+import { streamsFor } from "./streams/registry.ts";
 
 /** Options of {@link runPipeline}. */
 export interface PipelineOptions {
@@ -24,6 +34,10 @@ export interface PipelineOptions {
   resume?: boolean;
   from?: string;
   to?: string;
+  /** Streams of a new run (default: `config.streams`, narrowed to the schedule's). */
+  streams?: readonly StreamName[];
+  /** `daily` (default: every step) or `poll` (the poll streams, fetch → load). */
+  schedule?: Schedule;
   /** Extra flags passed to every step (e.g. `full-refresh`). */
   flags?: Record<string, string | boolean | undefined>;
   signal?: AbortSignal;
@@ -54,12 +68,21 @@ export async function runPipeline(
   options: PipelineOptions,
 ): Promise<PipelineResult> {
   const { log } = options;
+  const schedule = options.schedule ?? "daily";
   const from = stepName(options.from, "--from") ?? "fetch";
-  const to = stepName(options.to, "--to") ?? "transform";
+  const to = stepName(options.to, "--to") ?? SCHEDULE_STEPS[schedule].at(-1)!;
   const steps = STEP_NAMES.slice(STEP_NAMES.indexOf(from), STEP_NAMES.indexOf(to) + 1);
   if (steps.length === 0) throw new ConfigError(`--from ${from} comes after --to ${to}`);
   if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
     throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
+  }
+  const streams = streamsFor(schedule, options.streams ?? config.streams);
+  if (streams.length === 0) {
+    throw new ConfigError(
+      `No stream to run: the ${schedule} schedule runs ${
+        schedule === "poll" ? "recently_played" : "every stream"
+      }, and PIPELINE_STREAMS/--streams selects ${(options.streams ?? config.streams).join(", ")}`,
+    );
   }
 
   // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
@@ -71,7 +94,12 @@ export async function runPipeline(
       log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
   });
   try {
-    return await runSteps(config, options, { steps, continuing, newId, lock });
+    return await runSteps(config, { ...options, streams, schedule }, {
+      steps,
+      continuing,
+      newId,
+      lock,
+    });
   } finally {
     await lock.release();
   }
@@ -90,14 +118,19 @@ async function runSteps(
   const { log } = options;
   const run = continuing
     ? await openRun(config, { runId: options.runId, unfinished: options.resume && !options.runId })
-    : await createRun(config, { date: options.date, id: newId });
+    : await createRun(config, {
+      date: options.date,
+      id: newId,
+      streams: options.streams,
+      schedule: options.schedule,
+    });
   if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
   options.onRun?.(run);
   const runLog = log.child({ run_id: run.id });
   runLog.info(
-    `pipeline: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, steps ${
-      steps.join(" → ")
-    })`,
+    `${run.schedule === "poll" ? "poll" : "pipeline"}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, streams ${
+      run.streams.join(", ")
+    }, steps ${steps.join(" → ")})`,
   );
 
   if (config.spotify.source === "api") {
@@ -125,6 +158,7 @@ async function runSteps(
       redoing = true;
       runLog.warn(`${step}: ${stale}; redoing ${step} and the steps after it`, { step });
     }
+    if (!run.plannedSteps.includes(step)) continue;
     if (options.signal?.aborted) throw new ConfigError("Run cancelled");
     if (options.resume) await removeTempFiles(run.path(step));
     await runStep(step, {
@@ -136,8 +170,7 @@ async function runSteps(
     });
     ran.push(step);
   }
-  const allDone = STEP_NAMES.every((s) => run.finished(s));
-  run.manifest.status = allDone ? "succeeded" : "partial";
+  run.manifest.status = run.complete ? "succeeded" : "partial";
   await run.save();
   return { run, ran, skipped };
 }
@@ -168,7 +201,11 @@ async function removeTempFiles(dir: string): Promise<void> {
 export function formatSummary(run: Run, config: Config): string {
   const lines: string[] = [];
   const m = run.manifest;
-  lines.push("", `Run ${m.run_id} — snapshot ${m.snapshot_date} — ${m.status}`);
+  lines.push(
+    "",
+    `Run ${m.run_id} — ${run.schedule === "poll" ? "poll" : "snapshot"} ${m.snapshot_date} — ${m.status}`,
+    `  streams: ${run.streams.join(", ")}`,
+  );
   for (const step of STEP_NAMES) {
     const r = m.steps[step];
     if (!r) continue;

@@ -9,11 +9,18 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
 import { ConfigError, StorageError } from "./errors.ts";
 import { sha256Hex, writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
 
 /** Names of the pipeline steps, in order. */
 export const STEP_NAMES = ["fetch", "enrich", "write", "upload", "load", "transform"] as const;
 /** A pipeline step. */
 export type StepName = typeof STEP_NAMES[number];
+
+/** The steps each schedule runs: the daily pipeline all of them, a poll up to the load. */
+export const SCHEDULE_STEPS: Readonly<Record<Schedule, readonly StepName[]>> = {
+  daily: STEP_NAMES,
+  poll: ["fetch", "enrich", "write", "upload", "load"],
+};
 
 /** Status of a step or run (`partial`: a run stopped early on purpose, e.g. `--to write`). */
 export type Status = "running" | "succeeded" | "failed" | "partial";
@@ -52,6 +59,10 @@ export interface Manifest {
   created_at: string;
   updated_at: string;
   status: Status;
+  /** The streams the run carries (manifests from before streams: `top_tracks` only). */
+  streams?: StreamName[];
+  /** `daily` (the pipeline, default) or `poll` (the poll streams, up to the load). */
+  schedule?: Schedule;
   steps: Partial<Record<StepName, StepRecord>>;
   warnings: string[];
 }
@@ -103,6 +114,26 @@ export class Run {
   /** The snapshot date (UTC) this run collects. */
   get snapshotDate(): string {
     return this.manifest.snapshot_date;
+  }
+
+  /** The streams this run carries. */
+  get streams(): StreamName[] {
+    return this.manifest.streams ?? ["top_tracks"];
+  }
+
+  /** The run's schedule (`daily` unless it is a poll). */
+  get schedule(): Schedule {
+    return this.manifest.schedule ?? "daily";
+  }
+
+  /** The steps the run's schedule runs. */
+  get plannedSteps(): readonly StepName[] {
+    return SCHEDULE_STEPS[this.schedule];
+  }
+
+  /** Whether every step of the run's schedule has finished. */
+  get complete(): boolean {
+    return this.plannedSteps.every((s) => this.finished(s));
   }
 
   /**
@@ -235,6 +266,10 @@ export interface CreateRunOptions {
   now?: Date;
   /** Run id made beforehand with {@link newRunId} (e.g. to name it in the run lock first). */
   id?: string;
+  /** Streams the run carries (default: every stream). */
+  streams?: readonly StreamName[];
+  /** Default `daily`. */
+  schedule?: Schedule;
 }
 
 /** Creates a new run folder with a fresh manifest. */
@@ -260,6 +295,8 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     created_at: stamp,
     updated_at: stamp,
     status: "running",
+    streams: STREAM_NAMES.filter((n) => (options.streams ?? STREAM_NAMES).includes(n)),
+    schedule: options.schedule ?? "daily",
     steps: {},
     warnings: [],
   });
@@ -386,6 +423,16 @@ function manifestProblem(value: unknown, id: string): string | undefined {
   if (!STATUSES.includes(value.status as string)) return `"status" is not a run status`;
   if (value.warnings !== undefined && !Array.isArray(value.warnings)) {
     return `"warnings" is not a list`;
+  }
+  if (
+    value.streams !== undefined &&
+    (!Array.isArray(value.streams) || value.streams.length === 0 ||
+      !value.streams.every((n) => (STREAM_NAMES as readonly unknown[]).includes(n)))
+  ) {
+    return `"streams" is not a list of ${STREAM_NAMES.join(", ")}`;
+  }
+  if (value.schedule !== undefined && value.schedule !== "daily" && value.schedule !== "poll") {
+    return `"schedule" is not daily or poll`;
   }
   if (!isObject(value.steps)) return `"steps" is not an object`;
   for (const [step, record] of Object.entries(value.steps)) {

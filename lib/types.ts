@@ -4,9 +4,12 @@
  */
 
 import type { TimeRange } from "./config.ts";
+import type { StreamRows } from "./streams/handoff.ts";
 
 /** One top track of one snapshot, as fetch writes it (`fetch/tracks.json`). */
 export interface TopTrackRow {
+  /** The Spotify user the list belongs to (`sample` for the bundled sample). */
+  user_id: string;
   /** UTC date of the run, `YYYY-MM-DD`. */
   snapshot_date: string;
   time_range: TimeRange;
@@ -65,18 +68,8 @@ export type EnrichedRow = TopTrackRow & AudioFeatures & {
   match_method: MatchMethod;
 };
 
-/** The file fetch writes: `fetch/tracks.json`. */
-export interface FetchOutput {
-  run_id: string;
-  snapshot_date: string;
-  /** `api` or `sample`. */
-  source: "api" | "sample";
-  rows: TopTrackRow[];
-}
+/** The file fetch writes for top tracks: `fetch/tracks.json` (a {@link StreamRows}). */
+export type FetchOutput = Omit<StreamRows, "rows"> & { rows: TopTrackRow[] };
 
-/** The file enrich writes: `enrich/tracks.json`. */
-export interface EnrichOutput {
-  run_id: string;
-  snapshot_date: string;
-  rows: EnrichedRow[];
-}
+/** The file enrich writes for top tracks: `enrich/tracks.json` (a {@link StreamRows}). */
+export type EnrichOutput = Omit<StreamRows, "rows"> & { rows: EnrichedRow[] };

@@ -23,7 +23,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
     load: async () => (await import("./auth.ts")).main,
   },
   fetch: {
-    summary: "fetch the top tracks (or the bundled sample) into a new run",
+    summary: "fetch the run's streams (top tracks, recently played, top artists) into a new run",
     load: async () => (await import("./fetch.ts")).main,
   },
   enrich: {
@@ -35,7 +35,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
     load: async () => (await import("./write.ts")).main,
   },
   upload: {
-    summary: "put the Parquet file into the object store (folder or S3)",
+    summary: "put the Parquet files into the object store (folder or S3)",
     load: async () => (await import("./upload.ts")).main,
   },
   load: {
@@ -50,8 +50,12 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
     summary: "run every step in order (--resume, --from, --to, --run)",
     load: async () => (await import("./pipeline.ts")).main,
   },
+  poll: {
+    summary: "collect recently played since the last poll (fetch → load, no dbt); every 30 min",
+    load: async () => (await import("./poll.ts")).main,
+  },
   serve: {
-    summary: "HTTP trigger and run status API; --cron adds the daily schedule",
+    summary: "HTTP trigger and run status API; --cron adds the daily and poll schedules",
     load: async () => (await import("./serve.ts")).main,
   },
 };
@@ -60,7 +64,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return [
-    `${PROGRAM} ${VERSION} — collect Spotify top tracks daily: fetch → enrich → write → upload → load → transform`,
+    `${PROGRAM} ${VERSION} — collect Spotify listening (top tracks, plays, top artists): fetch → enrich → write → upload → load → transform`,
     "",
     `Usage: ${PROGRAM} <command> [flags]      (from a checkout: deno task cli <command> [flags])`,
     "",

@@ -3,6 +3,7 @@
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
 import { formatSummary, runPipeline } from "../lib/pipeline.ts";
+import { parseStreamsFlag } from "../lib/streams/registry.ts";
 
 /** Entry point; returns the exit code. */
 export function main(args: string[]): Promise<number> {
@@ -15,6 +16,7 @@ export function main(args: string[]): Promise<number> {
       resume: flags.resume === true,
       from: str(flags.from),
       to: str(flags.to),
+      streams: str(flags.streams) === undefined ? undefined : parseStreamsFlag(str(flags.streams)!),
       flags,
     });
     console.log(formatSummary(run, config));

@@ -1,5 +1,7 @@
 /**
- * The pipeline as it runs on Deno Deploy: fetch → enrich → write → upload → load, in memory.
+ * The pipeline as it runs on Deno Deploy: fetch → enrich → write → upload → load, in memory, for
+ * the `top_tracks` stream (the listening streams need the poll cursor, which Deploy keeps
+ * nowhere yet: run `deno task poll` on a server's cron).
  * Deploy has no writable file system, no subprocesses and no native addons, so:
  *
  * - no run folder: each step's counts go into a run summary kept in Deno KV (`["runs", id]`);
@@ -129,6 +131,9 @@ export async function runOnDeploy(
     let client!: SpotifyClient;
     const rows = await step("fetch", async () => {
       client = await openDeploySpotifyClient(config, tokens, { log, signal, now });
+      // No token file here: the user comes from the tokens in KV, or GET /v1/me (not saved).
+      const userId = client.tokens.user?.id ??
+        String((await client.getJson<{ id?: unknown }>("/v1/me", { signal })).id ?? "unknown");
       const out: TopTrackRow[] = [];
       let pages = 0;
       for (const timeRange of config.spotify.timeRanges) {
@@ -140,6 +145,7 @@ export async function runOnDeploy(
           log,
           signal,
           now,
+          userId,
         });
         out.push(...result.rows);
         pages += result.pages;
@@ -193,12 +199,13 @@ export async function runOnDeploy(
       const wh = await openSnowflakeWarehouse(warehouse, { log, store });
       try {
         const report = await wh.load([{
+          stream: "top_tracks",
           uri: receipt.uri,
           key: receipt.key,
           sha256: receipt.sha256,
           bytes: receipt.bytes,
           run_id: runId,
-        }]);
+        }], { migrationUser: rows[0]?.user_id ?? "unknown" });
         summary.load = {
           table: report.table,
           files_loaded: report.files_loaded,

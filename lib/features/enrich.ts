@@ -9,13 +9,7 @@
 import { SourceError } from "../errors.ts";
 import { HttpError, NetworkError } from "../http.ts";
 import type { Logger } from "../log.ts";
-import type {
-  AudioFeatures,
-  EnrichedRow,
-  FeaturesSource,
-  MatchMethod,
-  TopTrackRow,
-} from "../types.ts";
+import type { AudioFeatures, FeaturesSource, MatchMethod } from "../types.ts";
 import {
   emptyReport,
   type FeaturesHit,
@@ -30,12 +24,38 @@ import {
 /** A provider slot in the configured order: a provider, or one not used this run and why. */
 export type ProviderSlot = FeaturesLookup | { name: ProviderName; skipped: string };
 
+/** What enrichment needs of a row: the track's id, title and artists. */
+export interface TrackRef {
+  track_id: string;
+  track_name: string;
+  artist_names: string[];
+}
+
+/** A row with its (nullable) audio features and where they came from. */
+export type WithFeatures<R> = R & AudioFeatures & {
+  features_source: FeaturesSource;
+  match_method: MatchMethod;
+};
+
+/** A decided track: its features, where they came from and how it was matched. */
+export interface FeaturesDecision {
+  features: AudioFeatures;
+  source: FeaturesSource;
+  method: MatchMethod;
+  /** For name matches: the catalog row. */
+  name?: NameMatchDetail;
+}
+
 /** Options of {@link enrichRows}. */
-export interface EnrichOptions {
+export interface EnrichOptions<R> {
   /** Providers in the configured order. */
   providers: readonly ProviderSlot[];
   log: Logger;
   signal?: AbortSignal;
+  /** Tracks decided before (the features cache): not asked again. */
+  known?: ReadonlyMap<string, FeaturesDecision>;
+  /** How a row's place is shown among the unmatched (default `short_term #3`). */
+  position?: (row: R) => string;
 }
 
 /** A track matched by name, listed in the coverage report so it can be checked. */
@@ -52,8 +72,8 @@ export interface UnmatchedTrack {
   track_id: string;
   track_name: string;
   artist_names: string[];
-  /** Where it appears in the top lists. */
-  positions: { time_range: string; rank: number }[];
+  /** Where it appears (`short_term #3`, `played 2026-11-30T10:15:00.000Z`). */
+  positions: string[];
 }
 
 /** The coverage report (`enrich/coverage.json`). Counts are rows unless named `tracks`. */
@@ -61,6 +81,8 @@ export interface CoverageReport {
   rows: number;
   /** Distinct track ids among the rows. */
   tracks: number;
+  /** Distinct tracks decided from the features cache (not asked of any provider this run). */
+  cached?: number;
   matched: number;
   by_id: number;
   by_name: number;
@@ -76,9 +98,13 @@ export interface CoverageReport {
 }
 
 /** What {@link enrichRows} returns. */
-export interface EnrichResult {
-  rows: EnrichedRow[];
+export interface EnrichResult<R> {
+  rows: WithFeatures<R>[];
   coverage: CoverageReport;
+  /** The tracks asked of the providers this time, as decided (the cache keeps them). */
+  decided: Map<string, FeaturesDecision>;
+  /** Whether every provider answered (so a track none had is truly unknown to all of them). */
+  complete: boolean;
 }
 
 interface Found {
@@ -92,14 +118,19 @@ interface Found {
  * earliest provider wins. Remote failures are reported in the coverage, not thrown; a
  * configuration problem (a missing CSV) is thrown.
  */
-export async function enrichRows(
-  rows: readonly TopTrackRow[],
-  options: EnrichOptions,
-): Promise<EnrichResult> {
-  const { providers, log, signal } = options;
+export async function enrichRows<R extends TrackRef>(
+  rows: readonly R[],
+  options: EnrichOptions<R>,
+): Promise<EnrichResult<R>> {
+  const { providers, log, signal, known } = options;
+  const position = options.position ??
+    ((row: R) => {
+      const r = row as unknown as { time_range?: unknown; rank?: unknown };
+      return `${String(r.time_range)} #${String(r.rank)}`;
+    });
   const queries = new Map<string, TrackQuery>();
   for (const row of rows) {
-    if (!queries.has(row.track_id)) {
+    if (!queries.has(row.track_id) && !known?.has(row.track_id)) {
       queries.set(row.track_id, {
         track_id: row.track_id,
         track_name: row.track_name,
@@ -118,7 +149,15 @@ export async function enrichRows(
     }
     const pending = [...queries.values()].filter((q) => !byId.has(q.track_id));
     if (pending.length === 0) {
-      reports.push(emptyReport(slot.name, "skipped", "every track already had features by id"));
+      reports.push(
+        emptyReport(
+          slot.name,
+          "skipped",
+          queries.size === 0
+            ? "every track was known (features cache)"
+            : "every track already had features by id",
+        ),
+      );
       continue;
     }
     signal?.throwIfAborted();
@@ -152,10 +191,7 @@ export async function enrichRows(
   }
 
   // Final attribution per track: id first, then name.
-  const decided = new Map<
-    string,
-    { features: AudioFeatures; source: FeaturesSource; method: MatchMethod }
-  >();
+  const decided = new Map<string, FeaturesDecision>();
   const nameMatches: NameMatchEntry[] = [];
   for (const q of queries.values()) {
     const viaId = byId.get(q.track_id);
@@ -166,7 +202,12 @@ export async function enrichRows(
       continue;
     }
     const method: MatchMethod = viaId ? "id" : "name";
-    decided.set(q.track_id, { features: found.hit.features, source: found.source, method });
+    decided.set(q.track_id, {
+      features: found.hit.features,
+      source: found.source,
+      method,
+      ...(method === "name" && found.hit.name ? { name: found.hit.name } : {}),
+    });
     const report = reports.find((r) => r.provider === found.source);
     if (report) {
       report.filled++;
@@ -188,8 +229,10 @@ export async function enrichRows(
   const unmatched = new Map<string, UnmatchedTrack>();
   let byIdRows = 0;
   let byNameRows = 0;
-  const out: EnrichedRow[] = rows.map((row) => {
-    const d = decided.get(row.track_id)!;
+  const tracks = new Set<string>();
+  const out: WithFeatures<R>[] = rows.map((row) => {
+    tracks.add(row.track_id);
+    const d = decided.get(row.track_id) ?? known?.get(row.track_id)!;
     bySource[d.source]++;
     if (d.method === "id") byIdRows++;
     else if (d.method === "name") byNameRows++;
@@ -200,18 +243,37 @@ export async function enrichRows(
         artist_names: row.artist_names,
         positions: [],
       };
-      entry.positions.push({ time_range: row.time_range, rank: row.rank });
+      entry.positions.push(position(row));
       unmatched.set(row.track_id, entry);
     }
     return { ...row, ...d.features, features_source: d.source, match_method: d.method };
   });
 
   const matched = byIdRows + byNameRows;
+  const complete = reports.every((r) => r.status === "ok" || r.status === "skipped");
+  if (known?.size) {
+    for (const id of tracks) {
+      const k = known.get(id);
+      if (k?.method === "name" && k.name && !decided.has(id)) {
+        const row = rows.find((r) => r.track_id === id)!;
+        nameMatches.push({
+          track_id: id,
+          track_name: row.track_name,
+          primary_artist: row.artist_names[0] ?? null,
+          source: k.source as ProviderName,
+          match: k.name,
+        });
+      }
+    }
+  }
   return {
+    decided,
+    complete,
     rows: out,
     coverage: {
       rows: rows.length,
-      tracks: queries.size,
+      tracks: tracks.size,
+      cached: tracks.size - [...tracks].filter((id) => decided.has(id)).length,
       matched,
       by_id: byIdRows,
       by_name: byNameRows,
@@ -231,6 +293,10 @@ export interface FormatCoverageOptions {
   displayPath?: (path: string) => string;
   /** Most unmatched tracks listed (default 50). */
   maxUnmatched?: number;
+  /** Names the rows' stream in the first line (`Audio features, recently_played: ...`). */
+  label?: string;
+  /** The report's file in the run folder, named when the unmatched list is cut. */
+  file?: string;
 }
 
 /** The coverage counts a step reports (manifest, run summaries). */
@@ -244,13 +310,15 @@ export function formatCoverage(
   coverage: CoverageReport,
   options: FormatCoverageOptions = {},
 ): string {
-  const { displayPath = (p: string) => p, maxUnmatched = 50 } = options;
+  const { displayPath = (p: string) => p, maxUnmatched = 50, label, file = "enrich/coverage.json" } =
+    options;
   const c = coverage;
   const pct = (c.share * 100).toFixed(1);
   const distinct = c.tracks !== c.rows ? ` (${c.tracks} distinct tracks)` : "";
   const lines = [
-    `Audio features: ${c.matched} of ${c.rows} rows${distinct} (${pct}%) — ` +
-    `${c.by_id} by id, ${c.by_name} by name, ${c.unmatched} unmatched`,
+    `Audio features${label ? `, ${label}` : ""}: ${c.matched} of ${c.rows} rows${distinct} (${pct}%) — ` +
+    `${c.by_id} by id, ${c.by_name} by name, ${c.unmatched} unmatched` +
+    (c.cached ? ` (${c.cached} track(s) from the features cache)` : ""),
   ];
   for (const p of c.providers) {
     const head = `  ${p.provider.padEnd(10)} `;
@@ -285,14 +353,15 @@ export function formatCoverage(
   if (c.unmatched_tracks.length) {
     lines.push(`  Unmatched (${c.unmatched_tracks.length} tracks):`);
     for (const u of c.unmatched_tracks.slice(0, maxUnmatched)) {
-      const where = u.positions.map((p) => `${p.time_range} #${p.rank}`).join(", ");
+      const where = u.positions.slice(0, 3).join(", ") +
+        (u.positions.length > 3 ? ` +${u.positions.length - 3}` : "");
       lines.push(
         `    ${where}  "${u.track_name}" — ${u.artist_names.join(", ") || "?"}  (${u.track_id})`,
       );
     }
     if (c.unmatched_tracks.length > maxUnmatched) {
       lines.push(
-        `    ... and ${c.unmatched_tracks.length - maxUnmatched} more (enrich/coverage.json)`,
+        `    ... and ${c.unmatched_tracks.length - maxUnmatched} more (${file})`,
       );
     }
   }

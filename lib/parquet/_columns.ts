@@ -9,7 +9,7 @@
  */
 
 import { type Data, type DataType, makeData, Utf8 } from "apache-arrow";
-import type { EnrichedRow } from "../types.ts";
+import type { Row } from "../streams/stream.ts";
 import { checkValue, dateMs } from "./rows.ts";
 import { arrowType, type ColumnSpec } from "./schema.ts";
 
@@ -59,7 +59,7 @@ export class ColumnEncoder {
   }
 
   /** Arrow data of this column for the rows at `indexes` (values are checked on the way). */
-  encode(rows: readonly EnrichedRow[], indexes: readonly number[]): Data {
+  encode(rows: readonly Row[], indexes: readonly number[]): Data {
     const n = indexes.length;
     if (n > this.#capacity) throw new RangeError(`batch of ${n} rows > ${this.#capacity}`);
     const column = this.column;

@@ -1,21 +1,16 @@
 /**
- * Row checks, the canonical row order, and the content fingerprint of a set of `top_tracks` rows.
+ * Row checks, the canonical row order, and the content fingerprint of a stream's rows.
  *
- * The fingerprint (`content_sha256`) hashes every column except the run metadata (`run_id`,
- * `fetched_at`) in a fixed column order over rows sorted by (snapshot_date, time_range, rank), so
- * re-running a day that returns the same data gives the same fingerprint, and any change in the
- * data gives a different one.
+ * The fingerprint (`content_sha256`) hashes every column except the stream's run metadata
+ * (`run_id`, `fetched_at`) in a fixed column order over rows sorted by the stream's natural key,
+ * so re-running a day that returns the same data gives the same fingerprint, and any change in
+ * the data gives a different one.
  * @module
  */
 
 import { createHash } from "node:crypto";
-import type { EnrichedRow } from "../types.ts";
-import {
-  type ColumnSpec,
-  RUN_METADATA_COLUMNS,
-  TOP_TRACKS_COLUMNS,
-  TOP_TRACKS_SCHEMA_VERSION,
-} from "./schema.ts";
+import type { ColumnSpec } from "../streams/columns.ts";
+import type { Row, StreamDef } from "../streams/stream.ts";
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -25,8 +20,8 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
  * Checks one value against its column; returns it normalized (`undefined` → `null`).
  * @throws {TypeError} naming the row, the column, what was expected and what was found.
  */
-export function checkValue(row: EnrichedRow, index: number, column: ColumnSpec): unknown {
-  const value = (row as unknown as Record<string, unknown>)[column.name];
+export function checkValue(row: Row, index: number, column: ColumnSpec): unknown {
+  const value = row[column.name];
   if (value === null || value === undefined) {
     if (column.nullable) return null;
     throw badValue(row, index, column, "a value (the column is not nullable)", value);
@@ -84,13 +79,13 @@ export function dateMs(date: string): number {
 const dateCache = new Map<string, number>();
 
 function badValue(
-  row: EnrichedRow,
+  row: Row,
   index: number,
   column: ColumnSpec,
   expected: string,
   found: unknown,
 ): TypeError {
-  const where = `row ${index + 1} (${String(row.time_range)} #${String(row.rank)})`;
+  const where = `row ${index + 1}${rowLabel(row)}`;
   let shown: string;
   try {
     shown = found === undefined ? "nothing" : JSON.stringify(found).slice(0, 80);
@@ -100,52 +95,82 @@ function badValue(
   return new TypeError(`${where}: column "${column.name}" expected ${expected}, found ${shown}`);
 }
 
-const FINGERPRINT_COLUMNS = TOP_TRACKS_COLUMNS.filter((c) =>
-  !RUN_METADATA_COLUMNS.includes(c.name)
-);
+/** ` (short_term #3)` for ranked rows, ` (played_at ...)` for plays, else nothing. */
+function rowLabel(row: Row): string {
+  if (row.time_range !== undefined && row.rank !== undefined) {
+    return ` (${String(row.time_range)} #${String(row.rank)})`;
+  }
+  if (typeof row.played_at === "string") return ` (played_at ${row.played_at})`;
+  return "";
+}
+
+const fingerprintColumns = new WeakMap<object, readonly ColumnSpec[]>();
+
+/** The stream's columns without its run metadata, in file order. */
+function fingerprintColumnsOf(stream: StreamDef): readonly ColumnSpec[] {
+  let columns = fingerprintColumns.get(stream);
+  if (!columns) {
+    columns = stream.columns.filter((c) => !stream.runMetadata.includes(c.name));
+    fingerprintColumns.set(stream, columns);
+  }
+  return columns;
+}
 
 /** The canonical text of a row's data (run metadata excluded), checking every value. */
-function canonicalLine(row: EnrichedRow, index: number): string {
-  return JSON.stringify(FINGERPRINT_COLUMNS.map((c) => checkValue(row, index, c)));
+function canonicalLine(stream: StreamDef, row: Row, index: number): string {
+  return JSON.stringify(fingerprintColumnsOf(stream).map((c) => checkValue(row, index, c)));
 }
 
 /**
- * The canonical order of rows: by snapshot_date, time_range, rank, track_id, then by the whole
- * row's data, so equal data always comes out in the same order.
+ * The canonical order of rows: by the stream's natural key, then by the whole row's data, so
+ * equal data always comes out in the same order.
  * @returns row indexes in that order.
  */
-export function canonicalOrder(rows: readonly EnrichedRow[]): number[] {
+export function canonicalOrder(stream: StreamDef, rows: readonly Row[]): number[] {
   const order = Array.from(rows.keys());
   const lines = new Map<number, string>();
   const line = (i: number) => {
     let s = lines.get(i);
-    if (s === undefined) lines.set(i, s = canonicalLine(rows[i]!, i));
+    if (s === undefined) lines.set(i, s = canonicalLine(stream, rows[i]!, i));
     return s;
   };
-  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const cmp = (a: unknown, b: unknown): number => {
+    if (typeof a === "number" && typeof b === "number") return a - b;
+    const x = String(a);
+    const y = String(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+  const key = stream.key;
   order.sort((i, j) => {
     const a = rows[i]!;
     const b = rows[j]!;
-    return cmp(a.snapshot_date, b.snapshot_date) || cmp(a.time_range, b.time_range) ||
-      a.rank - b.rank || cmp(a.track_id, b.track_id) || cmp(line(i), line(j));
+    for (const k of key) {
+      const c = cmp(a[k], b[k]);
+      if (c !== 0) return c;
+    }
+    return cmp(line(i), line(j));
   });
   return order;
 }
 
 /**
- * Hex SHA-256 fingerprint of the rows' data, excluding `run_id` and `fetched_at`, independent of
- * the rows' order and of key order in the row objects. Checks every value on the way.
+ * Hex SHA-256 fingerprint of the rows' data, excluding the run metadata, independent of the
+ * rows' order and of key order in the row objects. Checks every value on the way.
  * @param order the rows' canonical order when already computed ({@link canonicalOrder}).
  * @throws {TypeError} when a row does not fit the schema.
  */
-export function contentSha256(rows: readonly EnrichedRow[], order?: readonly number[]): string {
+export function contentSha256(
+  stream: StreamDef,
+  rows: readonly Row[],
+  order?: readonly number[],
+): string {
   const hash = createHash("sha256");
-  hash.update(`${TOP_TRACKS_SCHEMA_VERSION}\n`);
-  hash.update(JSON.stringify(FINGERPRINT_COLUMNS.map((c) => c.name)) + "\n");
+  hash.update(`${stream.schemaVersion}\n`);
+  hash.update(JSON.stringify(fingerprintColumnsOf(stream).map((c) => c.name)) + "\n");
   // Hashing line by line costs a call into the runtime per row: feed it ~1 MB at a time.
   let chunk = "";
-  for (const i of order ?? canonicalOrder(rows)) {
-    chunk += canonicalLine(rows[i]!, i) + "\n";
+  for (const i of order ?? canonicalOrder(stream, rows)) {
+    chunk += canonicalLine(stream, rows[i]!, i) + "\n";
     if (chunk.length > 1_000_000) {
       hash.update(chunk);
       chunk = "";

@@ -1,5 +1,5 @@
 /**
- * Writes `top_tracks` rows as Parquet with npm:apache-arrow and npm:parquet-wasm.
+ * Writes a stream's rows as Parquet with npm:apache-arrow and npm:parquet-wasm.
  *
  * Rows are converted to Arrow record batches of {@link ParquetWriteOptions.batchRows} rows at a
  * time, into typed arrays reused from batch to batch, and streamed through parquet-wasm's
@@ -27,10 +27,11 @@ import {
   WriterPropertiesBuilder,
 } from "parquet-wasm";
 import { writeChunksAtomic } from "../fs_atomic.ts";
-import type { EnrichedRow } from "../types.ts";
+import type { Row, StreamDef } from "../streams/stream.ts";
+import { TOP_TRACKS } from "../streams/top_tracks.ts";
 import { ColumnEncoder } from "./_columns.ts";
 import { canonicalOrder, contentSha256 } from "./rows.ts";
-import { CONTENT_SHA256_KEY, TOP_TRACKS_COLUMNS, topTracksSchema } from "./schema.ts";
+import { CONTENT_SHA256_KEY, streamSchema } from "./schema.ts";
 
 /** Options of the Parquet writers. */
 export interface ParquetWriteOptions {
@@ -61,14 +62,16 @@ export interface ParquetStream {
 }
 
 /**
- * Starts encoding rows as a `top_tracks` Parquet file, in canonical order (by snapshot_date,
- * time_range, rank). Every value is checked first.
+ * Starts encoding rows as a Parquet file of `stream`, in canonical order (by the stream's natural
+ * key). Every value is checked first.
  * @throws {TypeError} when a row does not fit the schema (naming the row and column).
  */
-export async function topTracksParquetStream(
-  rows: readonly EnrichedRow[],
+export async function parquetStream(
+  def: StreamDef,
+  input: readonly object[],
   options: ParquetWriteOptions = {},
 ): Promise<ParquetStream> {
+  const rows = input as readonly Row[];
   const {
     batchRows = 65_536,
     rowGroupRows = 131_072,
@@ -77,11 +80,11 @@ export async function topTracksParquetStream(
   if (!Number.isInteger(batchRows) || batchRows < 1) {
     throw new RangeError(`batchRows must be a positive integer, got ${batchRows}`);
   }
-  const order = canonicalOrder(rows);
-  const fingerprint = contentSha256(rows, order);
-  const schema = topTracksSchema();
+  const order = canonicalOrder(def, rows);
+  const fingerprint = contentSha256(def, rows, order);
+  const schema = streamSchema(def);
   const capacity = Math.max(1, Math.min(batchRows, rows.length));
-  const encoders = TOP_TRACKS_COLUMNS.map((column) => new ColumnEncoder(column, capacity));
+  const encoders = def.columns.map((column) => new ColumnEncoder(column, capacity));
 
   // An empty input still yields one (empty) batch: the file then has the schema and no rows.
   let next = 0;
@@ -110,15 +113,16 @@ export async function topTracksParquetStream(
 }
 
 /**
- * Encodes rows as a `top_tracks` Parquet file in memory (no filesystem: usable on Deno Deploy).
+ * Encodes rows as a Parquet file of `stream` in memory (no filesystem: usable on Deno Deploy).
  * @example
- * const { data, sha256, contentSha256 } = await encodeTopTracksParquet(enriched.rows);
+ * const { data, sha256, contentSha256 } = await encodeParquet(TOP_TRACKS, enriched.rows);
  */
-export async function encodeTopTracksParquet(
-  rows: readonly EnrichedRow[],
+export async function encodeParquet(
+  def: StreamDef,
+  rows: readonly object[],
   options: ParquetWriteOptions = {},
 ): Promise<ParquetWriteResult & { data: Uint8Array }> {
-  const { stream, contentSha256 } = await topTracksParquetStream(rows, options);
+  const { stream, contentSha256 } = await parquetStream(def, rows, options);
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   const hash = createHash("sha256");
@@ -136,16 +140,25 @@ export async function encodeTopTracksParquet(
   return { data, rows: rows.length, bytes, sha256: hash.digest("hex"), contentSha256 };
 }
 
+/** {@link encodeParquet} for `top_tracks` rows. */
+export function encodeTopTracksParquet(
+  rows: readonly object[],
+  options: ParquetWriteOptions = {},
+): Promise<ParquetWriteResult & { data: Uint8Array }> {
+  return encodeParquet(TOP_TRACKS, rows, options);
+}
+
 /**
- * Writes rows as a `top_tracks` Parquet file at `path`, streaming row groups to a temporary file
+ * Writes rows as a Parquet file of `stream` at `path`, streaming row groups to a temporary file
  * that is renamed into place when complete (a reader never sees half a file).
  */
-export async function writeTopTracksParquetFile(
+export async function writeParquetFile(
+  def: StreamDef,
   path: string,
-  rows: readonly EnrichedRow[],
+  rows: readonly object[],
   options: ParquetWriteOptions = {},
 ): Promise<ParquetWriteResult> {
-  const { stream, contentSha256 } = await topTracksParquetStream(rows, options);
+  const { stream, contentSha256 } = await parquetStream(def, rows, options);
   const hash = createHash("sha256");
   let bytes = 0;
   await writeChunksAtomic(
@@ -161,6 +174,15 @@ export async function writeTopTracksParquetFile(
   return { rows: rows.length, bytes, sha256: hash.digest("hex"), contentSha256 };
 }
 
+/** {@link writeParquetFile} for `top_tracks` rows. */
+export function writeTopTracksParquetFile(
+  path: string,
+  rows: readonly object[],
+  options: ParquetWriteOptions = {},
+): Promise<ParquetWriteResult> {
+  return writeParquetFile(TOP_TRACKS, path, rows, options);
+}
+
 /**
  * Converts the rows at `indexes` into one Arrow record batch, then copies it into wasm memory
  * (through Arrow IPC), after which the encoders' buffers can be reused.
@@ -168,7 +190,7 @@ export async function writeTopTracksParquetFile(
 function toWasmBatch(
   schema: Schema,
   encoders: readonly ColumnEncoder[],
-  rows: readonly EnrichedRow[],
+  rows: readonly Row[],
   indexes: readonly number[],
 ): WasmRecordBatch {
   const children = encoders.map((encoder) => encoder.encode(rows, indexes));

@@ -12,8 +12,10 @@ import { fetchWithRetry, HttpError, NetworkError } from "../http.ts";
 import type { Logger } from "../log.ts";
 import type { StoredTokens } from "./token_store.ts";
 
-/** The scope this toolkit asks for. */
-export const SCOPE = "user-top-read";
+/** The scopes this toolkit needs: top tracks and artists, and recently played tracks. */
+export const SCOPES: readonly string[] = ["user-top-read", "user-read-recently-played"];
+/** The scope parameter this toolkit asks for (space-separated {@link SCOPES}). */
+export const SCOPE = SCOPES.join(" ");
 
 /** Everything oauth4webapi needs to talk to the Accounts service. */
 export interface OAuthContext {

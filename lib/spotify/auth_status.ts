@@ -6,7 +6,7 @@
 
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { SCOPE } from "./_oauth.ts";
+import { SCOPES } from "./_oauth.ts";
 import { SpotifyClient } from "./client.ts";
 import { readTokenStore, refreshTokenAge } from "./token_store.ts";
 
@@ -59,12 +59,13 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
   const accessLeft = Date.parse(tokens.expires_at) - t.getTime();
   const age = refreshTokenAge(tokens, t);
   const scopes = tokens.scope.split(/\s+/).filter(Boolean);
+  const missing = SCOPES.filter((s) => !scopes.includes(s));
   const lines = [
     `Token store:    ${file}${mode === null ? "" : ` (mode ${(mode & 0o777).toString(8)})`}`,
     `Authorized as:  ${who}`,
     `Client id:      ${tokens.client_id}`,
     `Scopes:         ${scopes.join(" ") || "(none)"}${
-      scopes.includes(SCOPE) ? "" : `  — missing ${SCOPE}: run \`deno task auth\` again`
+      missing.length === 0 ? "" : `  — missing ${missing.join(" ")}: run \`deno task auth\` again`
     }`,
     `Access token:   ${
       accessLeft > 0

@@ -101,6 +101,31 @@ export class SpotifyClient {
   }
 
   /**
+   * The authorized user's Spotify id: from the token store, or (for a store written before it
+   * kept the user) `GET /v1/me` once, saved into the store.
+   * @throws SourceError when Spotify gives no user id
+   */
+  async userId(options: GetJsonOptions = {}): Promise<string> {
+    if (this.#tokens.user?.id) return this.#tokens.user.id;
+    const me = await this.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me", options);
+    if (typeof me?.id !== "string" || me.id === "") {
+      throw new SourceError("Spotify's GET /v1/me answered without a user id", {
+        hint: "Run `deno task auth` again.",
+      });
+    }
+    this.#tokens = {
+      ...this.#tokens,
+      user: {
+        id: me.id,
+        display_name: typeof me.display_name === "string" ? me.display_name : null,
+      },
+    };
+    await writeTokenStore(this.#tokensFile, this.#tokens);
+    this.#log.info(`Spotify user ${me.id} saved in the token store`);
+    return me.id;
+  }
+
+  /**
    * Refreshes the access token and saves the tokens. Concurrent callers share one refresh. A
    * response without `refresh_token` keeps the old one; `invalid_grant` is a {@link SourceError}
    * telling to run `deno task auth` again.

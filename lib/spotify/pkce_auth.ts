@@ -183,7 +183,7 @@ function callbackError(error: unknown): Error {
       `Spotify did not authorize the app: ${error.error}${
         error.error_description ? ` (${error.error_description})` : ""
       }`,
-      { hint: "Run `deno task auth` again and accept the request (scope user-top-read)." },
+      { hint: "Run `deno task auth` again and accept the request (scopes user-top-read, user-read-recently-played)." },
     );
   }
   if (error instanceof oauth.OperationProcessingError) {

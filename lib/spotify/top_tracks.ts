@@ -8,14 +8,18 @@
  */
 
 import type { TimeRange } from "../config.ts";
-import { SourceError } from "../errors.ts";
+import { ConfigError, SourceError } from "../errors.ts";
 import { HttpError, NetworkError } from "../http.ts";
 import type { Logger } from "../log.ts";
+import type { Row, StreamFetchContext, StreamFetchResult } from "../streams/stream.ts";
 import type { TopTrackRow } from "../types.ts";
 import type { SpotifyClient } from "./client.ts";
 
 /** Largest `limit` Spotify accepts for top items. */
 export const PAGE_LIMIT = 50;
+
+/** The two kinds of top items (`GET /v1/me/top/{type}`). */
+export type TopItemType = "tracks" | "artists";
 
 /** A validated page of `GET /v1/me/top/tracks` (fields used here; the raw page keeps the rest). */
 export interface TopTracksPage {
@@ -33,10 +37,20 @@ export interface TopTracksPage {
  * @throws SourceError naming `source` and what was wrong
  */
 export function validateTopTracksPage(value: unknown, source: string): TopTracksPage {
+  return validateTopPage(value, source, "tracks");
+}
+
+/** {@link validateTopTracksPage} for `tracks` or `artists` pages. */
+export function validateTopPage(
+  value: unknown,
+  source: string,
+  type: TopItemType,
+): TopTracksPage {
   const bad = (what: string) =>
-    new SourceError(`Unexpected top-tracks page from ${source}: ${what}`, {
-      hint:
-        "The response does not look like Spotify's PagingTrackObject; see the raw page in fetch/raw/.",
+    new SourceError(`Unexpected top-${type} page from ${source}: ${what}`, {
+      hint: `The response does not look like Spotify's ${
+        type === "tracks" ? "PagingTrackObject" : "PagingArtistObject"
+      }; see the raw page in fetch/raw/.`,
     });
   if (!isObject(value)) throw bad(`expected a JSON object, found ${kind(value)}`);
   if (!Array.isArray(value.items)) {
@@ -70,6 +84,8 @@ export interface NormalizeOptions {
   fetchedAt: string;
   /** URL or file the page came from, named in errors. */
   source: string;
+  /** The user the rows belong to (set on every row). */
+  userId?: string;
 }
 
 /**
@@ -77,19 +93,50 @@ export interface NormalizeOptions {
  * @throws SourceError naming the source and the item that is not a track
  */
 export function normalizeTopTracks(page: TopTracksPage, options: NormalizeOptions): TopTrackRow[] {
-  return page.items.map((item, i) => normalizeTrack(item, page.offset + i + 1, i, options));
+  return page.items.map((item, i) =>
+    normalizeTrack(item, page.offset + i + 1, i, {
+      ...options,
+      what: "track in the top-tracks page",
+    })
+  );
+}
+
+/** The track fields of a Web API `TrackObject` (shared by top tracks and recently played). */
+export type TrackFields = Omit<
+  TopTrackRow,
+  "user_id" | "snapshot_date" | "time_range" | "rank" | "fetched_at" | "run_id"
+>;
+
+/**
+ * Checks a Web API `TrackObject` and returns its fields.
+ * @param where how errors name it (`track in the recently-played page from ...: items[3].track`)
+ * @throws SourceError naming where and what is wrong
+ */
+export function trackFields(item: unknown, where: string): TrackFields {
+  const bad = (what: string) => new SourceError(`Unexpected ${where} ${what}`);
+  return trackFieldsOf(item, bad);
 }
 
 function normalizeTrack(
   item: unknown,
   rank: number,
   index: number,
-  options: NormalizeOptions,
+  options: NormalizeOptions & { what: string },
 ): TopTrackRow {
   const bad = (what: string) =>
-    new SourceError(
-      `Unexpected track in the top-tracks page from ${options.source}: items[${index}] ${what}`,
-    );
+    new SourceError(`Unexpected ${options.what} from ${options.source}: items[${index}] ${what}`);
+  return {
+    user_id: options.userId ?? "",
+    snapshot_date: options.snapshotDate,
+    time_range: options.timeRange,
+    rank,
+    ...trackFieldsOf(item, bad),
+    fetched_at: options.fetchedAt,
+    run_id: options.runId,
+  };
+}
+
+function trackFieldsOf(item: unknown, bad: (what: string) => SourceError): TrackFields {
   if (!isObject(item)) throw bad(`is ${kind(item)}, expected a track object`);
   if (typeof item.id !== "string" || item.id === "") {
     throw bad(`has no track id (found ${kind(item.id)})`);
@@ -131,9 +178,6 @@ function normalizeTrack(
   const album = isObject(item.album) ? item.album : {};
   const externalIds = isObject(item.external_ids) ? item.external_ids : {};
   return {
-    snapshot_date: options.snapshotDate,
-    time_range: options.timeRange,
-    rank,
     track_id: item.id,
     track_name: item.name,
     artist_ids: artistIds,
@@ -145,8 +189,6 @@ function normalizeTrack(
     explicit: item.explicit,
     popularity: typeof item.popularity === "number" ? item.popularity : null,
     isrc: typeof externalIds.isrc === "string" && externalIds.isrc ? externalIds.isrc : null,
-    fetched_at: options.fetchedAt,
-    run_id: options.runId,
   };
 }
 
@@ -173,7 +215,7 @@ export function findDuplicates(rows: readonly TopTrackRow[]): Duplicate[] {
 /** Options of {@link fetchTopTracks}. */
 export interface FetchTopTracksOptions {
   timeRange: TimeRange;
-  /** Most tracks to fetch (pages of up to 50). */
+  /** Most items to fetch (pages of up to 50). */
   maxTracks: number;
   snapshotDate: string;
   runId: string;
@@ -183,6 +225,8 @@ export interface FetchTopTracksOptions {
   onPage?: (page: unknown, offset: number) => Promise<void>;
   /** Clock (tests). */
   now?: () => Date;
+  /** Set on every row. */
+  userId?: string;
 }
 
 /** What {@link fetchTopTracks} returns. */
@@ -204,38 +248,13 @@ export async function fetchTopTracks(
   client: Pick<SpotifyClient, "getJson">,
   options: FetchTopTracksOptions,
 ): Promise<FetchTopTracksResult> {
-  const { timeRange, maxTracks, snapshotDate, runId, log, signal, onPage } = options;
-  const now = options.now ?? (() => new Date());
-  const rows: TopTrackRow[] = [];
-  let pages = 0;
-  let total = 0;
-  let offset = 0;
-  while (offset < maxTracks) {
-    const limit = Math.min(PAGE_LIMIT, maxTracks - offset);
-    const path = `/v1/me/top/tracks?time_range=${timeRange}&limit=${limit}&offset=${offset}`;
-    const fetchedAt = now().toISOString();
-    const raw = await getPage(client, path, signal);
-    pages++;
-    await onPage?.(raw, offset);
-    const source = `GET ${path}`;
-    const page = validateTopTracksPage(raw, source);
-    if (page.offset !== offset) {
-      throw new SourceError(
-        `Unexpected top-tracks page from ${source}: "offset" is ${page.offset}, requested ${offset}`,
-      );
-    }
-    if (page.items.length > limit) {
-      throw new SourceError(
-        `Unexpected top-tracks page from ${source}: ${page.items.length} items, requested at most ${limit}`,
-      );
-    }
-    rows.push(
-      ...normalizeTopTracks(page, { timeRange, snapshotDate, runId, fetchedAt, source }),
-    );
-    total = page.total;
-    offset += page.items.length;
-    if (page.items.length < limit || page.next === null || offset >= page.total) break;
-  }
+  const { timeRange, snapshotDate, runId, log, userId } = options;
+  const { rows, pages, total } = await fetchTopItems(client, {
+    ...options,
+    type: "tracks",
+    normalize: (page, source, fetchedAt) =>
+      normalizeTopTracks(page, { timeRange, snapshotDate, runId, fetchedAt, source, userId }),
+  });
   const dups = findDuplicates(rows);
   const duplicates = dups.reduce((n, d) => n + d.ranks.length - 1, 0);
   if (duplicates > 0) {
@@ -252,19 +271,89 @@ export async function fetchTopTracks(
   return { rows, pages, duplicates, total };
 }
 
-async function getPage(
+/** Options of {@link fetchTopItems}. */
+export interface FetchTopItemsOptions<R> extends FetchTopTracksOptions {
+  type: TopItemType;
+  /** Rows of one validated page (`source` names the request in errors). */
+  normalize: (page: TopTracksPage, source: string, fetchedAt: string) => R[];
+}
+
+/**
+ * Offset paging of `GET /v1/me/top/{type}` for one time range: `limit` = min(50, what is left),
+ * `offset` += items, until `maxTracks`, an empty or short page, or `next: null`.
+ * @throws SourceError for HTTP failures, a page of the wrong shape or a body that is not JSON
+ */
+export async function fetchTopItems<R>(
+  client: Pick<SpotifyClient, "getJson">,
+  options: FetchTopItemsOptions<R>,
+): Promise<{ rows: R[]; pages: number; total: number }> {
+  const { timeRange, maxTracks, signal, onPage, type, normalize } = options;
+  const now = options.now ?? (() => new Date());
+  const rows: R[] = [];
+  let pages = 0;
+  let total = 0;
+  let offset = 0;
+  while (offset < maxTracks) {
+    const limit = Math.min(PAGE_LIMIT, maxTracks - offset);
+    const path = `/v1/me/top/${type}?time_range=${timeRange}&limit=${limit}&offset=${offset}`;
+    const fetchedAt = now().toISOString();
+    const raw = await getPage(client, path, signal, type === "tracks" ? "top tracks" : "top artists");
+    pages++;
+    await onPage?.(raw, offset);
+    const source = `GET ${path}`;
+    const page = validateTopPage(raw, source, type);
+    if (page.offset !== offset) {
+      throw new SourceError(
+        `Unexpected top-${type} page from ${source}: "offset" is ${page.offset}, requested ${offset}`,
+      );
+    }
+    if (page.items.length > limit) {
+      throw new SourceError(
+        `Unexpected top-${type} page from ${source}: ${page.items.length} items, requested at most ${limit}`,
+      );
+    }
+    rows.push(...normalize(page, source, fetchedAt));
+    total = page.total;
+    offset += page.items.length;
+    if (page.items.length < limit || page.next === null || offset >= page.total) break;
+  }
+  return { rows, pages, total };
+}
+
+/**
+ * GET a Web API page, turning HTTP and network failures into one-line {@link SourceError}s (a
+ * 403 for a missing scope and Spotify's daily quota have errors of their own).
+ * @param what what is fetched, for messages (`top tracks`, `recently played`)
+ * @param scope the scope the request needs
+ */
+export async function getPage(
   client: Pick<SpotifyClient, "getJson">,
   path: string,
   signal?: AbortSignal,
+  what = "top tracks",
+  scope = "user-top-read",
 ): Promise<unknown> {
   try {
     return await client.getJson<unknown>(path, { signal });
   } catch (error) {
     if (error instanceof HttpError) {
+      if (error.status === 403 && /insufficient client scope/i.test(error.body)) {
+        throw new MissingScopeError(
+          `Spotify refused ${what}: the token lacks scope ${scope} (HTTP 403 "Insufficient client scope"): run \`deno task auth\` again`,
+          scope,
+          { cause: error },
+        );
+      }
+      if (error.status === 429 && isQuotaExceeded(error.body)) {
+        throw new QuotaExceededError(
+          `Spotify's daily quota for this app is used up (HTTP 429 QUOTA_EXCEEDED) while fetching ${what}: not retried; it resets within a day`,
+          { cause: error },
+        );
+      }
       const hints: Record<number, string> = {
         401: "Spotify rejected the access token even after a refresh: run `deno task auth` again",
         403:
-          "Spotify refused access: in development mode the user must be added under User Management in the app's dashboard, and the token needs scope user-top-read (run `deno task auth`)",
+          `Spotify refused access: in development mode the user must be added under User Management in the app's dashboard, and the token needs scope ${scope} (run \`deno task auth\`)`,
         429: "Spotify kept rate-limiting after the retries: try again later",
       };
       throw new SourceError(
@@ -279,7 +368,7 @@ async function getPage(
       );
     }
     if (error instanceof NetworkError) {
-      throw new SourceError(`Cannot fetch top tracks from Spotify: ${error.message}`, {
+      throw new SourceError(`Cannot fetch ${what} from Spotify: ${error.message}`, {
         hint: "Check the network (and SPOTIFY_API_URL, HTTP_TIMEOUT_MS).",
         cause: error,
       });
@@ -288,11 +377,39 @@ async function getPage(
   }
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A 403 "Insufficient client scope": the token lacks `scope` (run `deno task auth` again). */
+export class MissingScopeError extends SourceError {
+  override name = "MissingScopeError";
+  readonly scope: string;
+  constructor(message: string, scope: string, options?: { cause?: unknown }) {
+    super(message, { hint: "Run `deno task auth` again to grant the scope.", ...options });
+    this.scope = scope;
+  }
+}
+
+/** Spotify's 429 with reason QUOTA_EXCEEDED: the app's daily quota, shared by all its clients. */
+export class QuotaExceededError extends SourceError {
+  override name = "QuotaExceededError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, {
+      hint: "Spotify's quota is per app and day: the next scheduled run continues.",
+      ...options,
+    });
+  }
+}
+
+/** Whether a 429 body says QUOTA_EXCEEDED (the daily quota, not a rate limit). */
+export function isQuotaExceeded(body: string): boolean {
+  return /"reason"\s*:\s*"QUOTA_EXCEEDED"/.test(body) || /\bQUOTA_EXCEEDED\b/.test(body);
+}
+
+/** Whether a value is a JSON object. */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function kind(value: unknown): string {
+/** How a value is named in errors. */
+export function kind(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return "an array";
@@ -300,4 +417,80 @@ function kind(value: unknown): string {
     return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
   }
   return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
+}
+
+/**
+ * The `top_tracks` stream's fetcher: every configured time range from the API, or the bundled
+ * sample page (`short_term` only; local profile only). Raw pages go to `fetch/raw/`.
+ */
+export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<StreamFetchResult> {
+  const { config, run, log, signal, userId, now } = ctx;
+  const counts: Record<string, number> = { pages: 0, duplicates: 0 };
+  const perRange: string[] = [];
+  const warnings: string[] = [];
+  const rows: TopTrackRow[] = [];
+  if (ctx.source === "sample") {
+    if (config.profile === "prod") {
+      throw new ConfigError("The bundled sample cannot be used in the prod profile");
+    }
+    const file = config.spotify.sampleFile;
+    const timeRange: TimeRange = "short_term";
+    const others = config.spotify.timeRanges.filter((r) => r !== timeRange);
+    if (others.length) log.warn(`The sample has short_term only; skipping ${others.join(", ")}`);
+    const raw = await readSample(file);
+    await ctx.saveRaw(`${timeRange}_0.json`, raw);
+    const page = validateTopTracksPage(raw, file);
+    page.items = page.items.slice(0, config.spotify.maxTracks);
+    rows.push(...normalizeTopTracks(page, {
+      timeRange,
+      snapshotDate: run.snapshotDate,
+      runId: run.id,
+      fetchedAt: now().toISOString(),
+      source: file,
+      userId,
+    }));
+    counts.pages = 1;
+    counts.duplicates = findDuplicates(rows).reduce((n, d) => n + d.ranks.length - 1, 0);
+    counts[`rows_${timeRange}`] = rows.length;
+    perRange.push(`${timeRange} ${rows.length}`);
+  } else {
+    for (const timeRange of config.spotify.timeRanges) {
+      const result = await fetchTopTracks(ctx.client!, {
+        timeRange,
+        maxTracks: config.spotify.maxTracks,
+        snapshotDate: run.snapshotDate,
+        runId: run.id,
+        log,
+        signal,
+        now,
+        userId,
+        onPage: (page, offset) => ctx.saveRaw(`${timeRange}_${offset}.json`, page),
+      });
+      rows.push(...result.rows);
+      counts[`rows_${timeRange}`] = result.rows.length;
+      counts.pages! += result.pages;
+      counts.duplicates! += result.duplicates;
+      perRange.push(`${timeRange} ${result.rows.length}`);
+      if (result.rows.length === 0) {
+        log.warn(`${timeRange}: Spotify returned no top tracks (a new or little-used account?)`);
+      }
+    }
+  }
+  const dup = counts.duplicates ? `; ${counts.duplicates} duplicate listing(s) kept` : "";
+  const text = ctx.source === "sample"
+    ? `Fetched ${rows.length} tracks from the bundled SAMPLE (${perRange.join(", ")}), not your Spotify data${dup}.\n` +
+      "Run `deno task auth` to fetch your own top tracks."
+    : `Fetched ${rows.length} top tracks from the Spotify API for ${run.snapshotDate} (${
+      perRange.join(", ")
+    }) in ${counts.pages} page(s)${dup}.`;
+  return { rows: rows as unknown as Row[], counts, text, warnings };
+}
+
+/** Reads a bundled sample response (a ConfigError naming the file when it cannot). */
+export async function readSample(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(file));
+  } catch (error) {
+    throw new ConfigError(`Cannot read the bundled sample "${file}": ${(error as Error).message}`);
+  }
 }

@@ -1,79 +1,149 @@
 /**
- * The enrich step: reads `fetch/tracks.json`, adds audio features from the configured providers
- * (Spotify's API, ReccoBeats, CSV catalogs — `FEATURES_PROVIDERS`), writes `enrich/tracks.json`
- * (`EnrichOutput`) and `enrich/coverage.json`, and reports the coverage.
+ * The enrich step: reads each stream's fetch output, adds audio features to the rows of the
+ * streams that carry them from the configured providers (Spotify's API, ReccoBeats, CSV catalogs
+ * — `FEATURES_PROVIDERS`) through the features cache (each track looked up once, ever), writes
+ * each stream's `enrich/<stream file>` and coverage report, and reports the coverage. Streams
+ * without features are handed on as they are.
  * @module
  */
 
 import { isAbsolute, relative } from "node:path";
 import type { Config } from "../config.ts";
-import { ConfigError } from "../errors.ts";
+import { FeaturesCache, featuresCachePath } from "../features/cache.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
 import {
+  type CoverageReport,
   coverageCounts,
   enrichRows,
   formatCoverage,
   type ProviderSlot,
+  type TrackRef,
 } from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
 import { SpotifyFeaturesProvider } from "../features/spotify_provider.ts";
 import type { Logger } from "../log.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
-import type { EnrichOutput, FetchOutput } from "../types.ts";
+import { readStreamRows, type StreamRows, writeStreamRows } from "../streams/handoff.ts";
+import { streamDefs } from "../streams/registry.ts";
+import type { Row, StreamDef } from "../streams/stream.ts";
 
 /** Runs the enrich step. */
 export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log, signal } = ctx;
-  const input = await run.readJson<FetchOutput>("fetch", "tracks.json");
-  checkFetchOutput(input, run.path("fetch", "tracks.json"));
+  const streams = streamDefs(run.streams);
+  const inputs = new Map<StreamDef, StreamRows>();
+  for (const stream of streams) inputs.set(stream, await readStreamRows(run, "fetch", stream));
 
-  const providers = await providersFromConfig(config, { log });
-  const { rows, coverage } = await enrichRows(input.rows, { providers, log, signal });
-
-  const output: EnrichOutput = {
-    run_id: run.id,
-    snapshot_date: input.snapshot_date ?? run.snapshotDate,
-    rows,
-  };
-  const outputs = [
-    await run.writeJson("enrich", "tracks.json", output),
-    await run.writeJson("enrich", "coverage.json", {
-      run_id: run.id,
-      snapshot_date: output.snapshot_date,
-      ...coverage,
-    }),
-  ];
-  for (const p of coverage.providers) {
-    if (p.status === "disabled" || p.status === "failed") run.warn(`enrich: ${p.note}`);
-  }
-  const text = formatCoverage(coverage, { displayPath });
-  log.info(`Audio features for ${coverage.matched} of ${coverage.rows} rows`, {
-    by_id: coverage.by_id,
-    by_name: coverage.by_name,
-    unmatched: coverage.unmatched,
-  });
-  return {
-    counts: coverageCounts(coverage),
-    summary: {
-      text,
-      coverage: {
-        rows: coverage.rows,
-        tracks: coverage.tracks,
-        matched: coverage.matched,
+  const needFeatures = streams.filter((s) => s.features && inputs.get(s)!.rows.length > 0);
+  const providers = needFeatures.length ? await providersFromConfig(config, { log }) : [];
+  const cache = await FeaturesCache.open(featuresCachePath(config), { log });
+  const outputs: string[] = [];
+  const counts: Record<string, number> = { rows: 0, matched: 0, by_id: 0, by_name: 0, unmatched: 0 };
+  const texts: string[] = [];
+  const perStream: Record<string, unknown> = {};
+  const labelled = streams.filter((s) => s.features).length > 1;
+  for (const stream of streams) {
+    const input = inputs.get(stream)!;
+    let rows: Row[] = input.rows;
+    if (stream.features) {
+      const trackRows = input.rows as unknown as (TrackRef & Row)[];
+      const known = cache.known(trackRows.map((r) => r.track_id));
+      const result = await enrichRows(trackRows, {
+        providers,
+        log: log.child({ stream: stream.name }),
+        signal,
+        known,
+        position: (row) =>
+          typeof row.played_at === "string"
+            ? `played ${row.played_at}`
+            : `${String(row.time_range)} #${String(row.rank)}`,
+      });
+      // Kept as each stream finishes: a later stream (or run) asks nothing known already.
+      cache.record(result.decided, result.complete);
+      await saveCache(cache, log);
+      rows = result.rows;
+      const coverage = result.coverage;
+      const coverageFile = stream.files.coverage ?? `${stream.name}_coverage.json`;
+      outputs.push(
+        await run.writeJson("enrich", coverageFile, {
+          run_id: run.id,
+          snapshot_date: input.snapshot_date,
+          stream: stream.name,
+          ...coverage,
+        }),
+      );
+      for (const p of coverage.providers) {
+        if (p.status === "disabled" || p.status === "failed") run.warn(`enrich: ${p.note}`);
+      }
+      for (const [k, v] of Object.entries(coverageCounts(coverage))) {
+        counts[k] = (counts[k] ?? 0) + v;
+        counts[`${stream.name}_${k}`] = v;
+      }
+      if (coverage.rows > 0 || !labelled) {
+        texts.push(formatCoverage(coverage, {
+          displayPath,
+          label: labelled ? stream.name : undefined,
+          file: `enrich/${coverageFile}`,
+        }));
+      }
+      perStream[stream.name] = coverageSummary(coverage);
+      log.info(`Audio features for ${coverage.matched} of ${coverage.rows} ${stream.name} rows`, {
+        stream: stream.name,
         by_id: coverage.by_id,
         by_name: coverage.by_name,
         unmatched: coverage.unmatched,
-        share: coverage.share,
-        by_source: coverage.by_source,
-        providers: coverage.providers.map((p) => ({
-          provider: p.provider,
-          status: p.status,
-          filled: p.filled,
-        })),
+        cached: coverage.cached,
+      });
+    }
+    outputs.push(
+      await writeStreamRows(run, "enrich", stream, { ...input, run_id: run.id, rows }),
+    );
+  }
+  const share = counts.rows ? Math.round((counts.matched! / counts.rows) * 10_000) / 10_000 : 0;
+  return {
+    counts,
+    summary: {
+      text: texts.join("\n"),
+      coverage: {
+        rows: counts.rows,
+        matched: counts.matched,
+        by_id: counts.by_id,
+        by_name: counts.by_name,
+        unmatched: counts.unmatched,
+        share,
       },
+      streams: perStream,
     },
     outputs,
   };
+}
+
+function coverageSummary(coverage: CoverageReport): Record<string, unknown> {
+  return {
+    rows: coverage.rows,
+    tracks: coverage.tracks,
+    cached: coverage.cached ?? 0,
+    matched: coverage.matched,
+    by_id: coverage.by_id,
+    by_name: coverage.by_name,
+    unmatched: coverage.unmatched,
+    share: coverage.share,
+    by_source: coverage.by_source,
+    providers: coverage.providers.map((p) => ({
+      provider: p.provider,
+      status: p.status,
+      filled: p.filled,
+    })),
+  };
+}
+
+/** Saves the features cache; a cache that cannot be written is a warning, never a failure. */
+async function saveCache(cache: FeaturesCache, log: Logger): Promise<void> {
+  try {
+    await cache.save();
+  } catch (error) {
+    log.warn(`Cannot save the features cache ${cache.path}: ${(error as Error).message}`);
+  }
 }
 
 /** Options of {@link providersFromConfig}. */
@@ -114,23 +184,6 @@ export async function providersFromConfig(
     }
   }
   return slots;
-}
-
-function checkFetchOutput(input: FetchOutput, file: string): void {
-  const rows = (input as Partial<FetchOutput> | null)?.rows;
-  const bad = !Array.isArray(rows)
-    ? "no rows array"
-    : rows.findIndex((r) =>
-      typeof r?.track_id !== "string" || typeof r.track_name !== "string" ||
-      !Array.isArray(r.artist_names)
-    );
-  if (bad === -1) return;
-  throw new ConfigError(
-    `${file} is not a fetch output: ${
-      typeof bad === "string" ? bad : `row ${bad} lacks track_id, track_name or artist_names`
-    }`,
-    { hint: "Re-run `deno task fetch`, or `deno task pipeline --from fetch`." },
-  );
 }
 
 function displayPath(path: string): string {

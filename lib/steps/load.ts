@@ -1,7 +1,8 @@
 /**
- * The load step: reads the upload receipt (`upload/receipt.json`), loads the file into the
- * warehouse's raw table (DuckDB locally, Snowflake `COPY INTO` in prod) — a file already loaded
- * loads nothing and is reported skipped — and writes `load/report.json` (`LoadReport`).
+ * The load step: reads the upload receipts (`upload/receipt.json`), loads each file into its
+ * stream's raw table (DuckDB locally, Snowflake `COPY INTO` in prod) — a file already loaded
+ * loads nothing and is reported skipped — writes `load/report.json` (`LoadReport`), then moves
+ * the cursor streams' cursors to the newest rows now in the warehouse.
  *
  * `--setup` (prod only) prints the one-time Snowflake setup SQL instead; `--setup --apply` runs it.
  * @module
@@ -10,8 +11,11 @@
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { readTokenStore } from "../spotify/token_store.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
-import type { PutReceipt } from "../store/object_store.ts";
+import { advanceCursor } from "../state.ts";
+import { readUploadOutput } from "../streams/handoff.ts";
+import { SAMPLE_USER } from "../streams/names.ts";
 import { openWarehouse } from "../warehouse/open.ts";
 import type { FileToLoad, LoadReport } from "../warehouse/warehouse.ts";
 
@@ -51,32 +55,37 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
     );
   }
 
-  const receipt = await run.readJson<PutReceipt>("upload", "receipt.json");
-  for (const field of ["uri", "key", "sha256"] as const) {
-    if (typeof receipt?.[field] !== "string" || !receipt[field]) {
-      throw new ConfigError(
-        `Run ${run.id}: ${run.path("upload", "receipt.json")} has no "${field}"`,
-        { hint: `Redo upload: \`deno task pipeline --run ${run.id} --from upload\`.` },
-      );
-    }
-  }
-  const file: FileToLoad = {
-    uri: receipt.uri,
-    key: receipt.key,
-    sha256: receipt.sha256,
-    bytes: receipt.bytes,
+  const uploaded = await readUploadOutput(run);
+  const files: FileToLoad[] = uploaded.files.map((f) => ({
+    stream: f.stream,
+    uri: f.uri,
+    key: f.key,
+    sha256: f.sha256,
+    bytes: f.bytes,
     run_id: run.id,
-  };
+  }));
+  const migrationUser = await migrationUserOf(config);
 
   const warehouse = await openWarehouse(config, { log });
   let report: LoadReport;
   try {
-    report = await warehouse.load([file]);
+    report = await warehouse.load(files, { migrationUser });
   } finally {
     await warehouse.close();
   }
   const rel = await run.writeJson("load", "report.json", report);
+  // Only now that the plays are in the warehouse does the cursor move on: a run that fails
+  // before this point leaves it, so the next poll asks Spotify for those plays again.
+  for (const f of uploaded.files) {
+    if (f.cursor) {
+      await advanceCursor(config, f.stream, f.cursor.user_id, f.cursor.value, {
+        log,
+        runId: run.id,
+      });
+    }
+  }
   const text = summaryText(report, config.warehouse.kind === "duckdb" ? config.warehouse.path : "");
+  for (const m of report.migrations ?? []) run.warn(`load migrated ${m}`);
   log.info(text.split("\n")[0]!, {
     files_loaded: report.files_loaded,
     files_skipped: report.files_skipped,
@@ -91,6 +100,20 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
     summary: { text, report },
     outputs: [rel],
   };
+}
+
+/**
+ * Whose rows the raw tables held before they had `user_id`: the token store's user, or `sample`
+ * when the run uses the bundled sample.
+ */
+async function migrationUserOf(config: Config): Promise<string> {
+  if (config.spotify.source === "sample") return SAMPLE_USER;
+  try {
+    const tokens = await readTokenStore(config.spotify.tokensFile);
+    return tokens.user?.id ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 /** The human-readable part of the load report (printed by the pipeline's final summary). */

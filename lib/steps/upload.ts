@@ -1,18 +1,17 @@
 /**
- * The upload step: reads `write/write.json`, puts the Parquet file into the object store (the lake
- * folder locally, S3 in prod) under its key, and writes the receipt `upload/receipt.json`
- * (`PutReceipt`). When the stored object already holds the same data (same content fingerprint),
- * nothing is written and the receipt is the stored object's, marked `skipped`.
+ * The upload step: reads `write/write.json`, puts each Parquet file into the object store (the
+ * lake folder locally, S3 in prod) under its key, and writes `upload/receipt.json`
+ * ({@link UploadOutput}). When the stored object already holds the same data (same content
+ * fingerprint), nothing is written and the receipt is the stored object's, marked `skipped`.
  * @module
  */
 
 import { ConfigError } from "../errors.ts";
 import { sha256Hex } from "../fs_atomic.ts";
-import type { PutReceipt } from "../store/object_store.ts";
 import { openObjectStore } from "../store/open.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
+import { readWriteOutput, type UploadedFile, type UploadOutput } from "../streams/handoff.ts";
 import { formatBytes } from "./_format.ts";
-import type { WriteOutput } from "./write.ts";
 
 /** Media type of the Parquet files. */
 export const PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet";
@@ -20,57 +19,77 @@ export const PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet";
 /** Runs the upload step. */
 export async function uploadStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log } = ctx;
-  const written = await run.readJson<WriteOutput>("write", "write.json");
-  const metaPath = run.path("write", "write.json");
-  for (const field of ["key", "file", "sha256", "content_sha256"] as const) {
-    if (typeof written?.[field] !== "string" || !written[field]) {
-      throw new ConfigError(`Run ${run.id}: ${metaPath} has no "${field}"`, {
-        hint: `Redo write: \`deno task pipeline --run ${run.id} --from write\`.`,
-      });
+  const written = await readWriteOutput(run);
+  const hint = `Redo write: \`deno task pipeline --run ${run.id} --from write\`.`;
+  // Every file is checked before anything is put: a changed file stops the step up front.
+  const data: Uint8Array[] = [];
+  for (const file of written.files) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(run.path(file.file));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new ConfigError(`Run ${run.id}: ${run.path(file.file)} is missing`, { hint });
     }
-  }
-  let data: Uint8Array;
-  try {
-    data = await Deno.readFile(run.path(written.file));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    throw new ConfigError(`Run ${run.id}: ${run.path(written.file)} is missing`, {
-      hint: `Redo write: \`deno task pipeline --run ${run.id} --from write\`.`,
-    });
-  }
-  const sha256 = await sha256Hex(data);
-  if (sha256 !== written.sha256) {
-    throw new ConfigError(
-      `Run ${run.id}: ${
-        run.path(written.file)
-      } changed since write (sha256 ${sha256}, write.json says ${written.sha256})`,
-      { hint: `Redo write: \`deno task pipeline --run ${run.id} --from write\`.` },
-    );
+    const sha256 = await sha256Hex(bytes);
+    if (sha256 !== file.sha256) {
+      throw new ConfigError(
+        `Run ${run.id}: ${
+          run.path(file.file)
+        } changed since write (sha256 ${sha256}, write.json says ${file.sha256})`,
+        { hint },
+      );
+    }
+    data.push(bytes);
   }
 
-  const store = await openObjectStore(config, { log });
-  let receipt: PutReceipt;
-  try {
-    receipt = await store.put(written.key, data, {
-      sha256,
-      contentSha256: written.content_sha256,
-      contentType: PARQUET_CONTENT_TYPE,
-    });
-  } finally {
-    await store.close();
+  const files: UploadedFile[] = [];
+  if (written.files.length) {
+    const store = await openObjectStore(config, { log });
+    try {
+      for (const [i, file] of written.files.entries()) {
+        const receipt = await store.put(file.key, data[i]!, {
+          sha256: file.sha256,
+          contentSha256: file.content_sha256,
+          contentType: PARQUET_CONTENT_TYPE,
+        });
+        files.push({ ...receipt, stream: file.stream, ...(file.cursor ? { cursor: file.cursor } : {}) });
+        log.info(
+          receipt.skipped
+            ? `Upload: ${receipt.uri} already holds the same data — nothing uploaded`
+            : `Upload: ${formatBytes(receipt.bytes)} → ${receipt.uri}`,
+          { skipped: receipt.skipped, sha256: receipt.sha256 },
+        );
+      }
+    } finally {
+      await store.close();
+    }
   }
-  const rel = await run.writeJson("upload", "receipt.json", receipt);
-  const text = receipt.skipped
-    ? `Upload: ${receipt.uri} already holds the same data — nothing uploaded`
-    : `Upload: ${formatBytes(receipt.bytes)} → ${receipt.uri}`;
-  log.info(text, { skipped: receipt.skipped, sha256: receipt.sha256 });
+  const output: UploadOutput = { run_id: run.id, files };
+  const rel = await run.writeJson("upload", "receipt.json", output);
+
+  const uploaded = files.filter((f) => !f.skipped);
+  const text = files.length === 0
+    ? "Upload: nothing to upload"
+    : files.length === 1
+    ? (files[0]!.skipped
+      ? `Upload: ${files[0]!.uri} already holds the same data — nothing uploaded`
+      : `Upload: ${formatBytes(files[0]!.bytes)} → ${files[0]!.uri}`)
+    : `Upload: ${uploaded.length} file(s), ${
+      formatBytes(uploaded.reduce((n, f) => n + f.bytes, 0))
+    } → ${config.store.kind === "s3" ? "S3" : config.store.dir}; ${
+      files.length - uploaded.length
+    } already held the same data`;
   return {
     counts: {
-      files_uploaded: receipt.skipped ? 0 : 1,
-      files_skipped: receipt.skipped ? 1 : 0,
-      bytes_uploaded: receipt.skipped ? 0 : receipt.bytes,
+      files_uploaded: uploaded.length,
+      files_skipped: files.length - uploaded.length,
+      bytes_uploaded: uploaded.reduce((n, f) => n + f.bytes, 0),
     },
-    summary: { text, uri: receipt.uri, skipped: receipt.skipped, sha256: receipt.sha256 },
+    summary: {
+      text,
+      files: files.map((f) => ({ uri: f.uri, skipped: f.skipped, sha256: f.sha256 })),
+    },
     outputs: [rel],
   };
 }

@@ -1,89 +1,99 @@
 /**
- * The write step: reads `enrich/tracks.json` (`EnrichOutput`), writes the snapshot's rows as
- * `write/top_tracks.parquet` (explicit Arrow schema, zstd) and `write/write.json`
- * ({@link WriteOutput}) with the lake key, sizes, the file's SHA-256 and the content fingerprint.
+ * The write step: reads each stream's `enrich/<stream file>`, splits its rows into the stream's
+ * Parquet files (deterministic lake keys) and writes each as `write/<key>` (explicit Arrow
+ * schema, zstd), then `write/write.json` ({@link WriteOutput}) with every file's key, sizes,
+ * SHA-256, content fingerprint and, for cursor streams, the newest cursor value it holds.
  * @module
  */
 
 import { ConfigError } from "../errors.ts";
-import { writeTopTracksParquetFile } from "../parquet/writer.ts";
-import { topTracksKey } from "../parquet/schema.ts";
+import { writeParquetFile } from "../parquet/writer.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
-import type { EnrichOutput } from "../types.ts";
+import { readStreamRows, type WriteOutput, type WrittenFile } from "../streams/handoff.ts";
+import { streamDefs } from "../streams/registry.ts";
 import { formatBytes } from "./_format.ts";
 
-/** What write hands to upload: `write/write.json`. */
-export interface WriteOutput {
-  /** Lake key: `top_tracks/snapshot_date=YYYY-MM-DD/top_tracks.parquet`. */
-  key: string;
-  /** The Parquet file, relative to the run folder (`write/top_tracks.parquet`). */
-  file: string;
-  rows: number;
-  bytes: number;
-  /** Hex SHA-256 of the file's bytes. */
-  sha256: string;
-  /** Fingerprint of the rows without run_id and fetched_at (same data → same value). */
-  content_sha256: string;
-  snapshot_date: string;
-}
-
-/** Name of the Parquet file in the run folder. */
-export const PARQUET_FILE = "write/top_tracks.parquet";
+export type { WriteOutput, WrittenFile };
 
 /** Runs the write step. */
 export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
   const { run, log } = ctx;
-  const input = await run.readJson<EnrichOutput>("enrich", "tracks.json");
-  const inputPath = run.path("enrich", "tracks.json");
-  if (!input || !Array.isArray(input.rows)) {
-    throw new ConfigError(`Run ${run.id}: ${inputPath} has no "rows" list`, {
-      hint: `Redo enrich: \`deno task pipeline --run ${run.id} --from enrich\`.`,
-    });
-  }
-  const snapshotDate = input.snapshot_date ?? run.snapshotDate;
-  const other = input.rows.find((r) => r?.snapshot_date !== snapshotDate);
-  if (other) {
-    throw new ConfigError(
-      `Run ${run.id}: ${inputPath} mixes snapshot dates: expected every row on ${snapshotDate}, found ${
-        String(other.snapshot_date)
-      } (one file per snapshot date)`,
+  const files: WrittenFile[] = [];
+  const counts: Record<string, number> = { rows: 0, files: 0, bytes: 0 };
+  const lines: string[] = [];
+  for (const stream of streamDefs(run.streams)) {
+    const input = await readStreamRows(run, "enrich", stream);
+    const inputPath = run.path("enrich", stream.files.rows);
+    if (input.skipped !== undefined) {
+      lines.push(`Parquet: ${stream.name} skipped (${input.skipped.split(":")[0]})`);
+      continue;
+    }
+    const snapshotDate = input.snapshot_date;
+    const other = input.rows.find((r) =>
+      r.snapshot_date !== undefined && r.snapshot_date !== snapshotDate
     );
-  }
-
-  let result;
-  try {
-    result = await writeTopTracksParquetFile(run.path(PARQUET_FILE), input.rows);
-  } catch (error) {
-    if (error instanceof TypeError) {
-      throw new ConfigError(`Run ${run.id}: ${inputPath}: ${error.message}`, {
-        hint: `Redo enrich: \`deno task pipeline --run ${run.id} --from enrich\`.`,
+    if (other) {
+      throw new ConfigError(
+        `Run ${run.id}: ${inputPath} mixes snapshot dates: expected every row on ${snapshotDate}, found ${
+          String(other.snapshot_date)
+        } (one file per snapshot date)`,
+      );
+    }
+    let streamRows = 0;
+    let streamBytes = 0;
+    const partitions = stream.partition(input.rows, { snapshotDate });
+    for (const { key, rows } of partitions) {
+      const file = `write/${key}`;
+      let result;
+      try {
+        result = await writeParquetFile(stream, run.path(file), rows);
+      } catch (error) {
+        if (error instanceof TypeError) {
+          throw new ConfigError(`Run ${run.id}: ${inputPath}: ${error.message}`, {
+            hint: `Redo enrich: \`deno task pipeline --run ${run.id} --from enrich\`.`,
+          });
+        }
+        throw error;
+      }
+      const written: WrittenFile = {
+        stream: stream.name,
+        key,
+        file,
+        rows: result.rows,
+        bytes: result.bytes,
+        sha256: result.sha256,
+        content_sha256: result.contentSha256,
+      };
+      if (stream.cursor && rows.length) {
+        const values = rows.map((r) => new Date(String(r[stream.cursor!.column])).toISOString());
+        written.cursor = { user_id: String(rows[0]!.user_id), value: values.sort().at(-1)! };
+      }
+      files.push(written);
+      streamRows += result.rows;
+      streamBytes += result.bytes;
+      log.info(`Wrote ${result.rows} ${stream.name} rows to ${file} (${formatBytes(result.bytes)})`, {
+        key,
+        content_sha256: result.contentSha256,
       });
     }
-    throw error;
+    counts.rows! += streamRows;
+    counts.bytes! += streamBytes;
+    counts.files! += partitions.length;
+    counts[`${stream.name}_rows`] = streamRows;
+    counts[`${stream.name}_files`] = partitions.length;
+    lines.push(
+      partitions.length === 1
+        ? `Parquet: ${streamRows} rows, ${formatBytes(streamBytes)} → ${partitions[0]!.key}`
+        : `Parquet: ${stream.name} ${streamRows} rows in ${partitions.length} file(s), ${
+          formatBytes(streamBytes)
+        }${partitions.length ? ` → ${stream.name}/...` : ""}`,
+    );
   }
-
-  const output: WriteOutput = {
-    key: topTracksKey(snapshotDate),
-    file: PARQUET_FILE,
-    rows: result.rows,
-    bytes: result.bytes,
-    sha256: result.sha256,
-    content_sha256: result.contentSha256,
-    snapshot_date: snapshotDate,
-  };
+  const output: WriteOutput = { run_id: run.id, snapshot_date: run.snapshotDate, files };
   const meta = await run.writeJson("write", "write.json", output);
-  log.info(`Wrote ${result.rows} rows to ${PARQUET_FILE} (${formatBytes(result.bytes)})`, {
-    key: output.key,
-    content_sha256: output.content_sha256,
-  });
   return {
-    counts: { rows: result.rows, bytes: result.bytes },
-    summary: {
-      text: `Parquet: ${result.rows} rows, ${formatBytes(result.bytes)} → ${output.key}`,
-      key: output.key,
-      sha256: output.sha256,
-      content_sha256: output.content_sha256,
-    },
-    outputs: [PARQUET_FILE, meta],
+    counts,
+    summary: { text: lines.join("\n"), files: files.map((f) => ({ key: f.key, rows: f.rows })) },
+    outputs: [...files.map((f) => f.file), meta],
   };
 }

@@ -3,8 +3,12 @@
  * `$PIPELINE_DATA_DIR/warehouse.duckdb`) loaded the way Snowflake loads from its external stage
  * with `COPY INTO`:
  *
- * - `raw.top_tracks` is append-only: the Parquet columns, then `source_file` (the lake key, like
+ * - each stream's raw table (`raw.top_tracks`, `raw.recently_played`, `raw.top_artists`) is
+ *   append-only: the stream's Parquet columns, then `source_file` (the lake key, like
  *   Snowflake's `METADATA$FILENAME`) and `loaded_at` (one timestamp per load);
+ * - a raw table that lacks a column of its stream (a warehouse from before `user_id`) gains it
+ *   in place, in the load's transaction; rows loaded before get `user_id` from the token store's
+ *   user (`sample` for sample data) — idempotent, nothing lost;
  * - `raw._load_history` remembers every file loaded, keyed by (uri, sha256) like Snowflake's load
  *   metadata: the same file again loads nothing and is reported `SKIPPED`; a changed file (new
  *   sha256) loads again;
@@ -22,28 +26,42 @@ import type { WarehouseConfig } from "../config.ts";
 import { StorageError } from "../errors.ts";
 import { sha256Hex } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
-import { TOP_TRACKS_COLUMNS } from "../parquet/schema.ts";
-import type { FileLoadResult, FileToLoad, LoadReport, Warehouse } from "./warehouse.ts";
+import { duckdbType, LOAD_METADATA_COLUMNS } from "../streams/columns.ts";
+import { STREAM_NAMES, STREAMS } from "../streams/registry.ts";
+import type { StreamDef } from "../streams/stream.ts";
+import type {
+  FileLoadResult,
+  FileToLoad,
+  LoadOptions,
+  LoadReport,
+  Warehouse,
+} from "./warehouse.ts";
 
-/** The raw table, schema-qualified. */
+/** The top-tracks raw table, schema-qualified. */
 export const RAW_TABLE = "raw.top_tracks";
 /** The load-history table, schema-qualified. */
 export const LOAD_HISTORY_TABLE = "raw._load_history";
 
-/** `raw.top_tracks`' columns and DuckDB types: the Parquet columns, then the load metadata. */
-export const RAW_COLUMNS: readonly (readonly [name: string, type: string])[] = [
-  ...TOP_TRACKS_COLUMNS.map((c) => [c.name, c.duckdb] as const),
-  ["source_file", "VARCHAR"],
-  ["loaded_at", "TIMESTAMP WITH TIME ZONE"],
-];
+/** A stream's raw table, schema-qualified. */
+export function rawTable(stream: Pick<StreamDef, "rawTable">): string {
+  return `raw.${stream.rawTable}`;
+}
 
-const PARQUET_COLUMNS = TOP_TRACKS_COLUMNS.map((c) => quote(c.name));
+/** A stream's raw table's columns and DuckDB types: the Parquet columns, then the load metadata. */
+export function rawColumns(stream: StreamDef): readonly (readonly [name: string, type: string])[] {
+  return [...stream.columns, ...LOAD_METADATA_COLUMNS].map((c) => [c.name, duckdbType(c)] as const);
+}
+
+/** `raw.top_tracks`' columns and DuckDB types. */
+export const RAW_COLUMNS = rawColumns(STREAMS.top_tracks);
 
 const DDL = [
   "CREATE SCHEMA IF NOT EXISTS raw",
-  `CREATE TABLE IF NOT EXISTS ${RAW_TABLE} (\n${
-    RAW_COLUMNS.map(([name, type]) => `  ${quote(name)} ${type}`).join(",\n")
-  }\n)`,
+  ...STREAM_NAMES.map((name) =>
+    `CREATE TABLE IF NOT EXISTS ${rawTable(STREAMS[name])} (\n${
+      rawColumns(STREAMS[name]).map(([column, type]) => `  ${quote(column)} ${type}`).join(",\n")
+    }\n)`
+  ),
   `CREATE TABLE IF NOT EXISTS ${LOAD_HISTORY_TABLE} (
   file_uri VARCHAR NOT NULL,
   sha256 VARCHAR NOT NULL,
@@ -92,7 +110,7 @@ export async function openDuckDbWarehouse(
     connection?.closeSync();
     instance.closeSync();
     throw new StorageError(
-      `Cannot prepare ${RAW_TABLE} in the DuckDB warehouse ${path}: ${(error as Error).message}`,
+      `Cannot prepare the raw tables in the DuckDB warehouse ${path}: ${(error as Error).message}`,
       { cause: error },
     );
   }
@@ -116,41 +134,51 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   /**
-   * Loads the files into `raw.top_tracks` in one transaction, skipping files already loaded
-   * (same uri and sha256). Any failure rolls the whole load back.
+   * Loads the files into their streams' raw tables in one transaction, skipping files already
+   * loaded (same uri and sha256), after bringing the raw tables up to their streams' columns.
+   * Any failure rolls the whole load back.
    * @throws {StorageError} naming the file that failed (missing, changed, not readable as the
    * expected Parquet columns).
    */
-  async load(files: FileToLoad[]): Promise<LoadReport> {
+  async load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport> {
     if (this.#closed) throw new StorageError(`The DuckDB warehouse ${this.path} is closed`);
     const con = this.#connection;
     const results: FileLoadResult[] = [];
+    let migrations: string[] = [];
     await con.run("BEGIN TRANSACTION");
     try {
+      migrations = await this.#migrate(options.migrationUser);
       const seen = new Set<string>();
       for (const file of files) {
         const id = `${file.uri}\n${file.sha256}`;
         const already = seen.has(id) || await this.#loadedBefore(file);
         seen.add(id);
+        const table = rawTable(STREAMS[file.stream]);
         if (already) {
-          results.push({ file: file.key, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 });
+          results.push({ file: file.key, table, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 });
           this.#log.info(`Already loaded, skipped: ${file.key}`, { uri: file.uri });
           continue;
         }
         const rows = await this.#loadFile(file);
-        results.push({ file: file.key, status: "LOADED", rows_parsed: rows, rows_loaded: rows });
-        this.#log.info(`Loaded ${rows} rows from ${file.key} into ${RAW_TABLE}`, {
-          uri: file.uri,
+        results.push({
+          file: file.key,
+          table,
+          status: "LOADED",
+          rows_parsed: rows,
+          rows_loaded: rows,
         });
+        this.#log.info(`Loaded ${rows} rows from ${file.key} into ${table}`, { uri: file.uri });
       }
       await con.run("COMMIT");
     } catch (error) {
       await con.run("ROLLBACK").catch(() => {});
       throw error;
     }
+    const tables = [...new Set(files.map((f) => rawTable(STREAMS[f.stream])))];
     return {
       warehouse: "duckdb",
-      table: RAW_TABLE,
+      table: tables.join(", ") || RAW_TABLE,
+      ...(migrations.length ? { migrations } : {}),
       files_loaded: results.filter((r) => r.status === "LOADED").length,
       files_skipped: results.filter((r) => r.status === "SKIPPED").length,
       rows_loaded: results.reduce((n, r) => n + r.rows_loaded, 0),
@@ -166,6 +194,39 @@ export class DuckDbWarehouse implements Warehouse {
       this.#instance.closeSync();
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Adds the columns a raw table lacks (in the load's transaction); a new `user_id` is filled
+   * for the rows already there.
+   * @returns what changed, e.g. `raw.top_tracks: added user_id (21 rows set to "sample")`.
+   */
+  async #migrate(user: string): Promise<string[]> {
+    const changes: string[] = [];
+    for (const name of STREAM_NAMES) {
+      const stream = STREAMS[name];
+      const table = rawTable(stream);
+      const reader = await this.#connection.runAndReadAll(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = $1",
+        [stream.rawTable],
+      );
+      const have = new Set(reader.getRowsJS().map((r) => String(r[0])));
+      for (const [column, type] of rawColumns(stream)) {
+        if (have.has(column)) continue;
+        await this.#connection.run(`ALTER TABLE ${table} ADD COLUMN ${quote(column)} ${type}`);
+        let note = `${table}: added ${column}`;
+        if (column === "user_id") {
+          const result = await this.#connection.run(
+            `UPDATE ${table} SET user_id = $1 WHERE user_id IS NULL`,
+            [user],
+          );
+          note += ` (${result.rowsChanged} existing row(s) set to "${user}")`;
+        }
+        changes.push(note);
+        this.#log.info(`Migrated ${note}`);
+      }
+    }
+    return changes;
   }
 
   async #loadedBefore(file: FileToLoad): Promise<boolean> {
@@ -196,11 +257,13 @@ export class DuckDbWarehouse implements Warehouse {
         { hint: "Run upload again (`deno task upload`), then load." },
       );
     }
-    const columns = PARQUET_COLUMNS.join(", ");
+    const stream = STREAMS[file.stream];
+    const table = rawTable(stream);
+    const columns = stream.columns.map((c) => quote(c.name)).join(", ");
     let rows: number;
     try {
       const result = await this.#connection.run(
-        `INSERT INTO ${RAW_TABLE} (${columns}, source_file, loaded_at)
+        `INSERT INTO ${table} (${columns}, source_file, loaded_at)
          SELECT ${columns}, $2, current_timestamp FROM read_parquet($1)`,
         [path, file.key],
       );
@@ -213,7 +276,7 @@ export class DuckDbWarehouse implements Warehouse {
       );
     } catch (error) {
       throw new StorageError(
-        `Cannot load ${file.uri} into ${RAW_TABLE} (${this.path}): ${(error as Error).message}`,
+        `Cannot load ${file.uri} into ${table} (${this.path}): ${(error as Error).message}`,
         { cause: error },
       );
     }

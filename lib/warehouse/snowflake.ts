@@ -30,7 +30,16 @@ import type { Connection, ConnectionOptions, SnowflakeError } from "snowflake-sd
 import type { StoreConfig, WarehouseConfig } from "../config.ts";
 import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { FileLoadResult, FileToLoad, LoadReport, Warehouse } from "./warehouse.ts";
+import { LOAD_METADATA_COLUMNS, snowflakeType } from "../streams/columns.ts";
+import { STREAMS } from "../streams/registry.ts";
+import type { StreamDef } from "../streams/stream.ts";
+import type {
+  FileLoadResult,
+  FileToLoad,
+  LoadOptions,
+  LoadReport,
+  Warehouse,
+} from "./warehouse.ts";
 
 /** The Snowflake settings from {@link WarehouseConfig}. */
 export type SnowflakeWarehouseConfig = Extract<WarehouseConfig, { kind: "snowflake" }>;
@@ -42,44 +51,23 @@ export interface OpenSnowflakeWarehouseOptions {
   store: StoreConfig;
 }
 
-/** Name of the raw table in SNOWFLAKE_DATABASE.SNOWFLAKE_SCHEMA. */
+/** Name of the top-tracks raw table in SNOWFLAKE_DATABASE.SNOWFLAKE_SCHEMA. */
 export const RAW_TABLE = "TOP_TRACKS";
 
-/** The raw table's columns: the Parquet columns, then source_file and loaded_at (load metadata). */
-export const RAW_COLUMNS: readonly (readonly [name: string, type: string])[] = [
-  ["SNAPSHOT_DATE", "DATE"],
-  ["TIME_RANGE", "VARCHAR"],
-  ["RANK", "NUMBER(38,0)"],
-  ["TRACK_ID", "VARCHAR"],
-  ["TRACK_NAME", "VARCHAR"],
-  ["ARTIST_IDS", "ARRAY"],
-  ["ARTIST_NAMES", "ARRAY"],
-  ["ALBUM_ID", "VARCHAR"],
-  ["ALBUM_NAME", "VARCHAR"],
-  ["ALBUM_RELEASE_DATE", "VARCHAR"],
-  ["DURATION_MS", "NUMBER(38,0)"],
-  ["EXPLICIT", "BOOLEAN"],
-  ["POPULARITY", "NUMBER(38,0)"],
-  ["ISRC", "VARCHAR"],
-  ["FETCHED_AT", "TIMESTAMP_TZ"],
-  ["RUN_ID", "VARCHAR"],
-  ["DANCEABILITY", "FLOAT"],
-  ["ENERGY", "FLOAT"],
-  ["KEY", "NUMBER(38,0)"],
-  ["LOUDNESS", "FLOAT"],
-  ["MODE", "NUMBER(38,0)"],
-  ["SPEECHINESS", "FLOAT"],
-  ["ACOUSTICNESS", "FLOAT"],
-  ["INSTRUMENTALNESS", "FLOAT"],
-  ["LIVENESS", "FLOAT"],
-  ["VALENCE", "FLOAT"],
-  ["TEMPO", "FLOAT"],
-  ["TIME_SIGNATURE", "NUMBER(38,0)"],
-  ["FEATURES_SOURCE", "VARCHAR"],
-  ["MATCH_METHOD", "VARCHAR"],
-  ["SOURCE_FILE", "VARCHAR"],
-  ["LOADED_AT", "TIMESTAMP_TZ"],
-];
+/** A stream's raw table name in SNOWFLAKE_DATABASE.SNOWFLAKE_SCHEMA. */
+export function rawTableName(stream: Pick<StreamDef, "rawTable">): string {
+  return stream.rawTable.toUpperCase();
+}
+
+/** A stream's raw table's columns: the Parquet columns, then SOURCE_FILE and LOADED_AT. */
+export function rawColumns(stream: StreamDef): readonly (readonly [name: string, type: string])[] {
+  return [...stream.columns, ...LOAD_METADATA_COLUMNS].map((c) =>
+    [c.name.toUpperCase(), snowflakeType(c)] as const
+  );
+}
+
+/** The top-tracks raw table's columns. */
+export const RAW_COLUMNS = rawColumns(STREAMS.top_tracks);
 
 /** Login retries after a network error (the driver's default 7 takes minutes). */
 const LOGIN_RETRIES = 1;
@@ -101,10 +89,14 @@ export function qualified(config: SnowflakeWarehouseConfig, name: string): strin
   return `${quoteIdent(config.database)}.${quoteIdent(config.schema)}.${quoteIdent(name)}`;
 }
 
-/** The raw table's `CREATE TABLE IF NOT EXISTS` statement. */
-export function createRawTableSql(config: SnowflakeWarehouseConfig): string {
-  const columns = RAW_COLUMNS.map(([name, type]) => `  ${quoteIdent(name)} ${type}`).join(",\n");
-  return `CREATE TABLE IF NOT EXISTS ${qualified(config, RAW_TABLE)} (\n${columns}\n)`;
+/** A stream's raw table's `CREATE TABLE IF NOT EXISTS` statement (default: top tracks). */
+export function createRawTableSql(
+  config: SnowflakeWarehouseConfig,
+  stream: StreamDef = STREAMS.top_tracks,
+): string {
+  const columns = rawColumns(stream).map(([name, type]) => `  ${quoteIdent(name)} ${type}`)
+    .join(",\n");
+  return `CREATE TABLE IF NOT EXISTS ${qualified(config, rawTableName(stream))} (\n${columns}\n)`;
 }
 
 /**
@@ -289,22 +281,79 @@ class SnowflakeWarehouse implements Warehouse {
     this.#log = log.child({ warehouse: "snowflake" });
   }
 
-  async load(files: FileToLoad[]): Promise<LoadReport> {
-    const table = `${this.#config.database}.${this.#config.schema}.${RAW_TABLE}`.toUpperCase();
+  /**
+   * One COPY INTO per stream's raw table (created if missing, and brought up to the stream's
+   * columns first). Each COPY is atomic and Snowflake's load metadata makes a re-run load
+   * nothing twice.
+   */
+  async load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport> {
     const report: LoadReport = {
       warehouse: "snowflake",
-      table,
+      table: "",
       files_loaded: 0,
       files_skipped: 0,
       rows_loaded: 0,
       files: [],
     };
-    if (files.length === 0) return report;
-    const paths = files.map((f) => this.#stagePath(f));
-    await this.#session.execute(createRawTableSql(this.#config));
+    const tables: string[] = [];
+    const migrations: string[] = [];
+    for (const [name, def] of Object.entries(STREAMS)) {
+      const group = files.filter((f) => f.stream === name);
+      if (group.length === 0) continue;
+      const table = `${this.#config.database}.${this.#config.schema}.${rawTableName(def)}`
+        .toUpperCase();
+      tables.push(table);
+      await this.#session.execute(createRawTableSql(this.#config, def));
+      migrations.push(...await this.#migrate(def, table, options.migrationUser));
+      const results = await this.#copy(def, table, group);
+      report.files.push(...results.map((r) => ({ ...r, table })));
+    }
+    report.table = tables.join(", ") ||
+      `${this.#config.database}.${this.#config.schema}.${RAW_TABLE}`.toUpperCase();
+    if (migrations.length) report.migrations = migrations;
+    report.files_loaded = report.files.filter((r) => r.status === "LOADED").length;
+    report.files_skipped = report.files.filter((r) => r.status === "SKIPPED").length;
+    report.rows_loaded = report.files.reduce((n, r) => n + r.rows_loaded, 0);
+    return report;
+  }
 
+  /** Adds the columns the raw table lacks; a new USER_ID is filled for the rows already there. */
+  async #migrate(stream: StreamDef, table: string, user: string): Promise<string[]> {
+    const rows = await this.#session.execute(
+      `SELECT COLUMN_NAME FROM ${quoteIdent(this.#config.database)}.INFORMATION_SCHEMA.COLUMNS ` +
+        `WHERE TABLE_SCHEMA = '${this.#config.schema.toUpperCase()}' AND TABLE_NAME = '${
+          rawTableName(stream)
+        }'`,
+    );
+    const have = new Set(
+      rows.map((r) => String(Object.values(r)[0] ?? "").toUpperCase()),
+    );
+    const changes: string[] = [];
+    if (have.size === 0) return changes; // just created with every column
+    for (const [column, type] of rawColumns(stream)) {
+      if (have.has(column)) continue;
+      const target = qualified(this.#config, rawTableName(stream));
+      await this.#session.execute(`ALTER TABLE ${target} ADD COLUMN ${quoteIdent(column)} ${type}`);
+      let note = `${table}: added ${column}`;
+      if (column === "USER_ID") {
+        if (!/^[A-Za-z0-9_.\-@+]{1,128}$/.test(user)) {
+          throw new StorageError(`Cannot migrate ${table}: user id "${user}" has unexpected characters`);
+        }
+        await this.#session.execute(
+          `UPDATE ${target} SET ${quoteIdent(column)} = '${user}' WHERE ${quoteIdent(column)} IS NULL`,
+        );
+        note += ` (existing rows set to "${user}")`;
+      }
+      changes.push(note);
+      this.#log.info(`Migrated ${note}`);
+    }
+    return changes;
+  }
+
+  async #copy(stream: StreamDef, table: string, files: FileToLoad[]): Promise<FileLoadResult[]> {
+    const paths = files.map((f) => this.#stagePath(f));
     const folder = commonFolder(paths);
-    const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)));
+    const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)), stream);
     const started = performance.now();
     let rows: Record<string, unknown>[];
     try {
@@ -332,18 +381,14 @@ class SnowflakeWarehouse implements Warehouse {
         { hint: "Check the Parquet file's columns and types against the raw table." },
       );
     }
-    report.files = results;
-    report.files_loaded = results.filter((r) => r.status === "LOADED").length;
-    report.files_skipped = results.filter((r) => r.status === "SKIPPED").length;
-    report.rows_loaded = results.reduce((n, r) => n + r.rows_loaded, 0);
     this.#log.info("COPY INTO finished", {
       table,
-      files_loaded: report.files_loaded,
-      files_skipped: report.files_skipped,
-      rows_loaded: report.rows_loaded,
+      files_loaded: results.filter((r) => r.status === "LOADED").length,
+      files_skipped: results.filter((r) => r.status === "SKIPPED").length,
+      rows_loaded: results.reduce((n, r) => n + r.rows_loaded, 0),
       ms: Math.round(performance.now() - started),
     });
-    return report;
+    return results;
   }
 
   close(): Promise<void> {
@@ -371,7 +416,12 @@ class SnowflakeWarehouse implements Warehouse {
 }
 
 /** The COPY INTO statement for files under `folder` of the stage. */
-export function copySql(config: SnowflakeWarehouseConfig, folder: string, files: string[]): string {
+export function copySql(
+  config: SnowflakeWarehouseConfig,
+  folder: string,
+  files: string[],
+  stream: StreamDef = STREAMS.top_tracks,
+): string {
   for (const f of [folder, ...files]) {
     if (f && !STAGE_PATH.test(f.replace(/\/$/, ""))) {
       throw new StorageError(`Refusing stage path "${f}": unexpected characters`);
@@ -382,7 +432,7 @@ export function copySql(config: SnowflakeWarehouseConfig, folder: string, files:
     .map((p) => quoteIdent(p).slice(1, -1))
     .join(".");
   return [
-    `COPY INTO ${qualified(config, RAW_TABLE)}`,
+    `COPY INTO ${qualified(config, rawTableName(stream))}`,
     `  FROM @${qualified(config, config.stage)}/${folder}`,
     `  FILES = (${files.map(literal).join(", ")})`,
     `  FILE_FORMAT = (FORMAT_NAME = ${literal(formatName)})`,

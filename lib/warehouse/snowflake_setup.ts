@@ -10,11 +10,13 @@
  * @module
  */
 
+import { STREAM_NAMES, STREAMS } from "../streams/registry.ts";
 import type { Config, StoreConfig } from "../config.ts";
 import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   createRawTableSql,
+  rawTableName,
   loadPrivateKey,
   openSnowflakeSession,
   qualified,
@@ -198,11 +200,18 @@ export function snowflakeSetupSql(
       sql: `GRANT USAGE ON FILE FORMAT ${fileFormat} TO ROLE ${role}`,
     },
     { comment: "stage for the role", sql: `GRANT USAGE ON STAGE ${stage} TO ROLE ${role}` },
-    { comment: "raw table (the load step also creates it if missing)", sql: createRawTableSql(sf) },
-    {
-      comment: "raw table for the role",
-      sql: `GRANT SELECT, INSERT ON TABLE ${qualified(sf, "TOP_TRACKS")} TO ROLE ${role}`,
-    },
+    ...STREAM_NAMES.flatMap((name) => [
+      {
+        comment: `raw table ${name} (the load step also creates it if missing)`,
+        sql: createRawTableSql(sf, STREAMS[name]),
+      },
+      {
+        comment: `raw table ${name} for the role (UPDATE: the user_id migration fills old rows)`,
+        sql: `GRANT SELECT, INSERT, UPDATE ON TABLE ${
+          qualified(sf, rawTableName(STREAMS[name]))
+        } TO ROLE ${role}`,
+      },
+    ]),
   ];
 }
 

@@ -5,8 +5,12 @@
  * @module
  */
 
+import type { StreamName } from "../streams/names.ts";
+
 /** A file to load, from the upload receipt. */
 export interface FileToLoad {
+  /** The stream whose raw table the file goes to. */
+  stream: StreamName;
   /** `file:///...` or `s3://bucket/key`. */
   uri: string;
   key: string;
@@ -18,6 +22,8 @@ export interface FileToLoad {
 /** Outcome for one file, modelled on Snowflake's COPY result rows. */
 export interface FileLoadResult {
   file: string;
+  /** Fully qualified raw table the file went to. */
+  table?: string;
   status: "LOADED" | "SKIPPED" | "LOAD_FAILED" | "PARTIALLY_LOADED";
   rows_parsed: number;
   rows_loaded: number;
@@ -27,17 +33,25 @@ export interface FileLoadResult {
 /** The load report, saved in the run folder (`load/report.json`) and the manifest. */
 export interface LoadReport {
   warehouse: "duckdb" | "snowflake";
-  /** Fully qualified raw table. */
+  /** Fully qualified raw table(s) loaded into, comma-separated. */
   table: string;
+  /** Schema changes made before the load (e.g. `raw.top_tracks: added user_id`). */
+  migrations?: string[];
   files_loaded: number;
   files_skipped: number;
   rows_loaded: number;
   files: FileLoadResult[];
 }
 
+/** Options of {@link Warehouse.load}. */
+export interface LoadOptions {
+  /** Fills `user_id` of rows loaded before the column existed (the token store's user). */
+  migrationUser: string;
+}
+
 /** A warehouse loader. */
 export interface Warehouse {
   /** Loads the files (skipping already-loaded ones) in one transaction/statement. */
-  load(files: FileToLoad[]): Promise<LoadReport>;
+  load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport>;
   close(): Promise<void>;
 }

@@ -1,0 +1,110 @@
+/**
+ * What a stream is: one dataset carried through the same steps (fetch → enrich → write → upload
+ * → load → dbt). A stream declares, in one place, its columns, natural key, how it is fetched,
+ * its Parquet key layout, its hand-off files and its raw table; the steps run over the streams of
+ * a run and never name one.
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Run } from "../run.ts";
+import type { SpotifyClient } from "../spotify/client.ts";
+import type { ColumnSpec } from "./columns.ts";
+import type { Schedule, StreamName } from "./names.ts";
+
+/** A row of any stream: column name → value (checked against the stream's columns). */
+export type Row = Record<string, unknown>;
+
+/** What a stream's fetcher receives. */
+export interface StreamFetchContext {
+  config: Config;
+  run: Run;
+  log: Logger;
+  signal?: AbortSignal;
+  /** `api`: `client` is set; `sample`: the bundled sample (local profile only). */
+  source: "api" | "sample";
+  client?: SpotifyClient;
+  /** The user every row belongs to (`sample` for the bundled sample). */
+  userId: string;
+  /** The stream's cursor from the pipeline state, if it keeps one (see {@link StreamDef.cursor}). */
+  cursor?: string;
+  /** Saves a raw page in the run folder (`fetch/raw/<name>`). */
+  saveRaw(name: string, page: unknown): Promise<void>;
+  /** Clock (tests). */
+  now: () => Date;
+}
+
+/** What a stream's fetcher returns. */
+export interface StreamFetchResult {
+  rows: Row[];
+  /** Counts for the manifest (e.g. `pages`, `duplicates`, `possible_gap`). */
+  counts: Record<string, number>;
+  /** One line for the run summary. */
+  text: string;
+  /** Warnings for the manifest (also logged by the fetcher). */
+  warnings: string[];
+}
+
+/** A stream's fetcher. */
+export type StreamFetcher = (ctx: StreamFetchContext) => Promise<StreamFetchResult>;
+
+/** One Parquet file of a stream: its lake key and rows. */
+export interface Partition {
+  key: string;
+  rows: Row[];
+}
+
+/** A stream's definition. */
+export interface StreamDef {
+  name: StreamName;
+  /** One line: what a row is. */
+  description: string;
+  /**
+   * The Parquet columns in file order: what fetch produces, then (for streams with
+   * {@link features}) the audio features enrich adds.
+   */
+  columns: readonly ColumnSpec[];
+  /** Natural key: one row per key per load (checked by dbt). */
+  key: readonly string[];
+  /** Version of the file layout; part of the content fingerprint and the Parquet metadata. */
+  schemaVersion: string;
+  /** Columns left out of the content fingerprint (they change on every run, the data does not). */
+  runMetadata: readonly string[];
+  /** Whether enrich adds audio features to its rows (by `track_id`). */
+  features: boolean;
+  /** The schedules that run the stream. */
+  schedules: readonly Schedule[];
+  /** Name of its hand-off files in `fetch/` and `enrich/`, and of its coverage report. */
+  files: { rows: string; coverage?: string };
+  /** Its raw table (schema `raw` in DuckDB, SNOWFLAKE_SCHEMA in Snowflake; upper-cased there). */
+  rawTable: string;
+  /**
+   * The column whose newest value is the stream's cursor (kept as pipeline state once the rows
+   * are in the lake), and how to read it back from a lake key when the state is lost.
+   */
+  cursor?: { column: string; fromKey(key: string): string | undefined; lakePrefix(userId: string): string };
+  /** Splits rows into Parquet files with deterministic keys (the same rows give the same keys). */
+  partition(rows: readonly Row[], ctx: { snapshotDate: string }): Partition[];
+  /** Loads the fetcher (only the streams of the run are loaded). */
+  fetcher(): Promise<StreamFetcher>;
+}
+
+/** Spotify user ids as they go into lake keys: as they are when key-safe, else a hash. */
+export function keySafeUser(userId: string): string {
+  if (/^[A-Za-z0-9_.-]{1,64}$/.test(userId) && userId !== "." && userId !== "..") return userId;
+  // FNV-1a is enough here: the key only has to be stable and safe; user_id is in every row.
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (const ch of new TextEncoder().encode(userId)) {
+    h1 = Math.imul(h1 ^ ch, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ ch, 0x811c9dc5) >>> 0;
+  }
+  return `u${h1.toString(16).padStart(8, "0")}${h2.toString(16).padStart(8, "0")}`;
+}
+
+/** `YYYY-MM-DD` check for partition values. */
+export function checkDate(date: string, what: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new RangeError(`${what} "${date}" is not YYYY-MM-DD`);
+  return date;
+}

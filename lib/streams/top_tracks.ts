@@ -1,0 +1,55 @@
+/**
+ * `top_tracks`: the user's top tracks per time range, one snapshot a day (the original dataset).
+ * Lake key `top_tracks/snapshot_date=YYYY-MM-DD/top_tracks.parquet`, raw table `raw.top_tracks`.
+ * @module
+ */
+
+import { FEATURE_SPECS, RUN_COLUMNS, RUN_METADATA, TRACK_COLUMNS, USER_ID } from "./_shared_columns.ts";
+import type { ColumnSpec } from "./columns.ts";
+import { checkDate, type StreamDef } from "./stream.ts";
+
+/** The top-tracks columns, in file order (user_id last: existing tables gain it at the end). */
+export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
+  {
+    name: "snapshot_date",
+    kind: "date",
+    nullable: false,
+    description: "UTC date of the run that fetched the list.",
+  },
+  {
+    name: "time_range",
+    kind: "utf8",
+    nullable: false,
+    description: "Spotify time range (short_term, medium_term, long_term).",
+  },
+  { name: "rank", kind: "int32", nullable: false, description: "1-based position in the top list." },
+  ...TRACK_COLUMNS,
+  ...RUN_COLUMNS,
+  ...FEATURE_SPECS,
+  USER_ID,
+];
+
+/**
+ * The lake key of a snapshot's file, the same in the folder store and S3.
+ * @example topTracksKey("2026-01-31") // "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet"
+ */
+export function topTracksKey(snapshotDate: string): string {
+  checkDate(snapshotDate, "snapshot date");
+  return `top_tracks/snapshot_date=${snapshotDate}/top_tracks.parquet`;
+}
+
+/** The `top_tracks` stream. */
+export const TOP_TRACKS: StreamDef = {
+  name: "top_tracks",
+  description: "One row per top track per snapshot date and time range.",
+  columns: TOP_TRACKS_COLUMNS,
+  key: ["user_id", "snapshot_date", "time_range", "rank"],
+  schemaVersion: "top_tracks/2",
+  runMetadata: RUN_METADATA,
+  features: true,
+  schedules: ["daily"],
+  files: { rows: "tracks.json", coverage: "coverage.json" },
+  rawTable: "top_tracks",
+  partition: (rows, { snapshotDate }) => [{ key: topTracksKey(snapshotDate), rows: [...rows] }],
+  fetcher: async () => (await import("../spotify/top_tracks.ts")).fetchTopTracksStream,
+};
