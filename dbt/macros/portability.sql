@@ -41,3 +41,29 @@
 
 {% macro default__iso_week(column) %}cast(extract(week from {{ column }}) as integer){% endmacro %}
 {% macro snowflake__iso_week(column) %}weekiso({{ column }}){% endmacro %}
+
+{#- The UTC calendar date of a timestamp with time zone (never the session's time zone). -#}
+{% macro utc_date(column) %}
+    {{ return(adapter.dispatch('utc_date', 'spotify_pipeline')(column)) }}
+{% endmacro %}
+
+{% macro default__utc_date(column) %}cast(timezone('UTC', {{ column }}) as date){% endmacro %}
+{% macro snowflake__utc_date(column) %}cast(convert_timezone('UTC', {{ column }}) as date){% endmacro %}
+
+{#-
+  `select <keep columns>, <one element of array column> as <as_name> from <relation>`: one row
+  per element (rows with an empty or null array give none).
+-#}
+{% macro unnest_array(relation, column, as_name, keep) %}
+    {{ return(adapter.dispatch('unnest_array', 'spotify_pipeline')(relation, column, as_name, keep)) }}
+{% endmacro %}
+
+{% macro default__unnest_array(relation, column, as_name, keep) %}
+    select {% for k in keep %}{{ k }}, {% endfor %}unnest({{ column }}) as {{ as_name }}
+    from {{ relation }}
+{% endmacro %}
+
+{% macro snowflake__unnest_array(relation, column, as_name, keep) %}
+    select {% for k in keep %}r.{{ k }}, {% endfor %}cast(f.value as varchar) as {{ as_name }}
+    from {{ relation }} as r, lateral flatten(input => r.{{ column }}) as f
+{% endmacro %}

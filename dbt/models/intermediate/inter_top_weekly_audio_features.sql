@@ -5,7 +5,7 @@
 -#}
 {{
     config(
-        unique_key=['week_start', 'time_range'],
+        unique_key=['user_id', 'week_start', 'time_range'],
         incremental_strategy='delete+insert',
     )
 }}
@@ -44,6 +44,7 @@ daily_snapshots as (
 weekly as (
 
     select
+        user_id,
         week_start,
         {{ iso_year('week_start') }} as iso_year,
         {{ iso_week('week_start') }} as iso_week,
@@ -62,7 +63,7 @@ weekly as (
         max(loaded_at) as last_loaded_at
 
     from daily_snapshots
-    group by week_start, time_range
+    group by user_id, week_start, time_range
 
 )
 

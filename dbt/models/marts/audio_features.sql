@@ -1,11 +1,12 @@
 {#-
-  One row per track_id that has audio features: the latest observation (the most recently
-  loaded row with features). Incremental: rows loaded since the last build replace their
-  tracks' rows (merge on track_id); they are always the latest observation.
+  One row per (user_id, track_id) of the user's top tracks that has audio features: the latest
+  observation (the most recently loaded row with features). Incremental: rows loaded since the
+  last build replace their tracks' rows (delete+insert on user_id, track_id); they are always
+  the latest observation.
 -#}
 {{
     config(
-        unique_key='track_id',
+        unique_key=['user_id', 'track_id'],
         incremental_strategy='delete+insert',
     )
 }}
@@ -29,7 +30,7 @@ latest_observation as (
 
     select * from top_tracks
     qualify row_number() over (
-        partition by track_id
+        partition by user_id, track_id
         order by loaded_at desc, snapshot_date desc, time_range, rank
     ) = 1
 
@@ -38,6 +39,7 @@ latest_observation as (
 final as (
 
     select
+        user_id,
         track_id,
         track_name,
         artist_names,

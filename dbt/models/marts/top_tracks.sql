@@ -1,12 +1,12 @@
 {#-
-  One row per (snapshot_date, time_range, rank). When a day was loaded more than once, the
+  One row per (user_id, snapshot_date, time_range, rank). When a day was loaded more than once, the
   latest load wins as a whole. Incremental: only snapshot dates that received a load since the
-  last build are recomputed, and their (snapshot_date, time_range) rows are replaced
+  last build are recomputed, and their (user_id, snapshot_date, time_range) rows are replaced
   (delete+insert on that grain, so ranks a re-run no longer has disappear too).
 -#}
 {{
     config(
-        unique_key=['snapshot_date', 'time_range'],
+        unique_key=['user_id', 'snapshot_date', 'time_range'],
         incremental_strategy='delete+insert',
     )
 }}
@@ -28,6 +28,7 @@ top_tracks as (
 final as (
 
     select
+        user_id,
         snapshot_date,
         {{ iso_week_start('snapshot_date') }} as week_start,
         time_range,

@@ -10,6 +10,7 @@ renamed as (
 
     select
         -- snapshot
+        cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(snapshot_date as date) as snapshot_date,
         cast(time_range as {{ dbt.type_string() }}) as time_range,
         cast(rank as integer) as rank,
