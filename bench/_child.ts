@@ -115,6 +115,7 @@ function backfillRows(count: number): EnrichedRow[] {
     const track = (i * 7919) % 40_000;
     const matched = track % 5 !== 0;
     out.push({
+      user_id: "bench",
       snapshot_date: date,
       time_range: range,
       rank: (k % 50) + 1,

@@ -519,6 +519,7 @@ export async function generateCatalog(
   }
   const fetchedAt = "2026-11-26T06:00:00.000Z";
   const top: TopTrackRow[] = entries.map((e, i) => ({
+    user_id: "bench",
     snapshot_date: "2026-11-26",
     time_range: "short_term",
     rank: i + 1,
@@ -537,9 +538,11 @@ export async function generateCatalog(
     run_id: "bench",
   }));
   const output: FetchOutput = {
+    stream: "top_tracks",
     run_id: "bench",
     snapshot_date: "2026-11-26",
     source: "sample",
+    user_id: "bench",
     rows: top,
   };
   await Deno.writeTextFile(topPath, JSON.stringify(output, null, 1) + "\n");

@@ -128,7 +128,9 @@ async function runSteps(
   options.onRun?.(run);
   const runLog = log.child({ run_id: run.id });
   runLog.info(
-    `${run.schedule === "poll" ? "poll" : "pipeline"}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, streams ${
+    `${
+      run.schedule === "poll" ? "poll" : "pipeline"
+    }: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, streams ${
       run.streams.join(", ")
     }, steps ${steps.join(" → ")})`,
   );
@@ -203,7 +205,9 @@ export function formatSummary(run: Run, config: Config): string {
   const m = run.manifest;
   lines.push(
     "",
-    `Run ${m.run_id} — ${run.schedule === "poll" ? "poll" : "snapshot"} ${m.snapshot_date} — ${m.status}`,
+    `Run ${m.run_id} — ${
+      run.schedule === "poll" ? "poll" : "snapshot"
+    } ${m.snapshot_date} — ${m.status}`,
     `  streams: ${run.streams.join(", ")}`,
   );
   for (const step of STEP_NAMES) {

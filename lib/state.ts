@@ -69,7 +69,8 @@ async function readState(
   }
   try {
     const value = JSON.parse(text) as StreamState;
-    const ok = value?.version === 1 && value.stream === stream && typeof value.cursors === "object" &&
+    const ok = value?.version === 1 && value.stream === stream &&
+      typeof value.cursors === "object" &&
       value.cursors !== null &&
       Object.values(value.cursors).every((c) =>
         typeof c?.value === "string" && !Number.isNaN(Date.parse(c.value))

@@ -50,6 +50,7 @@ export function sampleEnrichedRows(options: SampleRowsOptions = {}): EnrichedRow
       FEATURE_COLUMNS.map((c) => [c, f ? Number(f[c]) : null]),
     ) as Record<FeatureName, number | null>;
     return {
+      user_id: "sample",
       snapshot_date: snapshotDate,
       time_range: "short_term",
       rank: i + 1,
@@ -76,7 +77,14 @@ export function sampleEnrichedRows(options: SampleRowsOptions = {}): EnrichedRow
 /** The sample rows as enrich's output file. */
 export function sampleEnrichOutput(options: SampleRowsOptions = {}): EnrichOutput {
   const rows = sampleEnrichedRows(options);
-  return { run_id: rows[0]!.run_id, snapshot_date: rows[0]!.snapshot_date, rows };
+  return {
+    stream: "top_tracks",
+    run_id: rows[0]!.run_id,
+    snapshot_date: rows[0]!.snapshot_date,
+    source: "sample",
+    user_id: "sample",
+    rows,
+  };
 }
 
 /** `count` synthetic rows (deterministic), cycling the time ranges and sample tracks. */

@@ -58,7 +58,7 @@ async function query(path: string, sql: string): Promise<Record<string, unknown>
 /** One daily run through write → upload → load, from enrich's output for the given rows. */
 async function dailyRun(config: Config, rows: SampleRowsOptions & { edit?: boolean } = {}) {
   const log = quiet();
-  const run = await createRun(config, { date: "2026-01-31" });
+  const run = await createRun(config, { date: "2026-01-31", streams: ["top_tracks"] });
   const output = sampleEnrichOutput({ ...rows, runId: run.id });
   if (rows.edit) output.rows[0]!.danceability = 0.999;
   await run.writeJson("enrich", "tracks.json", output);
@@ -83,7 +83,9 @@ Deno.test("load step puts the uploaded file's rows into raw.top_tracks with sour
       files_loaded: 1,
       files_skipped: 0,
       rows_loaded: 21,
-      files: [{ file: KEY, status: "LOADED", rows_parsed: 21, rows_loaded: 21 }],
+      files: [
+        { file: KEY, table: "raw.top_tracks", status: "LOADED", rows_parsed: 21, rows_loaded: 21 },
+      ],
     });
     const path = join(dir, "warehouse.duckdb");
     const columns = await query(
@@ -152,7 +154,7 @@ Deno.test("the very same file loads once, even twice in one load (load history b
     const store = new FolderStore(join(dir, "lake"));
     const parquet = await encodeTopTracksParquet(sampleEnrichedRows());
     const receipt = await store.put(KEY, parquet.data, { sha256: parquet.sha256 });
-    const file = { ...receipt, run_id: "20260131T060000Z-ab12" };
+    const file = { ...receipt, stream: "top_tracks" as const, run_id: "20260131T060000Z-ab12" };
     const wh = await openWarehouse(config, { log: quiet() });
     try {
       const first = await wh.load([file, file]);
@@ -160,7 +162,7 @@ Deno.test("the very same file loads once, even twice in one load (load history b
       assert.equal(first.rows_loaded, 21);
       const second = await wh.load([file]);
       assert.deepEqual(second.files, [
-        { file: KEY, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 },
+        { file: KEY, table: "raw.top_tracks", status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 },
       ]);
     } finally {
       await wh.close();
@@ -210,8 +212,8 @@ Deno.test("a failing load rolls back: no rows and no history from that load", as
       await assert.rejects(
         () =>
           wh.load([
-            { ...goodReceipt, run_id: "r" },
-            { ...badReceipt, run_id: "r" },
+            { ...goodReceipt, stream: "top_tracks", run_id: "r" },
+            { ...badReceipt, stream: "top_tracks", run_id: "r" },
           ]),
         (e: Error) =>
           e instanceof StorageError && e.message.includes(badReceipt.uri) &&
@@ -219,14 +221,21 @@ Deno.test("a failing load rolls back: no rows and no history from that load", as
       );
       // a file changed since upload (sha256 differs from the receipt) is refused too
       await assert.rejects(
-        () => wh.load([{ ...goodReceipt, sha256: "0".repeat(64), run_id: "r" }]),
+        () =>
+          wh.load([{ ...goodReceipt, stream: "top_tracks", sha256: "0".repeat(64), run_id: "r" }]),
         /changed since upload/,
       );
       await assert.rejects(
-        () => wh.load([{ ...goodReceipt, uri: "s3://bucket/" + KEY, run_id: "r" }]),
+        () =>
+          wh.load([{
+            ...goodReceipt,
+            stream: "top_tracks",
+            uri: "s3://bucket/" + KEY,
+            run_id: "r",
+          }]),
         /loads files of the lake folder \(file:\/\/\.\.\.\), not s3:\/\/bucket/,
       );
-      const report = await wh.load([{ ...goodReceipt, run_id: "r" }]);
+      const report = await wh.load([{ ...goodReceipt, stream: "top_tracks", run_id: "r" }]);
       assert.equal(report.files_loaded, 1, "the good file was not recorded by the failed load");
     } finally {
       await wh.close();

@@ -57,6 +57,7 @@ function features(seed: number): AudioFeatures {
 
 function row(id: string, name: string, artists: string[], rank = 1): TopTrackRow {
   return {
+    user_id: "u1",
     snapshot_date: "2026-11-26",
     time_range: "short_term",
     rank,

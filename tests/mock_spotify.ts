@@ -9,8 +9,12 @@
  * - `POST /api/token`: `authorization_code` (PKCE `code_verifier` checked against the challenge,
  *   redirect URI checked) and `refresh_token` grants; client id in the body or HTTP Basic (and the
  *   secret checked when the mock has one).
- * - `GET /v1/me`, `GET /v1/me/top/tracks` (offset/limit paging with `next`/`total` over a
- *   configurable list per time range), `GET /v1/audio-features?ids=`.
+ * - `GET /v1/me`, `GET /v1/me/top/tracks` and `GET /v1/me/top/artists` (offset/limit paging with
+ *   `next`/`total` over a configurable list per time range), `GET /v1/audio-features?ids=`.
+ * - `GET /v1/me/player/recently-played` (scope user-read-recently-played): like Spotify, only the
+ *   last 50 plays up to the mock's clock (`state.now`) are kept; `after`/`before` cursors (ms,
+ *   exclusive, not both), `limit` 1..50, newest first, `cursors` and `next` as in the recorded
+ *   responses (`../shared/fixtures/spotify/api/recorded`).
  * - Fault switches: queued per path with {@link MockSpotify.fault} (429 + Retry-After, 500, slow
  *   answer, 401 expired token, malformed JSON, any body), and flags on {@link MockSpotifyState}
  *   (`invalidGrant`, `omitRefreshToken`, `audioFeaturesForbidden`, `denyAuthorization`).
@@ -20,6 +24,65 @@
 import { type StoredTokens, writeTokenStore } from "../lib/spotify/token_store.ts";
 
 const FIXTURES = new URL("../../shared/fixtures/spotify/api/jmperez/", import.meta.url);
+const RECORDED = new URL("../../shared/fixtures/spotify/api/recorded/", import.meta.url);
+
+/** The scopes `deno task auth` asks for (the mock's default grant). */
+export const ALL_SCOPES = "user-top-read user-read-recently-played";
+
+/**
+ * 15 recorded top artists: `user_top_artists.json` (JMPerez, 5, no genres) then
+ * `java_top_artists.json` (spotify-web-api-java, 10 with genres).
+ */
+export function recordedTopArtists(): Record<string, unknown>[] {
+  const read = (url: URL) =>
+    (JSON.parse(Deno.readTextFileSync(url)) as { items: Record<string, unknown>[] }).items;
+  return [
+    ...read(new URL("user_top_artists.json", FIXTURES)),
+    ...read(new URL("java_top_artists.json", RECORDED)),
+  ];
+}
+
+/** The 2 recorded plays of `java_recently_played.json` (spotify-web-api-java, MIT). */
+export function recordedPlays(): MockPlay[] {
+  const page = JSON.parse(
+    Deno.readTextFileSync(new URL("java_recently_played.json", RECORDED)),
+  ) as { items: { track: Record<string, unknown>; played_at: string; context: unknown }[] };
+  return page.items.map((i) => ({
+    track: i.track,
+    playedAt: Date.parse(i.played_at),
+    context: i.context,
+  }));
+}
+
+/** One play the mock knows (Spotify's PlayHistoryObject, played_at as ms). */
+export interface MockPlay {
+  track: Record<string, unknown>;
+  /** ms since the epoch. */
+  playedAt: number;
+  context: unknown;
+}
+
+/**
+ * Plays of `tracks` (cycled) every `everyMs` from `startMs`, each with a playlist context on
+ * every third play.
+ */
+export function makePlays(
+  tracks: readonly Record<string, unknown>[],
+  options: { startMs: number; everyMs: number; count: number },
+): MockPlay[] {
+  return Array.from({ length: options.count }, (_, i) => ({
+    track: tracks[i % tracks.length]!,
+    playedAt: options.startMs + i * options.everyMs,
+    context: i % 3 === 0
+      ? {
+        type: "playlist",
+        uri: "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M",
+        href: null,
+        external_urls: {},
+      }
+      : null,
+  }));
+}
 
 /** The 5 recorded items of `user_top_tracks.json` (JMPerez/spotify-web-api-js, MIT). */
 export function recordedTopTracks(): Record<string, unknown>[] {
@@ -97,6 +160,14 @@ export interface MockSpotifyState {
   clientSecret?: string;
   /** Top tracks per time range (`short_term`, `medium_term`, `long_term`). */
   topTracks: Record<string, unknown[]>;
+  /** Top artists per time range. */
+  topArtists: Record<string, unknown[]>;
+  /** Every play of the user (any order); only the last 50 up to `now()` are served. */
+  plays: MockPlay[];
+  /** The mock's clock for recently played (ms; default the real clock). */
+  now: () => number;
+  /** Serve played_at without milliseconds (`2026-11-30T10:00:00Z`), as Spotify sometimes does. */
+  playedAtWithoutMs: boolean;
   user: { id: string; display_name: string | null };
   /** Audio features by track id (`GET /v1/audio-features`); unknown ids answer `null`. */
   audioFeatures: Record<string, unknown>;
@@ -139,6 +210,10 @@ export interface MockSpotifyOptions {
   clientSecret?: string;
   /** One list for every time range, or lists per range (default: the 5 recorded tracks). */
   topTracks?: unknown[] | Record<string, unknown[]>;
+  /** One list for every time range (default: the 15 recorded artists). */
+  topArtists?: unknown[];
+  /** The user's plays (default: the 2 recorded ones). */
+  plays?: MockPlay[];
   user?: { id: string; display_name: string | null };
   audioFeatures?: Record<string, unknown>;
   accessTokenTtl?: number;
@@ -176,6 +251,12 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     topTracks: Array.isArray(tracks)
       ? Object.fromEntries(TIME_RANGES.map((r) => [r, tracks]))
       : { ...tracks },
+    topArtists: Object.fromEntries(
+      TIME_RANGES.map((r) => [r, options.topArtists ?? recordedTopArtists()]),
+    ),
+    plays: options.plays ?? recordedPlays(),
+    now: () => Date.now(),
+    playedAtWithoutMs: false,
     user: options.user ?? { id: "mockuser", display_name: "Mock User" },
     audioFeatures: options.audioFeatures ?? recordedAudioFeatures(),
     audioFeaturesForbidden: false,
@@ -196,7 +277,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
   let url = "";
 
   const issueTokens = (o: { scope?: string; expiresIn?: number } = {}) => {
-    const scope = o.scope ?? "user-top-read";
+    const scope = o.scope ?? ALL_SCOPES;
     const expiresIn = o.expiresIn ?? state.accessTokenTtl;
     const access_token = `BQ${randomToken()}`;
     const refresh_token = `AQ${randomToken()}`;
@@ -253,7 +334,19 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
         if (!grant.scope.split(" ").includes("user-top-read")) {
           return apiError(403, "Insufficient client scope");
         }
-        return topTracks(u);
+        return topItems(u, "tracks");
+      }
+      if (u.pathname === "/v1/me/top/artists") {
+        if (!grant.scope.split(" ").includes("user-top-read")) {
+          return apiError(403, "Insufficient client scope");
+        }
+        return topItems(u, "artists");
+      }
+      if (u.pathname === "/v1/me/player/recently-played") {
+        if (!grant.scope.split(" ").includes("user-read-recently-played")) {
+          return apiError(403, "Insufficient client scope");
+        }
+        return recentlyPlayed(u);
       }
       if (u.pathname === "/v1/audio-features") return audioFeatures(u);
       return apiError(404, "Service not found");
@@ -356,7 +449,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     uri: `spotify:user:${state.user.id}`,
   });
 
-  const topTracks = (u: URL): Response => {
+  const topItems = (u: URL, type: "tracks" | "artists"): Response => {
     const q = u.searchParams;
     const timeRange = q.get("time_range") ?? "medium_term";
     if (!TIME_RANGES.includes(timeRange)) return apiError(400, "Invalid time range");
@@ -364,8 +457,8 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     const offset = Number(q.get("offset") ?? "0");
     if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(400, "Invalid limit");
     if (!Number.isInteger(offset) || offset < 0) return apiError(400, "Invalid offset");
-    const all = state.topTracks[timeRange] ?? [];
-    const base = `${url}/v1/me/top/tracks`;
+    const all = (type === "tracks" ? state.topTracks : state.topArtists)[timeRange] ?? [];
+    const base = `${url}/v1/me/top/${type}`;
     const link = (o: number) => `${base}?time_range=${timeRange}&offset=${o}&limit=${limit}`;
     return json({
       href: link(offset),
@@ -375,6 +468,50 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       offset,
       previous: offset > 0 ? link(Math.max(0, offset - limit)) : null,
       total: all.length,
+    });
+  };
+
+  const recentlyPlayed = (u: URL): Response => {
+    const q = u.searchParams;
+    const limit = Number(q.get("limit") ?? "20");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(400, "Invalid limit");
+    const after = q.get("after");
+    const before = q.get("before");
+    if (after !== null && before !== null) {
+      return apiError(400, "Only one of after and before may be given");
+    }
+    const cursor = Number(after ?? before);
+    if ((after !== null || before !== null) && !Number.isInteger(cursor)) {
+      return apiError(400, "Invalid cursor");
+    }
+    const now = state.now();
+    // Spotify keeps the last 50 plays only.
+    const kept = state.plays.filter((p) => p.playedAt <= now).sort((a, b) =>
+      b.playedAt - a.playedAt
+    ).slice(0, 50);
+    const window = kept.filter((p) =>
+      after !== null ? p.playedAt > cursor : before !== null ? p.playedAt < cursor : true
+    ).slice(0, limit);
+    const stamp = (ms: number) => {
+      const iso = new Date(ms).toISOString();
+      return state.playedAtWithoutMs ? iso.replace(/\.\d{3}Z$/, "Z") : iso;
+    };
+    const base = `${url}/v1/me/player/recently-played`;
+    const oldest = window.at(-1)?.playedAt;
+    return json({
+      href: `${base}?${q}`,
+      items: window.map((p) => ({
+        track: p.track,
+        played_at: stamp(p.playedAt),
+        context: p.context,
+      })),
+      limit,
+      next: oldest !== undefined && kept.some((p) => p.playedAt < oldest)
+        ? `${base}?before=${oldest}&limit=${limit}`
+        : null,
+      cursors: window.length
+        ? { after: String(window[0]!.playedAt), before: String(oldest) }
+        : null,
     });
   };
 

@@ -16,6 +16,8 @@ import { TOP_TRACKS_COLUMNS, topTracksKey } from "../lib/parquet/schema.ts";
 import { encodeTopTracksParquet, writeTopTracksParquetFile } from "../lib/parquet/writer.ts";
 import { createRun } from "../lib/run.ts";
 import { runStep } from "../lib/steps.ts";
+import { duckdbType } from "../lib/streams/columns.ts";
+import { TOP_TRACKS } from "../lib/streams/top_tracks.ts";
 import type { WriteOutput } from "../lib/steps/write.ts";
 import type { EnrichedRow } from "../lib/types.ts";
 import { sampleEnrichedRows, sampleEnrichOutput, syntheticRows } from "./_enriched_rows.ts";
@@ -70,7 +72,7 @@ Deno.test("written Parquet has the explicit schema: DuckDB reads DATE, TIMESTAMP
     for (const s of ["track_id", "time_range", "features_source", "match_method", "run_id"]) {
       assert.equal(types[s], "VARCHAR", s);
     }
-    for (const c of TOP_TRACKS_COLUMNS) assert.equal(c.duckdb, types[c.name], c.name);
+    for (const c of TOP_TRACKS_COLUMNS) assert.equal(duckdbType(c), types[c.name], c.name);
     const [meta] = await query(
       "SELECT compression FROM parquet_metadata($1) WHERE path_in_schema = 'track_id'",
       [path],
@@ -142,7 +144,7 @@ Deno.test("content_sha256 ignores run_id, fetched_at and row order, and is store
     const wa = await writeSample(dir, a, "a.parquet");
     const wb = await writeSample(dir, b, "b.parquet");
     assert.equal(wa.result.contentSha256, wb.result.contentSha256);
-    assert.equal(wa.result.contentSha256, contentSha256(a));
+    assert.equal(wa.result.contentSha256, contentSha256(TOP_TRACKS, a));
     assert.notEqual(wa.result.sha256, wb.result.sha256, "the files differ (run_id, fetched_at)");
     const kv = await query(
       "SELECT decode(key) AS k, decode(value) AS v FROM parquet_kv_metadata($1)",
@@ -154,18 +156,21 @@ Deno.test("content_sha256 ignores run_id, fetched_at and row order, and is store
 });
 
 Deno.test("content_sha256 changes when the data changes", () => {
-  const base = contentSha256(sampleEnrichedRows());
+  const base = contentSha256(TOP_TRACKS, sampleEnrichedRows());
   const changed = (edit: (r: EnrichedRow) => void) => {
     const rows = sampleEnrichedRows();
     edit(rows[3]!);
-    return contentSha256(rows);
+    return contentSha256(TOP_TRACKS, rows);
   };
   assert.notEqual(changed((r) => (r.danceability = 0.123)), base);
   assert.notEqual(changed((r) => (r.popularity = null)), base);
   assert.notEqual(changed((r) => (r.artist_names = [...r.artist_names, "Someone"])), base);
   assert.notEqual(changed((r) => (r.rank = 99)), base);
-  assert.notEqual(contentSha256(sampleEnrichedRows().slice(1)), base);
-  assert.notEqual(contentSha256(sampleEnrichedRows({ snapshotDate: "2026-02-01" })), base);
+  assert.notEqual(contentSha256(TOP_TRACKS, sampleEnrichedRows().slice(1)), base);
+  assert.notEqual(
+    contentSha256(TOP_TRACKS, sampleEnrichedRows({ snapshotDate: "2026-02-01" })),
+    base,
+  );
 });
 
 Deno.test("in-memory and file writers give the same bytes; batches make several row groups", async () => {
@@ -236,21 +241,30 @@ Deno.test("topTracksKey() is the Hive-style lake key of a snapshot date", () => 
 Deno.test("write step turns enrich/tracks.json into top_tracks.parquet and write.json", async () => {
   await withTempDir(async (dir) => {
     const config = loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
-    const run = await createRun(config, { date: "2026-01-31" });
+    const run = await createRun(config, { date: "2026-01-31", streams: ["top_tracks"] });
     await run.writeJson("enrich", "tracks.json", sampleEnrichOutput({ runId: run.id }));
     const log = new Logger({ level: "error", sink: () => {} });
     const outcome = await runStep("write", { config, run, log, flags: {} });
 
-    const out = await run.readJson<WriteOutput>("write", "write.json");
+    const written = await run.readJson<WriteOutput>("write", "write.json");
+    assert.equal(written.snapshot_date, "2026-01-31");
+    assert.equal(written.files.length, 1);
+    const out = written.files[0]!;
+    assert.equal(out.stream, "top_tracks");
     assert.equal(out.key, "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet");
-    assert.equal(out.file, "write/top_tracks.parquet");
+    assert.equal(out.file, `write/${out.key}`);
     assert.equal(out.rows, 21);
-    assert.equal(out.snapshot_date, "2026-01-31");
     const bytes = await Deno.readFile(run.path(out.file));
     assert.equal(out.bytes, bytes.length);
     assert.equal(out.sha256, await sha256Hex(bytes));
-    assert.equal(out.content_sha256, contentSha256(sampleEnrichedRows()));
-    assert.deepEqual(outcome.counts, { rows: 21, bytes: bytes.length });
+    assert.equal(out.content_sha256, contentSha256(TOP_TRACKS, sampleEnrichedRows()));
+    assert.deepEqual(outcome.counts, {
+      rows: 21,
+      files: 1,
+      bytes: bytes.length,
+      top_tracks_rows: 21,
+      top_tracks_files: 1,
+    });
     assert.match(String(outcome.summary?.text), /21 rows/);
     assert.equal(run.manifest.steps.write?.status, "succeeded");
     const [count] = await query("SELECT count(*) AS n FROM read_parquet($1)", [
@@ -263,7 +277,7 @@ Deno.test("write step turns enrich/tracks.json into top_tracks.parquet and write
 Deno.test("write step: a bad enrich file is a ConfigError naming the file", async () => {
   await withTempDir(async (dir) => {
     const config = loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
-    const run = await createRun(config, { date: "2026-01-31" });
+    const run = await createRun(config, { date: "2026-01-31", streams: ["top_tracks"] });
     const log = new Logger({ level: "error", sink: () => {} });
     await assert.rejects(
       () => runStep("write", { config, run, log, flags: {} }),

@@ -106,7 +106,9 @@ async function uploadFile(config: Config, key: string, path: string, runId: stri
   const store = await openS3Store(config.store, { log: testLogger() });
   try {
     const receipt = await store.put(key, await Deno.readFile(path));
-    return { ...receipt, run_id: runId } satisfies FileToLoad & { skipped: boolean };
+    return { ...receipt, stream: "top_tracks", run_id: runId } satisfies FileToLoad & {
+      skipped: boolean;
+    };
   } finally {
     await store.close();
   }

@@ -112,6 +112,7 @@ Deno.test("fetch normalizes the recorded Spotify tracks into TopTrackRow", async
   assertEquals(output.rows.length, recorded.length);
   const first = output.rows[0]!;
   assertEquals(first, {
+    user_id: "mockuser",
     snapshot_date: "2026-03-01",
     time_range: "short_term",
     rank: 1,

@@ -52,7 +52,9 @@ export class FeaturesCache {
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         options.log.warn(
-          `Cannot read the features cache ${path} (${(error as Error).message}): starting without it`,
+          `Cannot read the features cache ${path} (${
+            (error as Error).message
+          }): starting without it`,
         );
       }
       return new FeaturesCache(path, new Map());

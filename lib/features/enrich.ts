@@ -310,13 +310,19 @@ export function formatCoverage(
   coverage: CoverageReport,
   options: FormatCoverageOptions = {},
 ): string {
-  const { displayPath = (p: string) => p, maxUnmatched = 50, label, file = "enrich/coverage.json" } =
-    options;
+  const {
+    displayPath = (p: string) => p,
+    maxUnmatched = 50,
+    label,
+    file = "enrich/coverage.json",
+  } = options;
   const c = coverage;
   const pct = (c.share * 100).toFixed(1);
   const distinct = c.tracks !== c.rows ? ` (${c.tracks} distinct tracks)` : "";
   const lines = [
-    `Audio features${label ? `, ${label}` : ""}: ${c.matched} of ${c.rows} rows${distinct} (${pct}%) — ` +
+    `Audio features${
+      label ? `, ${label}` : ""
+    }: ${c.matched} of ${c.rows} rows${distinct} (${pct}%) — ` +
     `${c.by_id} by id, ${c.by_name} by name, ${c.unmatched} unmatched` +
     (c.cached ? ` (${c.cached} track(s) from the features cache)` : ""),
   ];

@@ -126,7 +126,8 @@ function canonicalLine(stream: StreamDef, row: Row, index: number): string {
  * equal data always comes out in the same order.
  * @returns row indexes in that order.
  */
-export function canonicalOrder(stream: StreamDef, rows: readonly Row[]): number[] {
+export function canonicalOrder(stream: StreamDef, input: readonly object[]): number[] {
+  const rows = input as readonly Row[];
   const order = Array.from(rows.keys());
   const lines = new Map<number, string>();
   const line = (i: number) => {
@@ -161,9 +162,10 @@ export function canonicalOrder(stream: StreamDef, rows: readonly Row[]): number[
  */
 export function contentSha256(
   stream: StreamDef,
-  rows: readonly Row[],
+  input: readonly object[],
   order?: readonly number[],
 ): string {
+  const rows = input as readonly Row[];
   const hash = createHash("sha256");
   hash.update(`${stream.schemaVersion}\n`);
   hash.update(JSON.stringify(fingerprintColumnsOf(stream).map((c) => c.name)) + "\n");

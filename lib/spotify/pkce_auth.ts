@@ -183,7 +183,10 @@ function callbackError(error: unknown): Error {
       `Spotify did not authorize the app: ${error.error}${
         error.error_description ? ` (${error.error_description})` : ""
       }`,
-      { hint: "Run `deno task auth` again and accept the request (scopes user-top-read, user-read-recently-played)." },
+      {
+        hint:
+          "Run `deno task auth` again and accept the request (scopes user-top-read, user-read-recently-played).",
+      },
     );
   }
   if (error instanceof oauth.OperationProcessingError) {

@@ -56,7 +56,9 @@ export function validateRecentlyPlayedPage(value: unknown, source: string): Rece
         "The response does not look like Spotify's CursorPagingPlayHistoryObject; see the raw page in fetch/raw/.",
     });
   if (!isObject(value)) throw bad(`expected a JSON object, found ${kind(value)}`);
-  if (!Array.isArray(value.items)) throw bad(`"items" is not an array (found ${kind(value.items)})`);
+  if (!Array.isArray(value.items)) {
+    throw bad(`"items" is not an array (found ${kind(value.items)})`);
+  }
   if (value.next !== null && value.next !== undefined && typeof value.next !== "string") {
     throw bad(`"next" is not a URL or null (found ${kind(value.next)})`);
   }
@@ -215,9 +217,10 @@ export async function fetchRecentlyPlayedStream(
       duplicates: fresh.duplicates,
       possible_gap: fresh.possibleGap,
     },
-    text: `Fetched ${fresh.rows.length} new play(s) from ${what}${since} (${rows.length} listed, ${fresh.alreadyStored} already stored)${
-      fresh.possibleGap ? " — POSSIBLE GAP, see warnings" : ""
-    }.`,
+    text:
+      `Fetched ${fresh.rows.length} new play(s) from ${what}${since} (${rows.length} listed, ${fresh.alreadyStored} already stored)${
+        fresh.possibleGap ? " — POSSIBLE GAP, see warnings" : ""
+      }.`,
     warnings,
   };
 }

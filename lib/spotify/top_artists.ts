@@ -154,7 +154,9 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
   return {
     rows: rows as unknown as Row[],
     counts,
-    text: `Fetched ${rows.length} top artists ${what} (${perRange.join(", ")}); ${noGenres} without genres.`,
+    text: `Fetched ${rows.length} top artists ${what} (${
+      perRange.join(", ")
+    }); ${noGenres} without genres.`,
     warnings: [],
   };
 }

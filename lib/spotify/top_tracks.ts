@@ -297,7 +297,12 @@ export async function fetchTopItems<R>(
     const limit = Math.min(PAGE_LIMIT, maxTracks - offset);
     const path = `/v1/me/top/${type}?time_range=${timeRange}&limit=${limit}&offset=${offset}`;
     const fetchedAt = now().toISOString();
-    const raw = await getPage(client, path, signal, type === "tracks" ? "top tracks" : "top artists");
+    const raw = await getPage(
+      client,
+      path,
+      signal,
+      type === "tracks" ? "top tracks" : "top artists",
+    );
     pages++;
     await onPage?.(raw, offset);
     const source = `GET ${path}`;
@@ -478,7 +483,9 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
   }
   const dup = counts.duplicates ? `; ${counts.duplicates} duplicate listing(s) kept` : "";
   const text = ctx.source === "sample"
-    ? `Fetched ${rows.length} tracks from the bundled SAMPLE (${perRange.join(", ")}), not your Spotify data${dup}.\n` +
+    ? `Fetched ${rows.length} tracks from the bundled SAMPLE (${
+      perRange.join(", ")
+    }), not your Spotify data${dup}.\n` +
       "Run `deno task auth` to fetch your own top tracks."
     : `Fetched ${rows.length} top tracks from the Spotify API for ${run.snapshotDate} (${
       perRange.join(", ")

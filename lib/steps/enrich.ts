@@ -12,8 +12,8 @@ import type { Config } from "../config.ts";
 import { FeaturesCache, featuresCachePath } from "../features/cache.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
 import {
-  type CoverageReport,
   coverageCounts,
+  type CoverageReport,
   enrichRows,
   formatCoverage,
   type ProviderSlot,
@@ -38,7 +38,13 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
   const providers = needFeatures.length ? await providersFromConfig(config, { log }) : [];
   const cache = await FeaturesCache.open(featuresCachePath(config), { log });
   const outputs: string[] = [];
-  const counts: Record<string, number> = { rows: 0, matched: 0, by_id: 0, by_name: 0, unmatched: 0 };
+  const counts: Record<string, number> = {
+    rows: 0,
+    matched: 0,
+    by_id: 0,
+    by_name: 0,
+    unmatched: 0,
+  };
   const texts: string[] = [];
   const perStream: Record<string, unknown> = {};
   const labelled = streams.filter((s) => s.features).length > 1;

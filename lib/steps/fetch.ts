@@ -77,7 +77,12 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
       const message = `${stream.name} stopped for this run: ${error.message}`;
       streamLog.warn(message);
       run.warn(message);
-      result = { rows: [], counts: { stopped: 1 }, text: `${stream.name}: ${message}`, warnings: [] };
+      result = {
+        rows: [],
+        counts: { stopped: 1 },
+        text: `${stream.name}: ${message}`,
+        warnings: [],
+      };
     }
     for (const w of result.warnings) run.warn(w);
     const file: StreamRows = {

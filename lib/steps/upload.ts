@@ -53,7 +53,11 @@ export async function uploadStep(ctx: StepContext): Promise<StepOutcome> {
           contentSha256: file.content_sha256,
           contentType: PARQUET_CONTENT_TYPE,
         });
-        files.push({ ...receipt, stream: file.stream, ...(file.cursor ? { cursor: file.cursor } : {}) });
+        files.push({
+          ...receipt,
+          stream: file.stream,
+          ...(file.cursor ? { cursor: file.cursor } : {}),
+        });
         log.info(
           receipt.skipped
             ? `Upload: ${receipt.uri} already holds the same data — nothing uploaded`

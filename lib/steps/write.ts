@@ -71,10 +71,13 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
       files.push(written);
       streamRows += result.rows;
       streamBytes += result.bytes;
-      log.info(`Wrote ${result.rows} ${stream.name} rows to ${file} (${formatBytes(result.bytes)})`, {
-        key,
-        content_sha256: result.contentSha256,
-      });
+      log.info(
+        `Wrote ${result.rows} ${stream.name} rows to ${file} (${formatBytes(result.bytes)})`,
+        {
+          key,
+          content_sha256: result.contentSha256,
+        },
+      );
     }
     counts.rows! += streamRows;
     counts.bytes! += streamBytes;

@@ -73,7 +73,12 @@ export const RUN_COLUMNS: readonly ColumnSpec[] = [
     nullable: false,
     description: "When the page was requested from Spotify (UTC).",
   },
-  { name: "run_id", kind: "utf8", nullable: false, description: "Pipeline run that produced the row." },
+  {
+    name: "run_id",
+    kind: "utf8",
+    nullable: false,
+    description: "Pipeline run that produced the row.",
+  },
 ];
 
 /** The run metadata columns (left out of content fingerprints). */

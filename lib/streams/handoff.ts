@@ -125,7 +125,9 @@ export async function readStreamRows(
   for (const field of ["run_id", "snapshot_date", "user_id"] as const) {
     if (typeof value[field] !== "string" || value[field] === "") throw bad(`no "${field}"`);
   }
-  if (value.source !== "api" && value.source !== "sample") throw bad(`"source" is not api or sample`);
+  if (value.source !== "api" && value.source !== "sample") {
+    throw bad(`"source" is not api or sample`);
+  }
   if (value.skipped !== undefined && typeof value.skipped !== "string") {
     throw bad(`"skipped" is not a string`);
   }

@@ -34,7 +34,8 @@ export const RECENTLY_PLAYED_COLUMNS: readonly ColumnSpec[] = [
     name: "context_type",
     kind: "utf8",
     nullable: true,
-    description: "What the play came from: playlist, album, artist, ... (null when Spotify gives none).",
+    description:
+      "What the play came from: playlist, album, artist, ... (null when Spotify gives none).",
   },
   {
     name: "context_uri",

@@ -26,7 +26,9 @@ export function streamDefs(names: readonly StreamName[]): StreamDef[] {
 
 /** The streams of `selected` that `schedule` runs. */
 export function streamsFor(schedule: Schedule, selected: readonly StreamName[]): StreamName[] {
-  return STREAM_NAMES.filter((n) => selected.includes(n) && STREAMS[n].schedules.includes(schedule));
+  return STREAM_NAMES.filter((n) =>
+    selected.includes(n) && STREAMS[n].schedules.includes(schedule)
+  );
 }
 
 /**

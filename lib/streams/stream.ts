@@ -83,7 +83,11 @@ export interface StreamDef {
    * The column whose newest value is the stream's cursor (kept as pipeline state once the rows
    * are in the lake), and how to read it back from a lake key when the state is lost.
    */
-  cursor?: { column: string; fromKey(key: string): string | undefined; lakePrefix(userId: string): string };
+  cursor?: {
+    column: string;
+    fromKey(key: string): string | undefined;
+    lakePrefix(userId: string): string;
+  };
   /** Splits rows into Parquet files with deterministic keys (the same rows give the same keys). */
   partition(rows: readonly Row[], ctx: { snapshotDate: string }): Partition[];
   /** Loads the fetcher (only the streams of the run are loaded). */
@@ -105,6 +109,8 @@ export function keySafeUser(userId: string): string {
 
 /** `YYYY-MM-DD` check for partition values. */
 export function checkDate(date: string, what: string): string {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new RangeError(`${what} "${date}" is not YYYY-MM-DD`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) {
+    throw new RangeError(`${what} "${date}" is not YYYY-MM-DD`);
+  }
   return date;
 }

@@ -24,7 +24,12 @@ export const TOP_ARTISTS_COLUMNS: readonly ColumnSpec[] = [
     nullable: false,
     description: "Spotify time range (short_term, medium_term, long_term).",
   },
-  { name: "rank", kind: "int32", nullable: false, description: "1-based position in the top list." },
+  {
+    name: "rank",
+    kind: "int32",
+    nullable: false,
+    description: "1-based position in the top list.",
+  },
   { name: "artist_id", kind: "utf8", nullable: false, description: "Spotify artist id." },
   { name: "artist_name", kind: "utf8", nullable: false, description: "Artist name." },
   {
@@ -68,7 +73,9 @@ export const TOP_ARTISTS: StreamDef = {
       byUser.set(user, [...(byUser.get(user) ?? []), row]);
     }
     return [...byUser].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([user, list]) => ({
-      key: `top_artists/user_id=${keySafeUser(user)}/snapshot_date=${snapshotDate}/top_artists.parquet`,
+      key: `top_artists/user_id=${
+        keySafeUser(user)
+      }/snapshot_date=${snapshotDate}/top_artists.parquet`,
       rows: list,
     }));
   },

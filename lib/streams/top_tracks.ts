@@ -4,7 +4,13 @@
  * @module
  */
 
-import { FEATURE_SPECS, RUN_COLUMNS, RUN_METADATA, TRACK_COLUMNS, USER_ID } from "./_shared_columns.ts";
+import {
+  FEATURE_SPECS,
+  RUN_COLUMNS,
+  RUN_METADATA,
+  TRACK_COLUMNS,
+  USER_ID,
+} from "./_shared_columns.ts";
 import type { ColumnSpec } from "./columns.ts";
 import { checkDate, type StreamDef } from "./stream.ts";
 
@@ -22,7 +28,12 @@ export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
     nullable: false,
     description: "Spotify time range (short_term, medium_term, long_term).",
   },
-  { name: "rank", kind: "int32", nullable: false, description: "1-based position in the top list." },
+  {
+    name: "rank",
+    kind: "int32",
+    nullable: false,
+    description: "1-based position in the top list.",
+  },
   ...TRACK_COLUMNS,
   ...RUN_COLUMNS,
   ...FEATURE_SPECS,

@@ -140,7 +140,10 @@ export class DuckDbWarehouse implements Warehouse {
    * @throws {StorageError} naming the file that failed (missing, changed, not readable as the
    * expected Parquet columns).
    */
-  async load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport> {
+  async load(
+    files: FileToLoad[],
+    options: LoadOptions = { migrationUser: "unknown" },
+  ): Promise<LoadReport> {
     if (this.#closed) throw new StorageError(`The DuckDB warehouse ${this.path} is closed`);
     const con = this.#connection;
     const results: FileLoadResult[] = [];
@@ -155,7 +158,13 @@ export class DuckDbWarehouse implements Warehouse {
         seen.add(id);
         const table = rawTable(STREAMS[file.stream]);
         if (already) {
-          results.push({ file: file.key, table, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 });
+          results.push({
+            file: file.key,
+            table,
+            status: "SKIPPED",
+            rows_parsed: 0,
+            rows_loaded: 0,
+          });
           this.#log.info(`Already loaded, skipped: ${file.key}`, { uri: file.uri });
           continue;
         }

@@ -286,7 +286,10 @@ class SnowflakeWarehouse implements Warehouse {
    * columns first). Each COPY is atomic and Snowflake's load metadata makes a re-run load
    * nothing twice.
    */
-  async load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport> {
+  async load(
+    files: FileToLoad[],
+    options: LoadOptions = { migrationUser: "unknown" },
+  ): Promise<LoadReport> {
     const report: LoadReport = {
       warehouse: "snowflake",
       table: "",
@@ -337,10 +340,14 @@ class SnowflakeWarehouse implements Warehouse {
       let note = `${table}: added ${column}`;
       if (column === "USER_ID") {
         if (!/^[A-Za-z0-9_.\-@+]{1,128}$/.test(user)) {
-          throw new StorageError(`Cannot migrate ${table}: user id "${user}" has unexpected characters`);
+          throw new StorageError(
+            `Cannot migrate ${table}: user id "${user}" has unexpected characters`,
+          );
         }
         await this.#session.execute(
-          `UPDATE ${target} SET ${quoteIdent(column)} = '${user}' WHERE ${quoteIdent(column)} IS NULL`,
+          `UPDATE ${target} SET ${quoteIdent(column)} = '${user}' WHERE ${
+            quoteIdent(column)
+          } IS NULL`,
         );
         note += ` (existing rows set to "${user}")`;
       }

@@ -16,11 +16,11 @@ import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   createRawTableSql,
-  rawTableName,
   loadPrivateKey,
   openSnowflakeSession,
   qualified,
   quoteIdent,
+  rawTableName,
   type SnowflakeWarehouseConfig,
 } from "./snowflake.ts";
 

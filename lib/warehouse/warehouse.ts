@@ -52,6 +52,6 @@ export interface LoadOptions {
 /** A warehouse loader. */
 export interface Warehouse {
   /** Loads the files (skipping already-loaded ones) in one transaction/statement. */
-  load(files: FileToLoad[], options: LoadOptions): Promise<LoadReport>;
+  load(files: FileToLoad[], options?: LoadOptions): Promise<LoadReport>;
   close(): Promise<void>;
 }
