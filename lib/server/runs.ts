@@ -42,8 +42,16 @@ export interface RunSummary {
   created_at: string;
   updated_at: string;
   steps: Partial<Record<StepName, StepSummary>>;
+  /** The streams the run carries, and its schedule (`daily` or `poll`). */
+  streams: string[];
+  schedule: "daily" | "poll";
   /** Share of top tracks that got audio features (from the enrich step), when known. */
   coverage: number | null;
+  /**
+   * 1 when recently played came back as a full page still newer than the cursor: plays between
+   * the previous poll and this one may be lost (poll more often).
+   */
+  possible_gap: number;
   warnings: number;
 }
 
@@ -118,7 +126,10 @@ export function summarize(manifest: Manifest, activeId: string | undefined): Run
     created_at: manifest.created_at,
     updated_at: manifest.updated_at,
     steps,
+    streams: manifest.streams ?? ["top_tracks"],
+    schedule: manifest.schedule ?? "daily",
     coverage: coverageOf(manifest),
+    possible_gap: manifest.steps.fetch?.counts?.possible_gap ?? 0,
     warnings: manifest.warnings.length,
   };
 }

@@ -1,0 +1,319 @@
+/**
+ * Streams end to end against the mock Spotify (real DuckDB): polls over a simulated day store
+ * each play once; a lost window is reported; a missing scope or Spotify's daily quota stops only
+ * the stream it hits; the cursor comes back from the lake when the state is lost; the stream
+ * column lists equal dbt's source yml; the recently-played page checks.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { type Config, loadConfig, PROJECT_ROOT } from "../lib/config.ts";
+import { SourceError } from "../lib/errors.ts";
+import { runPipeline } from "../lib/pipeline.ts";
+import { listRunIds, openRun } from "../lib/run.ts";
+import { summarize } from "../lib/server/runs.ts";
+import {
+  normalizeRecentlyPlayed,
+  selectNewPlays,
+  validateRecentlyPlayedPage,
+} from "../lib/spotify/recently_played.ts";
+import { statePath } from "../lib/state.ts";
+import { LOAD_METADATA_COLUMNS } from "../lib/streams/columns.ts";
+import { readStreamRows } from "../lib/streams/handoff.ts";
+import { STREAM_NAMES, STREAMS } from "../lib/streams/registry.ts";
+import { runTask, testLog } from "./_spotify_test_util.ts";
+import {
+  makePlays,
+  makeTrackItems,
+  mockEnv,
+  type MockSpotify,
+  startMockSpotify,
+  writeMockTokens,
+} from "./mock_spotify.ts";
+
+const RECENT = "/v1/me/player/recently-played";
+const MINUTE = 60_000;
+const DAY0 = Date.parse("2026-11-30T00:00:00.000Z");
+
+interface Env {
+  mock: MockSpotify;
+  dir: string;
+  env: Record<string, string>;
+  config: Config;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function setup(
+  mockOptions: Parameters<typeof startMockSpotify>[0] = {},
+  options: { scope?: string; extra?: Record<string, string> } = {},
+): Promise<Env> {
+  const mock = startMockSpotify(mockOptions);
+  const dir = await Deno.makeTempDir({ prefix: "streams_test_" });
+  const env = mockEnv(mock, dir, {
+    HTTP_TIMEOUT_MS: "5000",
+    HTTP_MAX_RETRIES: "2",
+    FEATURES_PROVIDERS: "csv",
+    ...options.extra,
+  });
+  const config = loadConfig({ env, envFile: false });
+  await writeMockTokens(mock, config.spotify.tokensFile, { scope: options.scope });
+  return {
+    mock,
+    dir,
+    env,
+    config,
+    async [Symbol.asyncDispose]() {
+      await mock.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
+  const db = await DuckDBInstance.create(path);
+  const con = await db.connect();
+  try {
+    return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+  } finally {
+    con.closeSync();
+    db.closeSync();
+  }
+}
+
+/** One poll, in process, as `deno task poll` runs it. */
+async function poll(config: Config) {
+  const { log } = testLog();
+  return await runPipeline(config, { log, schedule: "poll" });
+}
+
+/** Plays in raw, and distinct plays (user_id, played_at, track_id). */
+async function playCounts(config: Config): Promise<{ rows: number; distinct: number }> {
+  assert.ok(config.warehouse.kind === "duckdb");
+  const [r] = await query(
+    config.warehouse.path,
+    `SELECT count(*)::INTEGER AS n,
+            count(DISTINCT (user_id, played_at, track_id))::INTEGER AS d
+     FROM raw.recently_played`,
+  );
+  return { rows: Number(r?.n), distinct: Number(r?.d) };
+}
+
+Deno.test("dbt's source yml lists exactly each stream's columns, in order", async () => {
+  const yml = await Deno.readTextFile(
+    join(PROJECT_ROOT, "dbt/models/staging/spotify/_spotify__sources.yml"),
+  );
+  const tables = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of yml.split("\n")) {
+    const table = /^ {6}- name: (\w+)\s*$/.exec(line);
+    if (table) tables.set(table[1]!, current = []);
+    const column = /^ {10}- name: (\w+)\s*$/.exec(line);
+    if (column) current?.push(column[1]!);
+  }
+  assert.deepEqual([...tables.keys()], STREAM_NAMES.map((n) => STREAMS[n].rawTable));
+  for (const name of STREAM_NAMES) {
+    const stream = STREAMS[name];
+    assert.deepEqual(
+      tables.get(stream.rawTable),
+      [...stream.columns, ...LOAD_METADATA_COLUMNS].map((c) => c.name),
+      stream.rawTable,
+    );
+  }
+});
+
+Deno.test("polls every 30 minutes over a simulated day store each play once; a lost window is reported", async () => {
+  const tracks = makeTrackItems(8);
+  // a play every 3 minutes for 28 hours: 560 plays
+  const plays = makePlays(tracks, { startMs: DAY0 + 90_000, everyMs: 3 * MINUTE, count: 560 });
+  await using e = await setup({ plays });
+  let now = DAY0;
+  e.mock.state.now = () => now;
+
+  for (let tick = 1; tick <= 48; tick++) {
+    now = DAY0 + tick * 30 * MINUTE;
+    const { run } = await poll(e.config);
+    assert.equal(run.manifest.status, "succeeded");
+    assert.equal(run.manifest.steps.fetch?.counts?.possible_gap, 0, `poll ${tick}`);
+  }
+  const day = plays.filter((p) => p.playedAt <= now).length;
+  assert.equal(day, 480);
+  assert.deepEqual(await playCounts(e.config), { rows: day, distinct: day });
+  // every request after the first carried the cursor: the newest play already stored
+  const requests = e.mock.requestsTo(RECENT);
+  assert.equal(requests.length, 48);
+  assert.equal(requests[0]!.query.after, undefined);
+  assert.equal(requests[1]!.query.after, String(plays[9]!.playedAt));
+  assert.equal(requests.at(-1)!.query.after, String(plays[day - 11]!.playedAt));
+
+  // the same window again (a retried poll, no new plays): nothing added
+  await poll(e.config);
+  assert.deepEqual(await playCounts(e.config), { rows: day, distinct: day });
+
+  // four hours without a poll: 80 plays, Spotify keeps 50 — the poll says plays may be lost
+  now += 4 * 60 * MINUTE;
+  const { run } = await poll(e.config);
+  assert.equal(run.manifest.steps.fetch?.counts?.possible_gap, 1);
+  assert.ok(run.manifest.warnings.some((w) => /possible gap/.test(w)), run.manifest.warnings.join());
+  assert.equal(summarize(run.manifest, undefined).possible_gap, 1, "GET /runs shows it");
+  assert.deepEqual(await playCounts(e.config), { rows: day + 50, distinct: day + 50 });
+});
+
+Deno.test("the cursor is recovered from the lake when the state is lost; overlapping windows add nothing", async () => {
+  const plays = makePlays(makeTrackItems(5), {
+    startMs: DAY0 + 60_000,
+    everyMs: 4 * MINUTE,
+    count: 40,
+  });
+  await using e = await setup({ plays });
+  let now = DAY0 + 60 * MINUTE; // 15 plays
+  e.mock.state.now = () => now;
+  await poll(e.config);
+  now += 60 * MINUTE; // 15 more
+  await poll(e.config);
+  assert.deepEqual(await playCounts(e.config), { rows: 30, distinct: 30 });
+
+  await Deno.remove(statePath(e.config, "recently_played"));
+  now += 20 * MINUTE; // 5 more
+  const { run } = await poll(e.config);
+  const fetched = await readStreamRows(run, "fetch", STREAMS.recently_played);
+  assert.equal(fetched.rows.length, 5, "only the plays after the newest one in the lake");
+  assert.equal(e.mock.requestsTo(RECENT).at(-1)!.query.after, String(plays[29]!.playedAt));
+  assert.deepEqual(await playCounts(e.config), { rows: 35, distinct: 35 });
+
+  // a damaged state file is reported and recovered the same way
+  await Deno.writeTextFile(statePath(e.config, "recently_played"), "{not json");
+  now += 8 * MINUTE;
+  await poll(e.config);
+  assert.deepEqual(await playCounts(e.config), { rows: 37, distinct: 37 });
+});
+
+Deno.test("a token without user-read-recently-played: the daily run keeps top tracks and says to re-auth; poll fails with exit 3", async () => {
+  await using e = await setup({}, { scope: "user-top-read" });
+  const { log } = testLog();
+  const { run } = await runPipeline(e.config, { log, to: "load" });
+  assert.equal(run.manifest.status, "partial"); // --to load
+  const warning = run.manifest.warnings.find((w) => w.startsWith("recently_played stopped"));
+  assert.match(String(warning), /user-read-recently-played.*deno task auth/);
+  assert.equal(e.mock.requestsTo(RECENT).length, 0, "the stored scope already says so");
+  assert.ok(e.config.warehouse.kind === "duckdb");
+  const [tracks] = await query(
+    e.config.warehouse.path,
+    "SELECT count(*)::INTEGER AS n FROM raw.top_tracks",
+  );
+  assert.equal(tracks?.n, 5);
+  const [artists] = await query(
+    e.config.warehouse.path,
+    "SELECT count(*)::INTEGER AS n FROM raw.top_artists",
+  );
+  assert.equal(artists?.n, 15);
+
+  const out = await runTask("poll.ts", [], e.env, e.dir);
+  assert.equal(out.code, 3, out.stderr);
+  const errors = out.stderr.split("\n").filter((l) => l.includes('"level":"error"'));
+  assert.equal(errors.length, 1, out.stderr);
+  assert.match(errors[0]!, /lacks scope user-read-recently-played.*deno task auth/);
+});
+
+Deno.test("Spotify's 403 'Insufficient client scope' on recently played is the same one-line error", async () => {
+  // a token store that says nothing of scopes (older stores): Spotify's answer decides
+  await using e = await setup({}, { scope: "" });
+  e.mock.fault(RECENT, {
+    kind: "status",
+    status: 403,
+    body: { error: { status: 403, message: "Insufficient client scope" } },
+  });
+  const { log } = testLog();
+  const error = await runPipeline(e.config, { log, schedule: "poll" }).catch((x) => x);
+  assert.ok(error instanceof SourceError, String(error));
+  assert.match(error.message, /lacks scope user-read-recently-played.*deno task auth/);
+  assert.equal(e.mock.requestsTo(RECENT).length, 1);
+});
+
+Deno.test("429 QUOTA_EXCEEDED is not retried: it stops the stream for the run", async () => {
+  await using e = await setup();
+  e.mock.fault(RECENT, {
+    kind: "status",
+    status: 429,
+    retryAfter: "1",
+    body: { error: { status: 429, message: "Quota exceeded", reason: "QUOTA_EXCEEDED" } },
+  }, 10);
+  const { log } = testLog();
+  const error = await runPipeline(e.config, { log, schedule: "poll" }).catch((x) => x);
+  assert.ok(error instanceof SourceError, String(error));
+  assert.match(error.message, /daily quota.*QUOTA_EXCEEDED.*not retried/);
+  assert.equal(e.mock.requestsTo(RECENT).length, 1, "no retries");
+
+  // in the daily run: top tracks land; the quota stops recently played and what comes after
+  const { run } = await runPipeline(e.config, { log, to: "load" });
+  assert.equal(run.manifest.steps.load?.status, "succeeded");
+  const stopped = run.manifest.warnings.filter((w) => /stopped for this run.*quota/i.test(w));
+  assert.deepEqual(stopped.map((w) => w.split(" ")[0]), ["recently_played", "top_artists"]);
+  assert.equal(run.manifest.steps.load?.counts?.rows_loaded, 5);
+});
+
+Deno.test("a poll meeting a running run is skipped with exit 0, and the next poll gets its plays", async () => {
+  await using e = await setup();
+  const { acquireRunLock } = await import("../lib/lock.ts");
+  const lock = await acquireRunLock(e.config, { runId: "20261130T000000Z-abcd" });
+  try {
+    const out = await runTask("poll.ts", [], e.env, e.dir);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /poll skipped: .*20261130T000000Z-abcd/);
+    assert.deepEqual(await listRunIds(e.config), []);
+  } finally {
+    await lock.release();
+  }
+  const out = await runTask("poll.ts", [], e.env, e.dir);
+  assert.equal(out.code, 0, out.stderr);
+  assert.deepEqual(await playCounts(e.config), { rows: 2, distinct: 2 });
+  const [id] = await listRunIds(e.config);
+  const run = await openRun(e.config, { runId: id });
+  assert.equal(run.schedule, "poll");
+  assert.deepEqual(run.streams, ["recently_played"]);
+  assert.equal(run.manifest.status, "succeeded");
+  assert.equal(run.manifest.steps.transform, undefined);
+});
+
+Deno.test("recently-played pages: played_at without milliseconds is normalized; plays at or before the cursor are dropped", () => {
+  const [a, b] = makeTrackItems(2);
+  const page = validateRecentlyPlayedPage({
+    items: [
+      { track: b, played_at: "2026-11-30T10:05:00Z", context: null },
+      { track: a, played_at: "2026-11-30T10:00:00.000Z", context: { type: "album", uri: "u" } },
+      { track: a, played_at: "2026-11-30T10:00:00Z", context: null },
+      { track: b, played_at: "2026-11-30T09:55:00.500Z", context: null },
+    ],
+    next: null,
+    cursors: null,
+    limit: 50,
+  }, "test");
+  const rows = normalizeRecentlyPlayed(page, {
+    userId: "u1",
+    runId: "r",
+    fetchedAt: "2026-11-30T10:06:00.000Z",
+    source: "test",
+  });
+  assert.deepEqual(rows.map((r) => r.played_at), [
+    "2026-11-30T10:05:00.000Z",
+    "2026-11-30T10:00:00.000Z",
+    "2026-11-30T10:00:00.000Z",
+    "2026-11-30T09:55:00.500Z",
+  ]);
+  assert.equal(rows[1]!.context_type, "album");
+  const fresh = selectNewPlays(rows, { cursor: "2026-11-30T09:55:00.500Z", limit: 50 });
+  assert.equal(fresh.rows.length, 2);
+  assert.equal(fresh.alreadyStored, 1);
+  assert.equal(fresh.duplicates, 1);
+  assert.equal(fresh.possibleGap, 0);
+  assert.equal(selectNewPlays(rows, { cursor: "2026-11-30T09:00:00.000Z", limit: 4 }).possibleGap, 1);
+  assert.throws(
+    () =>
+      normalizeRecentlyPlayed(
+        validateRecentlyPlayedPage({ items: [{ track: a, played_at: "yesterday" }] }, "GET x"),
+        { userId: "u", runId: "r", fetchedAt: "2026-11-30T10:06:00.000Z", source: "GET x" },
+      ),
+    /items\[0\] "played_at" is not an ISO-8601 time/,
+  );
+  assert.throws(() => validateRecentlyPlayedPage({ items: {} }, "GET x"), /"items" is not an array/);
+});
