@@ -14,6 +14,7 @@ import { DbtError, ExitCode } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
 import { runStep } from "../lib/steps.ts";
+import { openDuckDbWarehouse } from "../lib/warehouse/duckdb.ts";
 
 /** One row of `raw.top_tracks` (the columns the load step creates). */
 interface RawRow {
@@ -35,18 +36,22 @@ interface RawRow {
   };
 }
 
-const RAW_DDL = `
-create schema if not exists raw;
-create table if not exists raw.top_tracks (
-  snapshot_date date, time_range varchar, rank integer, track_id varchar, track_name varchar,
-  artist_ids varchar[], artist_names varchar[], album_id varchar, album_name varchar,
-  album_release_date varchar, duration_ms bigint, explicit boolean, popularity integer,
-  isrc varchar, fetched_at timestamptz, run_id varchar,
-  danceability double, energy double, key integer, loudness double, mode integer,
-  speechiness double, acousticness double, instrumentalness double, liveness double,
-  valence double, tempo double, time_signature integer,
-  features_source varchar, match_method varchar, source_file varchar, loaded_at timestamptz
-)`;
+/** The raw top-tracks columns `loadRaw` fills, in the order of its values. */
+const RAW_COLUMNS = [
+  "user_id", "snapshot_date", "time_range", "rank", "track_id", "track_name", "artist_ids",
+  "artist_names", "album_id", "album_name", "album_release_date", "duration_ms", "explicit",
+  "popularity", "isrc", "fetched_at", "run_id", "danceability", "energy", "key", "loudness",
+  "mode", "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+  "time_signature", "features_source", "match_method", "source_file", "loaded_at",
+];
+
+/** Creates the raw tables as the load step does (its DuckDB warehouse DDL). */
+async function createRawTables(path: string): Promise<void> {
+  const warehouse = await openDuckDbWarehouse({ kind: "duckdb", path }, {
+    log: new Logger({ level: "error", sink: () => {} }),
+  });
+  await warehouse.close();
+}
 
 function lit(value: unknown): string {
   if (value === null || value === undefined) return "null";
@@ -76,6 +81,7 @@ async function loadRaw(path: string, rows: RawRow[]): Promise<void> {
     const f = r.features;
     return `(${
       [
+        "u1",
         r.snapshot_date,
         r.time_range ?? "short_term",
         r.rank,
@@ -111,9 +117,9 @@ async function loadRaw(path: string, rows: RawRow[]): Promise<void> {
       ].map(lit).join(", ")
     })`;
   });
+  await createRawTables(path);
   await withDuckDb(path, async (sql) => {
-    for (const statement of RAW_DDL.split(";")) await sql(statement);
-    await sql(`insert into raw.top_tracks values ${values.join(",\n")}`);
+    await sql(`insert into raw.top_tracks (${RAW_COLUMNS.join(", ")}) values ${values.join(",\n")}`);
   });
 }
 
@@ -312,7 +318,7 @@ Deno.test("dbt build: latest load of a day wins, incremental runs touch only new
         await loadRaw(warehouse, LOAD_B);
         const { run, outcome } = await transform(config, "2026-11-24");
 
-        assert.equal(outcome.counts?.models, 4);
+        assert.equal(outcome.counts?.models, 11);
         assert.equal(outcome.counts?.tests_failed, 0);
         assert.ok(
           (outcome.counts?.tests_passed ?? 0) >= 50,
@@ -476,7 +482,8 @@ Deno.test("dbt build: latest load of a day wins, incremental runs touch only new
           error.message,
           /test not_null_stg_spotify__top_tracks_track_id failed \(1 failing row\)/,
         );
-        assert.match(error.message, /3 models skipped/);
+        // downstream of stg_spotify__top_tracks: the owner's three, and the features of plays
+        assert.match(error.message, /5 models skipped/);
         assert.equal(run.manifest.steps.transform?.exit_code, ExitCode.dbt);
         const saved = JSON.parse(
           await Deno.readTextFile(run.path("transform", "run_results.json")),
@@ -539,8 +546,15 @@ Deno.test("dbt parse for the snowflake target: profile renders from SNOWFLAKE_* 
     const models = nodes.filter((n) => n.resource_type === "model");
     assert.deepEqual(models.map((n) => n.name).sort(), [
       "audio_features",
+      "daily_listening",
       "inter_top_weekly_audio_features",
+      "inter_track_audio_features",
+      "inter_weekly_listening_audio_features",
+      "plays",
+      "stg_spotify__recently_played",
+      "stg_spotify__top_artists",
       "stg_spotify__top_tracks",
+      "top_artists",
       "top_tracks",
     ]);
     assert.ok(models.every((n) => n.database === "SPOTIFY" && n.schema === "ANALYTICS"));
@@ -555,3 +569,156 @@ Deno.test("dbt parse for the snowflake target: profile renders from SNOWFLAKE_* 
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+/** One raw play (what the load step appends to raw.recently_played). */
+interface RawPlay {
+  user: string;
+  at: string;
+  track: string;
+  ms: number;
+  artists: string[];
+  danceability?: number;
+  file: string;
+  loadedAt: string;
+}
+
+async function loadPlays(path: string, plays: RawPlay[]): Promise<void> {
+  await createRawTables(path);
+  const columns = [
+    "user_id", "played_at", "track_id", "track_name", "artist_ids", "artist_names",
+    "duration_ms", "explicit", "fetched_at", "run_id", "danceability", "features_source",
+    "match_method", "source_file", "loaded_at",
+  ];
+  const values = plays.map((p) =>
+    `(${
+      [
+        p.user,
+        p.at,
+        p.track,
+        `Track ${p.track}`,
+        p.artists,
+        p.artists.map((a) => `Artist ${a}`),
+        p.ms,
+        false,
+        p.loadedAt,
+        `run_${p.file}`,
+        p.danceability ?? null,
+        p.danceability === undefined ? "none" : "csv",
+        p.danceability === undefined ? "none" : "id",
+        p.file,
+        p.loadedAt,
+      ].map(lit).join(", ")
+    })`
+  );
+  await withDuckDb(path, async (sql) => {
+    await sql(`insert into raw.recently_played (${columns.join(", ")}) values ${values.join(",\n")}`);
+  });
+}
+
+Deno.test("dbt build: plays deduplicated per user, daily listening and play-weighted weekly means as computed by hand; models from before user_id are rebuilt", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dbt_listening_test_" });
+  const config = loadConfig({ env: { PIPELINE_DATA_DIR: dataDir }, envFile: false });
+  const warehouse = config.warehouse.kind === "duckdb" ? config.warehouse.path : "";
+  const L1 = "2026-11-24 00:15:00+00";
+  const L2 = "2026-11-24 09:30:00+00";
+  const plays: RawPlay[] = [
+    { user: "u1", at: "2026-11-23 23:50:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f1", loadedAt: L1 },
+    { user: "u1", at: "2026-11-24 00:10:00+00", track: "t2", ms: 240_000, artists: ["a1", "a2"], danceability: 0.25, file: "f1", loadedAt: L1 },
+    // the same play again, in the next poll's overlapping window
+    { user: "u1", at: "2026-11-24 00:10:00+00", track: "t2", ms: 240_000, artists: ["a1", "a2"], danceability: 0.25, file: "f2", loadedAt: L2 },
+    { user: "u1", at: "2026-11-24 00:20:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f2", loadedAt: L2 },
+    { user: "u1", at: "2026-11-24 09:00:00+00", track: "t3", ms: 120_000, artists: ["a3"], file: "f2", loadedAt: L2 },
+    // another user's identical play stays another row
+    { user: "u2", at: "2026-11-23 23:50:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f3", loadedAt: L2 },
+  ];
+  try {
+    await loadPlays(warehouse, plays);
+    // a model built before user_id existed (on_schema_change: fail would stop the build)
+    await withDuckDb(warehouse, async (sql) => {
+      await sql("create table main.top_tracks as select date '2026-11-01' as snapshot_date, 1 as rank");
+    });
+    const { outcome } = await transform(config, "2026-11-24");
+    assert.equal(outcome.counts?.tests_failed, 0);
+
+    await withDuckDb(warehouse, async (sql) => {
+      const columns = await sql(
+        "select column_name from information_schema.columns where table_schema = 'main' and table_name = 'top_tracks'",
+      );
+      assert.ok(columns.some((c) => c.column_name === "user_id"), "top_tracks rebuilt with user_id");
+      assert.equal(Number((await sql("select count(*) as n from main.top_tracks"))[0]!.n), 0);
+
+      const p = await sql(
+        `select user_id, strftime(played_at at time zone 'UTC', '%Y-%m-%d %H:%M') as at, track_id,
+                source_file, source
+         from main.plays order by user_id, played_at`,
+      );
+      assert.deepEqual(p.map((r) => `${r.user_id} ${r.at} ${r.track_id} ${r.source_file}`), [
+        "u1 2026-11-23 23:50 t1 f1",
+        "u1 2026-11-24 00:10 t2 f1",
+        "u1 2026-11-24 00:20 t1 f2",
+        "u1 2026-11-24 09:00 t3 f2",
+        "u2 2026-11-23 23:50 t1 f3",
+      ]);
+      assert.ok(p.every((r) => r.source === "recently_played"));
+
+      const daily = await sql(
+        `select user_id, cast(play_date as varchar) as d, plays, minutes, distinct_tracks,
+                distinct_artists
+         from main.daily_listening order by user_id, play_date`,
+      );
+      assert.deepEqual(
+        daily.map((r) =>
+          [r.user_id, r.d, r.plays, r.minutes, r.distinct_tracks, r.distinct_artists].map(String)
+            .join(" ")
+        ),
+        [
+          "u1 2026-11-23 1 3 1 1",
+          // UTC days: 00:10 and 00:20 belong to the 24th; 4 + 3 + 2 minutes; artists a1 a2 a3
+          "u1 2026-11-24 3 9 3 3",
+          "u2 2026-11-23 1 3 1 1",
+        ],
+      );
+
+      const weekly = await sql(
+        `select user_id, cast(week_start as varchar) as w, plays, plays_with_features,
+                feature_coverage, distinct_tracks, danceability_mean
+         from main.inter_weekly_listening_audio_features order by user_id`,
+      );
+      assert.equal(weekly.length, 2);
+      assert.deepEqual(
+        weekly.map((r) => [r.user_id, r.w, r.plays, r.plays_with_features, r.distinct_tracks].map(String)),
+        [["u1", "2026-11-23", "4", "3", "3"], ["u2", "2026-11-23", "1", "1", "1"]],
+      );
+      // weighted by plays: t1 twice (0.5), t2 once (0.25) — not the mean of the tracks (0.375)
+      assert.ok(Math.abs(Number(weekly[0]!.danceability_mean) - (0.5 + 0.25 + 0.5) / 3) < 1e-12);
+      assert.equal(Number(weekly[0]!.feature_coverage), 0.75);
+    });
+
+    // the next run with nothing new changes no model's row count
+    const before = await withDuckDb(warehouse, (sql) => modelCounts(sql));
+    await transform(config, "2026-11-24");
+    assert.deepEqual(await withDuckDb(warehouse, (sql) => modelCounts(sql)), before);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+async function modelCounts(
+  sql: (text: string) => Promise<Record<string, unknown>[]>,
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (
+    const m of [
+      "top_tracks",
+      "audio_features",
+      "inter_top_weekly_audio_features",
+      "plays",
+      "daily_listening",
+      "top_artists",
+      "inter_weekly_listening_audio_features",
+    ]
+  ) {
+    out[m] = Number((await sql(`select count(*) as n from main.${m}`))[0]!.n);
+  }
+  return out;
+}
