@@ -266,7 +266,7 @@ export interface CreateRunOptions {
   now?: Date;
   /** Run id made beforehand with {@link newRunId} (e.g. to name it in the run lock first). */
   id?: string;
-  /** Streams the run carries (default: every stream). */
+  /** Streams the run carries (default: `config.streams`, from PIPELINE_STREAMS). */
   streams?: readonly StreamName[];
   /** Default `daily`. */
   schedule?: Schedule;
@@ -295,7 +295,7 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     created_at: stamp,
     updated_at: stamp,
     status: "running",
-    streams: STREAM_NAMES.filter((n) => (options.streams ?? STREAM_NAMES).includes(n)),
+    streams: STREAM_NAMES.filter((n) => (options.streams ?? config.streams).includes(n)),
     schedule: options.schedule ?? "daily",
     steps: {},
     warnings: [],

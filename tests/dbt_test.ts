@@ -38,11 +38,39 @@ interface RawRow {
 
 /** The raw top-tracks columns `loadRaw` fills, in the order of its values. */
 const RAW_COLUMNS = [
-  "user_id", "snapshot_date", "time_range", "rank", "track_id", "track_name", "artist_ids",
-  "artist_names", "album_id", "album_name", "album_release_date", "duration_ms", "explicit",
-  "popularity", "isrc", "fetched_at", "run_id", "danceability", "energy", "key", "loudness",
-  "mode", "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
-  "time_signature", "features_source", "match_method", "source_file", "loaded_at",
+  "user_id",
+  "snapshot_date",
+  "time_range",
+  "rank",
+  "track_id",
+  "track_name",
+  "artist_ids",
+  "artist_names",
+  "album_id",
+  "album_name",
+  "album_release_date",
+  "duration_ms",
+  "explicit",
+  "popularity",
+  "isrc",
+  "fetched_at",
+  "run_id",
+  "danceability",
+  "energy",
+  "key",
+  "loudness",
+  "mode",
+  "speechiness",
+  "acousticness",
+  "instrumentalness",
+  "liveness",
+  "valence",
+  "tempo",
+  "time_signature",
+  "features_source",
+  "match_method",
+  "source_file",
+  "loaded_at",
 ];
 
 /** Creates the raw tables as the load step does (its DuckDB warehouse DDL). */
@@ -119,7 +147,9 @@ async function loadRaw(path: string, rows: RawRow[]): Promise<void> {
   });
   await createRawTables(path);
   await withDuckDb(path, async (sql) => {
-    await sql(`insert into raw.top_tracks (${RAW_COLUMNS.join(", ")}) values ${values.join(",\n")}`);
+    await sql(
+      `insert into raw.top_tracks (${RAW_COLUMNS.join(", ")}) values ${values.join(",\n")}`,
+    );
   });
 }
 
@@ -585,9 +615,21 @@ interface RawPlay {
 async function loadPlays(path: string, plays: RawPlay[]): Promise<void> {
   await createRawTables(path);
   const columns = [
-    "user_id", "played_at", "track_id", "track_name", "artist_ids", "artist_names",
-    "duration_ms", "explicit", "fetched_at", "run_id", "danceability", "features_source",
-    "match_method", "source_file", "loaded_at",
+    "user_id",
+    "played_at",
+    "track_id",
+    "track_name",
+    "artist_ids",
+    "artist_names",
+    "duration_ms",
+    "explicit",
+    "fetched_at",
+    "run_id",
+    "danceability",
+    "features_source",
+    "match_method",
+    "source_file",
+    "loaded_at",
   ];
   const values = plays.map((p) =>
     `(${
@@ -611,7 +653,9 @@ async function loadPlays(path: string, plays: RawPlay[]): Promise<void> {
     })`
   );
   await withDuckDb(path, async (sql) => {
-    await sql(`insert into raw.recently_played (${columns.join(", ")}) values ${values.join(",\n")}`);
+    await sql(
+      `insert into raw.recently_played (${columns.join(", ")}) values ${values.join(",\n")}`,
+    );
   });
 }
 
@@ -622,20 +666,75 @@ Deno.test("dbt build: plays deduplicated per user, daily listening and play-weig
   const L1 = "2026-11-24 00:15:00+00";
   const L2 = "2026-11-24 09:30:00+00";
   const plays: RawPlay[] = [
-    { user: "u1", at: "2026-11-23 23:50:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f1", loadedAt: L1 },
-    { user: "u1", at: "2026-11-24 00:10:00+00", track: "t2", ms: 240_000, artists: ["a1", "a2"], danceability: 0.25, file: "f1", loadedAt: L1 },
+    {
+      user: "u1",
+      at: "2026-11-23 23:50:00+00",
+      track: "t1",
+      ms: 180_000,
+      artists: ["a1"],
+      danceability: 0.5,
+      file: "f1",
+      loadedAt: L1,
+    },
+    {
+      user: "u1",
+      at: "2026-11-24 00:10:00+00",
+      track: "t2",
+      ms: 240_000,
+      artists: ["a1", "a2"],
+      danceability: 0.25,
+      file: "f1",
+      loadedAt: L1,
+    },
     // the same play again, in the next poll's overlapping window
-    { user: "u1", at: "2026-11-24 00:10:00+00", track: "t2", ms: 240_000, artists: ["a1", "a2"], danceability: 0.25, file: "f2", loadedAt: L2 },
-    { user: "u1", at: "2026-11-24 00:20:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f2", loadedAt: L2 },
-    { user: "u1", at: "2026-11-24 09:00:00+00", track: "t3", ms: 120_000, artists: ["a3"], file: "f2", loadedAt: L2 },
+    {
+      user: "u1",
+      at: "2026-11-24 00:10:00+00",
+      track: "t2",
+      ms: 240_000,
+      artists: ["a1", "a2"],
+      danceability: 0.25,
+      file: "f2",
+      loadedAt: L2,
+    },
+    {
+      user: "u1",
+      at: "2026-11-24 00:20:00+00",
+      track: "t1",
+      ms: 180_000,
+      artists: ["a1"],
+      danceability: 0.5,
+      file: "f2",
+      loadedAt: L2,
+    },
+    {
+      user: "u1",
+      at: "2026-11-24 09:00:00+00",
+      track: "t3",
+      ms: 120_000,
+      artists: ["a3"],
+      file: "f2",
+      loadedAt: L2,
+    },
     // another user's identical play stays another row
-    { user: "u2", at: "2026-11-23 23:50:00+00", track: "t1", ms: 180_000, artists: ["a1"], danceability: 0.5, file: "f3", loadedAt: L2 },
+    {
+      user: "u2",
+      at: "2026-11-23 23:50:00+00",
+      track: "t1",
+      ms: 180_000,
+      artists: ["a1"],
+      danceability: 0.5,
+      file: "f3",
+      loadedAt: L2,
+    },
   ];
   try {
     await loadPlays(warehouse, plays);
     // a model built before user_id existed (on_schema_change: fail would stop the build)
     await withDuckDb(warehouse, async (sql) => {
-      await sql("create table main.top_tracks as select date '2026-11-01' as snapshot_date, 1 as rank");
+      await sql(
+        "create table main.top_tracks as select date '2026-11-01' as snapshot_date, 1 as rank",
+      );
     });
     const { outcome } = await transform(config, "2026-11-24");
     assert.equal(outcome.counts?.tests_failed, 0);
@@ -644,7 +743,10 @@ Deno.test("dbt build: plays deduplicated per user, daily listening and play-weig
       const columns = await sql(
         "select column_name from information_schema.columns where table_schema = 'main' and table_name = 'top_tracks'",
       );
-      assert.ok(columns.some((c) => c.column_name === "user_id"), "top_tracks rebuilt with user_id");
+      assert.ok(
+        columns.some((c) => c.column_name === "user_id"),
+        "top_tracks rebuilt with user_id",
+      );
       assert.equal(Number((await sql("select count(*) as n from main.top_tracks"))[0]!.n), 0);
 
       const p = await sql(
@@ -686,7 +788,9 @@ Deno.test("dbt build: plays deduplicated per user, daily listening and play-weig
       );
       assert.equal(weekly.length, 2);
       assert.deepEqual(
-        weekly.map((r) => [r.user_id, r.w, r.plays, r.plays_with_features, r.distinct_tracks].map(String)),
+        weekly.map((r) =>
+          [r.user_id, r.w, r.plays, r.plays_with_features, r.distinct_tracks].map(String)
+        ),
         [["u1", "2026-11-23", "4", "3", "3"], ["u2", "2026-11-23", "1", "1", "1"]],
       );
       // weighted by plays: t1 twice (0.5), t2 once (0.25) — not the mean of the tracks (0.375)

@@ -134,7 +134,7 @@ Deno.test("a second run of the day with the same data loads nothing: upload skip
     await dailyRun(config, { fetchedAt: "2026-01-31T06:00:00Z" });
     const { run, report } = await dailyRun(config, { fetchedAt: "2026-01-31T18:00:00Z" });
     assert.deepEqual(report.files, [
-      { file: KEY, status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 },
+      { file: KEY, table: "raw.top_tracks", status: "SKIPPED", rows_parsed: 0, rows_loaded: 0 },
     ]);
     assert.equal(report.files_skipped, 1);
     assert.equal(report.rows_loaded, 0);

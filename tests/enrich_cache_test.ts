@@ -193,12 +193,20 @@ Deno.test("enrich step: the second run answers from the catalog index and writes
     const catalog = join(dir, "catalog.csv");
     await oldCopy(new URL("../data/audio_features_sample.csv", import.meta.url).pathname, catalog);
     const config = loadConfig({
-      env: { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample", AUDIO_FEATURES_CSV: catalog },
+      env: {
+        PIPELINE_DATA_DIR: dir,
+        SPOTIFY_SOURCE: "sample",
+        AUDIO_FEATURES_CSV: catalog,
+        PIPELINE_STREAMS: "top_tracks",
+      },
       envFile: false,
     });
     const outputs: unknown[] = [];
     const cacheStates: unknown[] = [];
     for (const date of ["2026-11-26", "2026-11-27"]) {
+      // this test is about the catalog index: without the features cache (which would answer
+      // the second run without reading the catalog at all)
+      await Deno.remove(join(config.features.cacheDir, "audio_features.json")).catch(() => {});
       const records: LogRecord[] = [];
       const log = new Logger({ format: "json", level: "debug", sink: (r) => records.push(r) });
       const run = await createRun(config, { date });
@@ -215,7 +223,13 @@ Deno.test("enrich step: the second run answers from the catalog index and writes
     }
     assert.deepEqual(cacheStates, ["built", "hit"]);
     assert.deepEqual(outputs[1], outputs[0]);
-    assert.equal([...Deno.readDirSync(config.features.cacheDir)].length, 1);
+    assert.equal(
+      [...Deno.readDirSync(config.features.cacheDir)].filter((e) =>
+        e.name !== "audio_features.json"
+      )
+        .length,
+      1,
+    );
   });
 });
 

@@ -253,7 +253,7 @@ Deno.test("enrichRows() reports skipped and failing providers and goes on; a Con
     track_id: b,
     track_name: "B",
     artist_names: ["Y"],
-    positions: [{ time_range: "short_term", rank: 3 }],
+    positions: ["short_term #3"],
   }]);
   assert.equal(out[2]!.danceability, null);
   assert.equal(out[2]!.features_source, "none");
@@ -508,7 +508,12 @@ async function withDataDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 function sampleConfig(dir: string, extra: Record<string, string> = {}): Config {
   return loadConfig({
-    env: { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample", ...extra },
+    env: {
+      PIPELINE_DATA_DIR: dir,
+      SPOTIFY_SOURCE: "sample",
+      PIPELINE_STREAMS: "top_tracks",
+      ...extra,
+    },
     envFile: false,
   });
 }
@@ -527,8 +532,13 @@ Deno.test("enrich step on the bundled sample: 16 of 21 (14 by id, 2 by name), fi
       by_id: 14,
       by_name: 2,
       unmatched: 5,
+      top_tracks_rows: 21,
+      top_tracks_matched: 16,
+      top_tracks_by_id: 14,
+      top_tracks_by_name: 2,
+      top_tracks_unmatched: 5,
     });
-    assert.deepEqual(outcome.outputs, ["enrich/tracks.json", "enrich/coverage.json"]);
+    assert.deepEqual(outcome.outputs, ["enrich/coverage.json", "enrich/tracks.json"]);
     const text = outcome.summary!.text as string;
     assert.match(
       text,
@@ -629,6 +639,11 @@ Deno.test("enrich step with the Spotify API: Spotify, then ReccoBeats, then the 
             by_id: 16,
             by_name: 1,
             unmatched: 4,
+            top_tracks_rows: 21,
+            top_tracks_matched: 17,
+            top_tracks_by_id: 16,
+            top_tracks_by_name: 1,
+            top_tracks_unmatched: 4,
           });
           for (const id of spotifyIds) assert.equal(source(id).features_source, "spotify");
           for (const id of reccoIds) assert.equal(source(id).features_source, "reccobeats");
@@ -665,14 +680,32 @@ Deno.test("enrich step without a fetch output fails with a ConfigError naming th
       assert.match(e.message, /no fetch output .*deno task fetch --run/);
       return true;
     });
+    const file = (rows: unknown[]) => ({
+      stream: "top_tracks",
+      run_id: run.id,
+      snapshot_date: "2026-11-26",
+      source: "sample",
+      user_id: "u1",
+      rows,
+    });
     await run.writeJson("fetch", "tracks.json", { rows: [{ track_id: 1 }] });
     await assert.rejects(runStep("enrich", { config, run, log, flags: {} }), (e: Error) => {
       assert.ok(e instanceof ConfigError);
-      assert.match(e.message, /tracks\.json is not a fetch output: row 0 lacks track_id/);
+      assert.match(e.message, /tracks\.json is not a fetch output of top_tracks: "stream" is/);
+      assert.match(String(e.hint), /deno task pipeline --run .* --from fetch/);
+      return true;
+    });
+    await run.writeJson("fetch", "tracks.json", file([{ track_id: 1 }]));
+    await assert.rejects(runStep("enrich", { config, run, log, flags: {} }), (e: Error) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(
+        e.message,
+        /tracks\.json is not a fetch output of top_tracks: row 1: column "snapshot_date" expected a value/,
+      );
       return true;
     });
     const missingCsv = sampleConfig(dir, { AUDIO_FEATURES_CSV: join(dir, "absent.csv") });
-    await run.writeJson("fetch", "tracks.json", { rows: [row(fakeId(1), "A", ["B"])] });
+    await run.writeJson("fetch", "tracks.json", file([row(fakeId(1), "A", ["B"])]));
     await assert.rejects(
       runStep("enrich", { config: missingCsv, run, log, flags: {} }),
       (e: Error) => e instanceof ConfigError && e.message.includes("absent.csv"),

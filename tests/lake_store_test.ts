@@ -4,6 +4,7 @@
  * folder that cannot be written gives a StorageError naming it.
  */
 
+import type { UploadOutput, WriteOutput } from "../lib/streams/handoff.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -202,7 +203,10 @@ Deno.test("a lake folder that cannot be written gives a StorageError naming the 
 
 Deno.test("openObjectStore() gives the lake folder in the local profile", async () => {
   await withTempDir(async (dir) => {
-    const config = loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
+    const config = loadConfig({
+      env: { PIPELINE_DATA_DIR: dir, PIPELINE_STREAMS: "top_tracks" },
+      envFile: false,
+    });
     const store = await openObjectStore(config, { log: quiet() });
     assert.equal(store.kind, "folder");
     assert.ok(store instanceof FolderStore);
@@ -219,7 +223,10 @@ Deno.test("openObjectStore() gives the lake folder in the local profile", async 
 
 Deno.test("upload step puts the written file and records the receipt; a second run's same data is skipped", async () => {
   await withTempDir(async (dir) => {
-    const config = loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
+    const config = loadConfig({
+      env: { PIPELINE_DATA_DIR: dir, PIPELINE_STREAMS: "top_tracks" },
+      envFile: false,
+    });
     const log = quiet();
     const upload = async (runId: string, fetchedAt: string) => {
       const run = await createRun(config, { date: "2026-01-31" });
@@ -230,17 +237,17 @@ Deno.test("upload step puts the written file and records the receipt; a second r
       );
       await runStep("write", { config, run, log, flags: {} });
       const outcome = await runStep("upload", { config, run, log, flags: {} });
-      const receipt = await run.readJson<PutReceipt>("upload", "receipt.json");
+      const uploaded = await run.readJson<UploadOutput>("upload", "receipt.json");
+      assert.equal(uploaded.files.length, 1);
+      const receipt: PutReceipt = uploaded.files[0]!;
+      assert.equal(uploaded.files[0]!.stream, "top_tracks");
       return { run, outcome, receipt, runId };
     };
     const first = await upload("a", "2026-01-31T06:00:00Z");
     assert.equal(first.receipt.key, KEY);
     assert.equal(first.receipt.skipped, false);
     assert.equal(first.receipt.uri, `file://${join(dir, "lake", KEY)}`);
-    const written = await first.run.readJson<{ sha256: string; content_sha256: string }>(
-      "write",
-      "write.json",
-    );
+    const written = (await first.run.readJson<WriteOutput>("write", "write.json")).files[0]!;
     assert.equal(first.receipt.sha256, written.sha256);
     assert.equal(first.receipt.contentSha256, written.content_sha256);
     assert.deepEqual(first.outcome.counts, {
@@ -250,7 +257,7 @@ Deno.test("upload step puts the written file and records the receipt; a second r
     });
     assert.deepEqual(
       await Deno.readFile(join(dir, "lake", KEY)),
-      await Deno.readFile(first.run.path("write/top_tracks.parquet")),
+      await Deno.readFile(first.run.path(`write/${KEY}`)),
     );
 
     // same day, same data, another run (other run_id and fetched_at → other bytes): skipped
@@ -268,12 +275,15 @@ Deno.test("upload step puts the written file and records the receipt; a second r
 
 Deno.test("upload step: a Parquet file changed since write is refused", async () => {
   await withTempDir(async (dir) => {
-    const config = loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
+    const config = loadConfig({
+      env: { PIPELINE_DATA_DIR: dir, PIPELINE_STREAMS: "top_tracks" },
+      envFile: false,
+    });
     const log = quiet();
     const run = await createRun(config, { date: "2026-01-31" });
     await run.writeJson("enrich", "tracks.json", sampleEnrichOutput({ runId: run.id }));
     await runStep("write", { config, run, log, flags: {} });
-    await Deno.writeFile(run.path("write/top_tracks.parquet"), bytes("truncated"));
+    await Deno.writeFile(run.path(`write/${KEY}`), bytes("truncated"));
     await assert.rejects(
       () => runStep("upload", { config, run, log, flags: {} }),
       (e: Error) => e instanceof ConfigError && e.message.includes("changed since write"),

@@ -119,7 +119,9 @@ Deno.test("POST /run-top-tracks answers 202 with the run id; the run completes a
   assertEquals(run.status, "succeeded", JSON.stringify(run, null, 2));
   assertEquals(Object.keys(steps), ["fetch", "enrich", "write", "upload", "load", "transform"]);
   for (const step of Object.values(steps)) assertEquals(step.status, "succeeded");
-  assertEquals(steps.fetch?.counts?.rows, 21);
+  assertEquals(steps.fetch?.counts?.top_tracks_rows, 21);
+  assertEquals(run.streams, ["top_tracks", "recently_played", "top_artists"]);
+  assertEquals(run.possible_gap, 0);
   assertEquals(run.active, false);
   assert(typeof run.coverage === "number", `coverage: ${run.coverage}`);
   // ... and in the list of recent runs, and the lock is released.
@@ -142,8 +144,8 @@ Deno.test("POST /run-top-tracks?wait=true answers the finished run", async () =>
   assertEquals(run.run_id, body.run_id);
   assertEquals(run.snapshot_date, "2026-11-25");
   assertEquals(run.status, "partial");
-  const steps = run.steps as Record<string, { counts: { rows: number } }>;
-  assertEquals(steps.fetch?.counts.rows, 21);
+  const steps = run.steps as Record<string, { counts: { top_tracks_rows: number } }>;
+  assertEquals(steps.fetch?.counts.top_tracks_rows, 21);
   await app.close();
 });
 

@@ -101,7 +101,7 @@ Deno.test("authorize() completes through the loopback callback and stores the to
     new URL(authorizeUrl).origin + new URL(authorizeUrl).pathname,
     `${env.mock.url}/authorize`,
   );
-  assertEquals(q.get("scope"), "user-top-read");
+  assertEquals(q.get("scope"), "user-top-read user-read-recently-played");
   assertEquals(q.get("code_challenge_method"), "S256");
   assertEquals(
     q.get("redirect_uri"),
@@ -121,7 +121,7 @@ Deno.test("authorize() completes through the loopback callback and stores the to
   assertEquals(stored, result.tokens);
   assert(env.mock.state.accessTokens.has(stored.access_token));
   assert(env.mock.state.refreshTokens.has(stored.refresh_token));
-  assertEquals(stored.scope, "user-top-read");
+  assertEquals(stored.scope, "user-top-read user-read-recently-played");
   assertEquals(stored.user, { id: "mockuser", display_name: "Mock User" });
   assertEquals(stored.refreshed_at, null);
   assert(Math.abs(Date.parse(stored.consented_at) - Date.now()) < 3_600_000);

@@ -44,7 +44,12 @@ async function setup(
   const mock = startMockSpotify(options);
   const dir = await Deno.makeTempDir({ prefix: "spotify_fetch_test_" });
   const config = loadConfig({
-    env: mockEnv(mock, dir, { HTTP_TIMEOUT_MS: "5000", HTTP_MAX_RETRIES: "3", ...extra }),
+    env: mockEnv(mock, dir, {
+      HTTP_TIMEOUT_MS: "5000",
+      HTTP_MAX_RETRIES: "3",
+      PIPELINE_STREAMS: "top_tracks",
+      ...extra,
+    }),
     envFile: false,
   });
   await writeMockTokens(mock, config.spotify.tokensFile);
@@ -92,7 +97,13 @@ Deno.test("fetch pages through top tracks with limit 50 up to SPOTIFY_MAX_TRACKS
   assertEquals(output.source, "api");
   assertEquals(output.run_id, run.id);
   assertEquals(output.snapshot_date, "2026-03-01");
-  assertEquals(outcome.counts, { rows: 120, pages: 3, duplicates: 0, rows_short_term: 120 });
+  assertEquals(outcome.counts, {
+    rows: 120,
+    top_tracks_rows: 120,
+    top_tracks_pages: 3,
+    top_tracks_duplicates: 0,
+    top_tracks_rows_short_term: 120,
+  });
   assertEquals(outcome.outputs, [
     "fetch/raw/short_term_0.json",
     "fetch/raw/short_term_50.json",
@@ -154,11 +165,12 @@ Deno.test("fetch stops at the end of the list and fetches every configured time 
   ]);
   assertEquals(outcome.counts, {
     rows: 73,
-    pages: 4,
-    duplicates: 0,
-    rows_short_term: 70,
-    rows_medium_term: 3,
-    rows_long_term: 0,
+    top_tracks_rows: 73,
+    top_tracks_pages: 4,
+    top_tracks_duplicates: 0,
+    top_tracks_rows_short_term: 70,
+    top_tracks_rows_medium_term: 3,
+    top_tracks_rows_long_term: 0,
   });
   assertEquals(output.rows.filter((r) => r.time_range === "medium_term").map((r) => r.rank), [
     1,
@@ -190,7 +202,7 @@ Deno.test("duplicate tracks in a page are kept with their ranks and counted", as
     `5:${a!.id}`,
     `6:${b!.id}`,
   ]);
-  assertEquals(outcome.counts?.duplicates, 3);
+  assertEquals(outcome.counts?.top_tracks_duplicates, 3);
   const line = lines.find((l) => l.includes("duplicate track listing"));
   assert(line, "duplicates are logged");
   const record = JSON.parse(line);
@@ -342,6 +354,7 @@ Deno.test("source sample uses the bundled page with a warning", async () => {
         PIPELINE_DATA_DIR: dir,
         SPOTIFY_SOURCE: "sample",
         SPOTIFY_TIME_RANGES: "short_term,long_term",
+        PIPELINE_STREAMS: "top_tracks",
       },
       envFile: false,
     });
@@ -352,13 +365,13 @@ Deno.test("source sample uses the bundled page with a warning", async () => {
     assertEquals(output.rows.length, n);
     assertEquals(output.rows.map((r) => r.track_id), sample.items.map((t: { id: string }) => t.id));
     assertEquals(outcome.counts?.rows, n);
-    assertEquals(outcome.counts?.rows_short_term, n);
+    assertEquals(outcome.counts?.top_tracks_rows_short_term, n);
     assert(output.rows.every((r) => r.time_range === "short_term" && r.run_id === run.id));
     const warnings = lines.map((l) => JSON.parse(l)).filter((r) => r.level === "warn");
     assertStringIncludes(warnings[0]?.msg ?? "", "bundled sample");
     assertStringIncludes(warnings[1]?.msg ?? "", "skipping long_term");
     assertEquals(run.manifest.warnings, [
-      "fetch used the bundled sample top tracks, not Spotify data",
+      "fetch used the bundled sample data, not Spotify data",
     ]);
     assertStringIncludes(String(outcome.summary?.text), "SAMPLE");
     const raw = JSON.parse(await Deno.readTextFile(run.path("fetch/raw/short_term_0.json")));
@@ -373,7 +386,7 @@ Deno.test("`scripts/fetch.ts --date` fetches from the API into a new run folder"
   const out = await runTask(
     "fetch.ts",
     ["--date", "2026-02-28"],
-    mockEnv(env.mock, env.dir, { SPOTIFY_MAX_TRACKS: "55" }),
+    mockEnv(env.mock, env.dir, { SPOTIFY_MAX_TRACKS: "55", PIPELINE_STREAMS: "top_tracks" }),
     env.dir,
   );
   assertEquals(out.code, 0, out.stderr);

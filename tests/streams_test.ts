@@ -154,7 +154,10 @@ Deno.test("polls every 30 minutes over a simulated day store each play once; a l
   now += 4 * 60 * MINUTE;
   const { run } = await poll(e.config);
   assert.equal(run.manifest.steps.fetch?.counts?.possible_gap, 1);
-  assert.ok(run.manifest.warnings.some((w) => /possible gap/.test(w)), run.manifest.warnings.join());
+  assert.ok(
+    run.manifest.warnings.some((w) => /possible gap/.test(w)),
+    run.manifest.warnings.join(),
+  );
   assert.equal(summarize(run.manifest, undefined).possible_gap, 1, "GET /runs shows it");
   assert.deepEqual(await playCounts(e.config), { rows: day + 50, distinct: day + 50 });
 });
@@ -306,7 +309,10 @@ Deno.test("recently-played pages: played_at without milliseconds is normalized; 
   assert.equal(fresh.alreadyStored, 1);
   assert.equal(fresh.duplicates, 1);
   assert.equal(fresh.possibleGap, 0);
-  assert.equal(selectNewPlays(rows, { cursor: "2026-11-30T09:00:00.000Z", limit: 4 }).possibleGap, 1);
+  assert.equal(
+    selectNewPlays(rows, { cursor: "2026-11-30T09:00:00.000Z", limit: 4 }).possibleGap,
+    1,
+  );
   assert.throws(
     () =>
       normalizeRecentlyPlayed(
@@ -315,5 +321,8 @@ Deno.test("recently-played pages: played_at without milliseconds is normalized; 
       ),
     /items\[0\] "played_at" is not an ISO-8601 time/,
   );
-  assert.throws(() => validateRecentlyPlayedPage({ items: {} }, "GET x"), /"items" is not an array/);
+  assert.throws(
+    () => validateRecentlyPlayedPage({ items: {} }, "GET x"),
+    /"items" is not an array/,
+  );
 });
