@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
 import type { Manifest } from "../lib/run.ts";
-import type { PutReceipt } from "../lib/store/object_store.ts";
+import type { UploadOutput } from "../lib/streams/handoff.ts";
 import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
 import type { LoadReport } from "../lib/warehouse/warehouse.ts";
 import { runTask } from "./_spotify_test_util.ts";
@@ -106,16 +106,35 @@ Deno.test({
       const run1 = await latestRun(dataDir);
       const manifest1 = await readJson<Manifest>(`${run1}/manifest.json`);
       assert.equal(manifest1.status, "succeeded");
-      const receipt1 = await readJson<PutReceipt>(`${run1}/upload/receipt.json`);
-      assert.equal(
-        receipt1.uri,
-        `s3://${BUCKET}/lake/top_tracks/snapshot_date=${DATE}/top_tracks.parquet`,
-      );
-      assert.equal(receipt1.skipped, false);
+      const uploaded1 = await readJson<UploadOutput>(`${run1}/upload/receipt.json`);
+      assert.deepEqual(uploaded1.files.map((f) => [f.stream, f.uri, f.skipped]), [
+        [
+          "top_tracks",
+          `s3://${BUCKET}/lake/top_tracks/snapshot_date=${DATE}/top_tracks.parquet`,
+          false,
+        ],
+        [
+          "recently_played",
+          `s3://${BUCKET}/lake/recently_played/user_id=mockuser/played_date=2023-09-22/20230922T152314294Z_20230922T154333750Z.parquet`,
+          false,
+        ],
+        [
+          "top_artists",
+          `s3://${BUCKET}/lake/top_artists/user_id=mockuser/snapshot_date=${DATE}/top_artists.parquet`,
+          false,
+        ],
+      ]);
+      const receipt1 = uploaded1.files[0]!;
       const load1 = await readJson<LoadReport>(`${run1}/load/report.json`);
       assert.deepEqual(
         [load1.warehouse, load1.table, load1.files_loaded, load1.files_skipped, load1.rows_loaded],
-        ["snowflake", "SPOTIFY.RAW.TOP_TRACKS", 1, 0, expectedRows],
+        [
+          "snowflake",
+          "SPOTIFY.RAW.TOP_TRACKS, SPOTIFY.RAW.RECENTLY_PLAYED, SPOTIFY.RAW.TOP_ARTISTS",
+          3,
+          0,
+          expectedRows + 2 + 15,
+        ],
       );
       assert.ok(!first.stderr.includes(pair.passphrase) && !first.stdout.includes(pair.passphrase));
 
@@ -133,9 +152,15 @@ Deno.test({
           for (
             const table of [
               "RAW.TOP_TRACKS",
+              "RAW.RECENTLY_PLAYED",
+              "RAW.TOP_ARTISTS",
               "ANALYTICS.TOP_TRACKS",
               "ANALYTICS.AUDIO_FEATURES",
               "ANALYTICS.INTER_TOP_WEEKLY_AUDIO_FEATURES",
+              "ANALYTICS.PLAYS",
+              "ANALYTICS.DAILY_LISTENING",
+              "ANALYTICS.TOP_ARTISTS",
+              "ANALYTICS.INTER_WEEKLY_LISTENING_AUDIO_FEATURES",
             ]
           ) {
             const [row] = await session.execute(`SELECT COUNT(*) AS N FROM SPOTIFY.${table}`);
@@ -150,17 +175,33 @@ Deno.test({
       assert.equal(after1["RAW.TOP_TRACKS"], expectedRows);
       assert.equal(after1["ANALYTICS.TOP_TRACKS"], expectedRows);
       assert.ok(after1["ANALYTICS.INTER_TOP_WEEKLY_AUDIO_FEATURES"]! >= 1);
+      // the 2 recorded plays (one day), the 15 recorded artists
+      assert.deepEqual(
+        [
+          after1["RAW.RECENTLY_PLAYED"],
+          after1["ANALYTICS.PLAYS"],
+          after1["ANALYTICS.DAILY_LISTENING"],
+          after1["ANALYTICS.INTER_WEEKLY_LISTENING_AUDIO_FEATURES"],
+          after1["RAW.TOP_ARTISTS"],
+          after1["ANALYTICS.TOP_ARTISTS"],
+        ],
+        [2, 2, 1, 1, 15, 15],
+      );
 
       // Day 1, second run: same data → nothing uploaded, nothing loaded, same model rows.
       const second = await task("pipeline.ts", ["--date", DATE], env, dataDir);
       assert.equal(second.code, 0, second.stderr + second.stdout);
       const run2 = await latestRun(dataDir);
       assert.notEqual(run2, run1);
-      const receipt2 = await readJson<PutReceipt>(`${run2}/upload/receipt.json`);
-      assert.equal(receipt2.skipped, true);
-      assert.equal(receipt2.sha256, receipt1.sha256);
+      // (recently played: no play after the cursor, so no file)
+      const uploaded2 = await readJson<UploadOutput>(`${run2}/upload/receipt.json`);
+      assert.deepEqual(uploaded2.files.map((f) => [f.stream, f.skipped]), [
+        ["top_tracks", true],
+        ["top_artists", true],
+      ]);
+      assert.equal(uploaded2.files[0]!.sha256, receipt1.sha256);
       const load2 = await readJson<LoadReport>(`${run2}/load/report.json`);
-      assert.deepEqual([load2.files_loaded, load2.files_skipped, load2.rows_loaded], [0, 1, 0]);
+      assert.deepEqual([load2.files_loaded, load2.files_skipped, load2.rows_loaded], [0, 2, 0]);
       assert.deepEqual(await counts(), after1);
     } finally {
       await fakesnow?.stop();

@@ -197,7 +197,11 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
               "SELECT table_name FROM SPOTIFY.INFORMATION_SCHEMA.TABLES WHERE table_schema = ?",
               ["RAW"],
             );
-            assert.deepEqual(tables.map((r) => r.TABLE_NAME), ["TOP_TRACKS"]);
+            assert.deepEqual(tables.map((r) => r.TABLE_NAME).sort(), [
+              "RECENTLY_PLAYED",
+              "TOP_ARTISTS",
+              "TOP_TRACKS",
+            ]);
           } finally {
             await session.close();
           }
@@ -226,6 +230,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
             rows_loaded: 21,
             files: [{
               file: `s3://spotify-lake/lake/${KEY}`,
+              table: "SPOTIFY.RAW.TOP_TRACKS",
               status: "LOADED",
               rows_parsed: 21,
               rows_loaded: 21,
@@ -293,6 +298,45 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
           await session.close();
         }
       });
+
+      await t.step(
+        "a raw table from before user_id gains it on the next load, old rows filled with the token store's user; again: no change",
+        async () => {
+          const session = await openSnowflakeSession(sf, { log: testLogger() });
+          try {
+            // the table as an earlier version created it: every column but USER_ID
+            await session.execute("ALTER TABLE SPOTIFY.RAW.TOP_TRACKS DROP COLUMN USER_ID");
+          } finally {
+            await session.close();
+          }
+          for (const round of [1, 2]) {
+            const warehouse = await openSnowflakeWarehouse(sf, {
+              log: testLogger(),
+              store: config.store,
+            });
+            try {
+              const report = await warehouse.load([file], { migrationUser: "wizzler" });
+              assert.equal(report.files_skipped, 1, "the file itself is not loaded again");
+              if (round === 1) {
+                assert.deepEqual(report.migrations, [
+                  'SPOTIFY.RAW.TOP_TRACKS: added USER_ID (existing rows set to "wizzler")',
+                ]);
+              } else assert.equal(report.migrations, undefined);
+            } finally {
+              await warehouse.close();
+            }
+          }
+          const check = await openSnowflakeSession(sf, { log: testLogger() });
+          try {
+            const rows = await check.execute(
+              "SELECT user_id, COUNT(*) AS n FROM SPOTIFY.RAW.TOP_TRACKS GROUP BY user_id",
+            );
+            assert.deepEqual(rows.map((r) => [r.USER_ID, Number(r.N)]), [["wizzler", 21]]);
+          } finally {
+            await check.close();
+          }
+        },
+      );
 
       await t.step("a COPY error names the file and the first error", async () => {
         const bad = `${dataDir}/bad.parquet`;

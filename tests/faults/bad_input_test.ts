@@ -7,6 +7,7 @@
  * content type, bad JSON, path traversal in /runs/:id — is covered by tests/serve_test.ts.)
  */
 
+import { featuresCachePath } from "../../lib/features/cache.ts";
 import { join } from "node:path";
 import { type Config, loadConfig, SETTINGS } from "../../lib/config.ts";
 import { dbtErrorOf, type DbtSummary } from "../../lib/dbt/runner.ts";
@@ -112,6 +113,8 @@ function invalidValues(
     DBT_COVERAGE_FLOOR: local("1.5", "half", "-0.1"),
     PIPELINE_HOST: local("http://0.0.0.0", "my host", "127.0.0.1:8000"),
     PIPELINE_PORT: local("80000", "-1", "port"),
+    PIPELINE_STREAMS: local("plays", "top_tracks,recently", ",,"),
+    PIPELINE_POLL_SCHEDULE: local("every 30 minutes", "61 * * * *", "0 0 * *"),
     PIPELINE_SCHEDULE: local(
       "every day",
       "61 * * * *",
@@ -302,6 +305,7 @@ Deno.test("malformed audio-features answers (Spotify, ReccoBeats) never crash en
         HTTP_MAX_RETRIES: "0",
         FEATURES_PROVIDERS: "spotify,reccobeats,csv",
         RECCOBEATS_API_URL: `http://127.0.0.1:${reccoServer.addr.port}`,
+        PIPELINE_STREAMS: "top_tracks",
       }),
       envFile: false,
     });
@@ -320,12 +324,14 @@ Deno.test("malformed audio-features answers (Spotify, ReccoBeats) never crash en
     for (const [spotifyBody, reccoBody, status] of cases) {
       mock.fault("/v1/audio-features", { kind: "body", body: spotifyBody });
       recco = reccoBody;
+      // each case asks the providers afresh (the features cache would answer what was found)
+      await Deno.remove(featuresCachePath(config)).catch(() => {});
       const { log } = testLog();
       const run = await createRun(config, { date: "2026-03-01" });
       await runStep("fetch", { config, run, log, flags: {} });
       const outcome = await runStep("enrich", { config, run, log, flags: {} });
       const where = `${JSON.stringify(spotifyBody)} / ${JSON.stringify(reccoBody)}`;
-      const coverage = outcome.summary!.coverage as {
+      const coverage = (outcome.summary!.streams as Record<string, unknown>).top_tracks as {
         by_source: Record<string, number>;
         providers: { provider: string; status: string }[];
       };

@@ -25,7 +25,12 @@ import {
 /** A temp data dir with a local, sample-data config (no Spotify, no warehouse needed to `write`). */
 async function setup(extra: Record<string, string> = {}) {
   const dir = await Deno.makeTempDir({ prefix: "resume_test_" });
-  const env = { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample", ...extra };
+  const env = {
+    PIPELINE_DATA_DIR: dir,
+    SPOTIFY_SOURCE: "sample",
+    PIPELINE_STREAMS: "top_tracks",
+    ...extra,
+  };
   return {
     dir,
     env,
@@ -34,6 +39,11 @@ async function setup(extra: Record<string, string> = {}) {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** The top-tracks Parquet file of a run, relative to the run folder (`write/<lake key>`). */
+function parquetOf(date: string): string {
+  return `write/top_tracks/snapshot_date=${date}/top_tracks.parquet`;
 }
 
 async function manifestOf(dir: string, runId: string): Promise<Manifest> {
@@ -134,14 +144,14 @@ Deno.test("--resume redoes a step whose output changed or vanished, and every st
   });
 
   await t.step("a missing output (the Parquet file) redoes its step", async () => {
-    await Deno.remove(join(run.dir, "write", "top_tracks.parquet"));
+    await Deno.remove(join(run.dir, parquetOf(run.snapshotDate)));
     const { log, lines } = testLog();
     const result = await runPipeline(env.config, { log, resume: true, to: "write" });
     assertEquals(result.skipped, ["fetch", "enrich"]);
     assertEquals(result.ran, ["write"]);
     assertStringIncludes(
       stepLines(lines, "write")[0]!,
-      "write: its output write/top_tracks.parquet is missing; redoing write",
+      `write: its output ${parquetOf(run.snapshotDate)} is missing; redoing write`,
     );
   });
 
@@ -196,7 +206,7 @@ Deno.test("a half-written file left by a killed writer is never taken for an out
   const after = await manifestOf(env.dir, run.id);
   assertEquals(after.steps.write?.status, "succeeded");
   assertEquals(Object.keys(after.steps.write?.files ?? {}).sort(), [
-    "write/top_tracks.parquet",
+    parquetOf(run.snapshotDate),
     "write/write.json",
   ]);
 });
@@ -307,7 +317,8 @@ Deno.test("a corrupt run folder is a one-line config error (exit 2) naming the f
   await t.step("a tampered hand-off pointing outside the run folder is refused", async () => {
     const file = join(run.dir, "write", "write.json");
     const meta = JSON.parse(await Deno.readTextFile(file));
-    await Deno.writeTextFile(file, JSON.stringify({ ...meta, file: "../../../../etc/passwd" }));
+    meta.files[0].file = "../../../../etc/passwd";
+    await Deno.writeTextFile(file, JSON.stringify(meta));
     const e = await expectConfigError(["--run", run.id], "upload.ts");
     assertStringIncludes(e.msg, '"../../../../etc/passwd" is outside the run folder');
   });
