@@ -107,6 +107,7 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
     env: [
       ...CORE_ENV,
       "FEATURES_PROVIDERS",
+      "FEATURES_CACHE",
       "AUDIO_FEATURES_CSV",
       "RECCOBEATS_API_URL",
       ...SPOTIFY_ENV,

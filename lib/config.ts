@@ -76,8 +76,10 @@ export interface FeaturesConfig {
   providers: FeaturesProvider[];
   csvPaths: string[];
   reccobeatsUrl: string;
-  /** Folder for the parsed-catalog cache. */
+  /** Folder for the parsed-catalog cache and the features cache. */
   cacheDir: string;
+  /** Keep each track's decided features and ask no provider again for a known track. */
+  cache: boolean;
 }
 
 /** Object store: a local folder, or S3. */
@@ -251,6 +253,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUDIO_FEATURES_CSV",
     description: "audio-features CSV catalog(s), comma-separated",
     default: "data/audio_features_sample.csv",
+  },
+  {
+    name: "FEATURES_CACHE",
+    description:
+      "`on`: each track's features are kept in $PIPELINE_DATA_DIR/cache and no provider is asked again for a known track (misses are asked again after 7 days); `off`: ask every run",
+    default: "on",
   },
   {
     name: "RECCOBEATS_API_URL",
@@ -448,6 +456,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       : [join(PROJECT_ROOT, "data", "audio_features_sample.csv")],
     reccobeatsUrl: p.url("RECCOBEATS_API_URL", "https://api.reccobeats.com"),
     cacheDir: join(dataDir, "cache"),
+    cache: p.oneOf("FEATURES_CACHE", ["on", "off"] as const, "on") === "on",
   };
 
   let store: StoreConfig;

@@ -538,7 +538,7 @@ Deno.test("enrich step on the bundled sample: 16 of 21 (14 by id, 2 by name), fi
       top_tracks_by_name: 2,
       top_tracks_unmatched: 5,
     });
-    assert.deepEqual(outcome.outputs, ["enrich/coverage.json", "enrich/tracks.json"]);
+    assert.deepEqual(outcome.outputs, ["enrich/tracks.json", "enrich/coverage.json"]);
     const text = outcome.summary!.text as string;
     assert.match(
       text,

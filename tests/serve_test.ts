@@ -296,13 +296,16 @@ Deno.test("a trigger while another process holds the lock answers 409 with that 
   }
 });
 
-Deno.test("serve --cron registers Deno.cron('top-tracks') with PIPELINE_SCHEDULE, and a tick runs the pipeline", async () => {
-  await using env = await setup({ PIPELINE_SCHEDULE: "30 6 * * 1-5" });
+Deno.test("serve --cron registers Deno.cron('top-tracks') with PIPELINE_SCHEDULE and 'recently-played' with PIPELINE_POLL_SCHEDULE; ticks run the pipeline and the poll", async () => {
+  await using env = await setup({
+    PIPELINE_SCHEDULE: "30 6 * * 1-5",
+    PIPELINE_POLL_SCHEDULE: "*/15 * * * *",
+  });
   const registered: { name: string; schedule: string; options: CronOptions }[] = [];
-  let tick: (() => Promise<void>) | undefined;
+  const ticks = new Map<string, () => Promise<void>>();
   const cronFn: CronFn = (name, schedule, options, handler) => {
     registered.push({ name, schedule, options });
-    tick = handler;
+    ticks.set(name, handler);
     return new Promise<void>((resolve) =>
       options.signal?.addEventListener("abort", () => resolve())
     );
@@ -314,25 +317,31 @@ Deno.test("serve --cron registers Deno.cron('top-tracks') with PIPELINE_SCHEDULE
       pipeline: pipelineTo("fetch"),
     });
     // Monday to Friday in Deno.cron's weekday numbering (1 = Sunday).
-    assertEquals(registered.map((r) => [r.name, r.schedule]), [[
-      "top-tracks",
-      "30 6 * * 2,3,4,5,6",
-    ]]);
+    assertEquals(registered.map((r) => [r.name, r.schedule]), [
+      ["top-tracks", "30 6 * * 2,3,4,5,6"],
+      ["recently-played", "*/15 * * * *"],
+    ]);
     assertEquals(registered[0]!.options.backoffSchedule, []);
-    await tick!();
+    await ticks.get("top-tracks")!();
     const runs = await (await fetch(`${server.url}/runs`, { headers: AUTH })).json();
     assertEquals(runs.runs.length, 1);
     assertEquals(runs.runs[0].status, "partial");
+    assertEquals(runs.runs[0].schedule, "daily");
+    await ticks.get("recently-played")!();
+    const polled = await (await fetch(`${server.url}/runs`, { headers: AUTH })).json();
+    assertEquals(polled.runs.length, 2);
+    assertEquals([polled.runs[0].schedule, polled.runs[0].streams], ["poll", ["recently_played"]]);
     // A tick while another run holds the lock is skipped with a warning, not an error.
     const lock = await acquireRunLock(env.config, { runId: "20261126T000000Z-beef" });
-    await tick!();
+    await ticks.get("top-tracks")!();
+    await ticks.get("recently-played")!();
     await lock.release();
     const after = await (await fetch(`${server.url}/runs`, { headers: AUTH })).json();
-    assertEquals(after.runs.length, 1);
+    assertEquals(after.runs.length, 2);
     assertStringIncludes(server.lines.join("\n"), "Scheduled run skipped");
   }
-  // Stopping the server stops the schedule.
-  assert(registered[0]!.options.signal?.aborted);
+  // Stopping the server stops the schedules.
+  assert(registered.every((r) => r.options.signal?.aborted));
 });
 
 Deno.test("PIPELINE_SCHEDULE keeps crontab(5) weekdays (0 and 7 = Sunday): translated to Deno.cron's numbering (1 = Sunday), each accepted by the real Deno.cron", async () => {

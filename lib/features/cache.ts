@@ -38,6 +38,7 @@ export class FeaturesCache {
   readonly path: string;
   #tracks: Map<string, FeaturesDecision & { at: string }>;
   #dirty = false;
+  #off = false;
 
   private constructor(path: string, tracks: Map<string, FeaturesDecision & { at: string }>) {
     this.path = path;
@@ -77,6 +78,13 @@ export class FeaturesCache {
     }
   }
 
+  /** A cache that knows nothing and keeps nothing (`FEATURES_CACHE=off`). */
+  static disabled(): FeaturesCache {
+    const cache = new FeaturesCache("", new Map());
+    cache.#off = true;
+    return cache;
+  }
+
   /** Tracks known: found ones, and misses younger than {@link MISS_TTL_DAYS}. */
   known(ids: Iterable<string>, now = new Date()): Map<string, FeaturesDecision> {
     const out = new Map<string, FeaturesDecision>();
@@ -96,6 +104,7 @@ export class FeaturesCache {
    * provider answered).
    */
   record(decided: ReadonlyMap<string, FeaturesDecision>, complete: boolean, now = new Date()) {
+    if (this.#off) return;
     const at = now.toISOString();
     for (const [id, d] of decided) {
       if (d.source === "none" && !complete) continue;

@@ -1,6 +1,7 @@
 /**
- * The daily schedule: `Deno.cron("top-tracks", <PIPELINE_SCHEDULE>, job)` — the same registration
- * for `serve --cron` on a server and for the Deno Deploy entry. Schedules are UTC.
+ * The schedules: `Deno.cron("top-tracks", <PIPELINE_SCHEDULE>, job)` for the daily pipeline —
+ * the same registration for `serve --cron` on a server and for the Deno Deploy entry — and
+ * `Deno.cron("recently-played", <PIPELINE_POLL_SCHEDULE>, job)` for the poll. Schedules are UTC.
  *
  * `Deno.cron` needs `--unstable-cron` outside Deno Deploy (the `serve` task passes it).
  * @module
@@ -10,8 +11,10 @@ import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf, LockedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
-/** Name of the cron job (shown in Deno Deploy's dashboard). */
+/** Name of the daily cron job (shown in Deno Deploy's dashboard). */
 export const CRON_NAME = "top-tracks";
+/** Name of the poll cron job (recently played). */
+export const POLL_CRON_NAME = "recently-played";
 
 /** Options `Deno.cron` takes. */
 export interface CronOptions {
@@ -43,6 +46,8 @@ export interface RegisterScheduleOptions {
   cron?: CronFn;
   /** Stops the schedule. */
   signal?: AbortSignal;
+  /** Which schedule: `daily` (default; PIPELINE_SCHEDULE) or `poll` (PIPELINE_POLL_SCHEDULE). */
+  kind?: "daily" | "poll";
   /**
    * Rethrow a failed run after logging it, so the cron runtime records the execution as failed
    * (Deno Deploy's dashboard shows it as Error). A skipped run (another one in progress) is not a
@@ -52,42 +57,45 @@ export interface RegisterScheduleOptions {
 }
 
 /**
- * Registers the job on `config.serve.schedule`. Call it synchronously while the module loads:
- * Deno Deploy only picks up crons registered at start-up.
+ * Registers the job on `config.serve.schedule` (or, `kind: "poll"`, `config.serve.pollSchedule`).
+ * Call it synchronously while the module loads: Deno Deploy only picks up crons registered at
+ * start-up.
  * @returns the promise `Deno.cron` returns (settles when the schedule is stopped).
  */
 export function registerSchedule(
   config: Config,
   options: RegisterScheduleOptions,
 ): Promise<void> {
-  const { log, job, signal, rethrow = false } = options;
+  const { log, job, signal, rethrow = false, kind = "daily" } = options;
+  const name = kind === "poll" ? POLL_CRON_NAME : CRON_NAME;
+  const setting = kind === "poll" ? "PIPELINE_POLL_SCHEDULE" : "PIPELINE_SCHEDULE";
   const cron = options.cron ?? denoCron();
   if (!cron) {
     throw new ConfigError(
       "Deno.cron is not available in this runtime: run with --unstable-cron (the `serve` task does)",
     );
   }
-  const schedule = config.serve.schedule;
+  const schedule = kind === "poll" ? config.serve.pollSchedule : config.serve.schedule;
   const denoSchedule = toDenoCronSchedule(schedule);
   let registered: Promise<void>;
   try {
-    registered = cron(CRON_NAME, denoSchedule, { backoffSchedule: [], signal }, handler);
+    registered = cron(name, denoSchedule, { backoffSchedule: [], signal }, handler);
   } catch (error) {
     // A schedule the config accepted but Deno.cron's parser refuses: a bad setting, not a bug.
     throw new ConfigError(
-      `PIPELINE_SCHEDULE="${schedule}" is refused by Deno.cron (${
+      `${setting}="${schedule}" is refused by Deno.cron (${
         error instanceof Error ? error.message : String(error)
       }): expected 5 fields, minute hour day month weekday, as in crontab(5)`,
     );
   }
-  log.info(`Schedule "${CRON_NAME}" registered: ${schedule} (UTC)`, {
+  log.info(`Schedule "${name}" registered: ${schedule} (UTC)`, {
     schedule,
     ...(denoSchedule === schedule ? {} : { deno_cron: denoSchedule }),
   });
   return registered;
 
   async function handler(): Promise<void> {
-    log.info(`Schedule "${CRON_NAME}" fired`, { schedule });
+    log.info(`Schedule "${name}" fired`, { schedule });
     try {
       await job();
     } catch (error) {

@@ -100,10 +100,10 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
       }`,
     );
   }
-  let schedule: Promise<void> | undefined;
+  const schedules: Promise<void>[] = [];
   if (options.cron) {
     try {
-      schedule = registerSchedule(config, {
+      schedules.push(registerSchedule(config, {
         log,
         cron: options.cronFn,
         signal: stopped.signal,
@@ -111,7 +111,21 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
           const { done } = await app.trigger();
           await done;
         },
-      });
+      }));
+      // The poll: recently played every 30 minutes; a tick that meets a running run (the daily
+      // one or a slow poll) is skipped by the run lock and the next tick catches up.
+      if (config.serve.pollSchedule !== "off") {
+        schedules.push(registerSchedule(config, {
+          log,
+          kind: "poll",
+          cron: options.cronFn,
+          signal: stopped.signal,
+          job: async () => {
+            const { done } = await app.trigger({ schedule: "poll" });
+            await done;
+          },
+        }));
+      }
     } catch (error) {
       await server.shutdown(); // not left listening behind the error
       throw error;
@@ -125,6 +139,6 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
   log.info("Stopping: no new requests; waiting for the running run to stop");
   stopped.abort();
   await Promise.all([server.shutdown(), app.close()]);
-  await schedule?.catch(() => {});
+  await Promise.all(schedules.map((s) => s.catch(() => {})));
   log.info("Stopped");
 }

@@ -10,6 +10,7 @@ import { exitCodeOf, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type PipelineOptions, type PipelineResult, runPipeline } from "../pipeline.ts";
 import type { Run, StepName } from "../run.ts";
+import type { Schedule } from "../streams/names.ts";
 
 /** What a trigger may ask for (the JSON body of `POST /run-top-tracks`). */
 export interface TriggerParams {
@@ -19,6 +20,8 @@ export interface TriggerParams {
   to?: StepName;
   /** dbt: rebuild incremental models. */
   fullRefresh?: boolean;
+  /** `poll`: the poll streams up to the load (the poll schedule); default the daily run. */
+  schedule?: Schedule;
 }
 
 /** How a background run ended. */
@@ -65,6 +68,7 @@ export function startRun(config: Config, options: StartRunOptions): Promise<Star
       log,
       date: params.date,
       to: params.to,
+      schedule: params.schedule,
       flags: params.fullRefresh ? { "full-refresh": true } : {},
       signal,
       onRun: (run) => {

@@ -36,7 +36,9 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
 
   const needFeatures = streams.filter((s) => s.features && inputs.get(s)!.rows.length > 0);
   const providers = needFeatures.length ? await providersFromConfig(config, { log }) : [];
-  const cache = await FeaturesCache.open(featuresCachePath(config), { log });
+  const cache = config.features.cache
+    ? await FeaturesCache.open(featuresCachePath(config), { log })
+    : FeaturesCache.disabled();
   const outputs: string[] = [];
   const counts: Record<string, number> = {
     rows: 0,
@@ -45,12 +47,14 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
     by_name: 0,
     unmatched: 0,
   };
+  const bySource: Record<string, number> = { spotify: 0, reccobeats: 0, csv: 0, none: 0 };
   const texts: string[] = [];
   const perStream: Record<string, unknown> = {};
   const labelled = streams.filter((s) => s.features).length > 1;
   for (const stream of streams) {
     const input = inputs.get(stream)!;
     let rows: Row[] = input.rows;
+    let coverageOut: { file: string; value: unknown } | undefined;
     if (stream.features) {
       const trackRows = input.rows as unknown as (TrackRef & Row)[];
       const known = cache.known(trackRows.map((r) => r.track_id));
@@ -70,17 +74,19 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
       rows = result.rows;
       const coverage = result.coverage;
       const coverageFile = stream.files.coverage ?? `${stream.name}_coverage.json`;
-      outputs.push(
-        await run.writeJson("enrich", coverageFile, {
+      coverageOut = {
+        file: coverageFile,
+        value: {
           run_id: run.id,
           snapshot_date: input.snapshot_date,
           stream: stream.name,
           ...coverage,
-        }),
-      );
+        },
+      };
       for (const p of coverage.providers) {
         if (p.status === "disabled" || p.status === "failed") run.warn(`enrich: ${p.note}`);
       }
+      for (const [k, v] of Object.entries(coverage.by_source)) bySource[k] = (bySource[k] ?? 0) + v;
       for (const [k, v] of Object.entries(coverageCounts(coverage))) {
         counts[k] = (counts[k] ?? 0) + v;
         counts[`${stream.name}_${k}`] = v;
@@ -101,9 +107,13 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
         cached: coverage.cached,
       });
     }
+    // the rows first, then the coverage report (a resume verifies both)
     outputs.push(
       await writeStreamRows(run, "enrich", stream, { ...input, run_id: run.id, rows }),
     );
+    if (coverageOut) {
+      outputs.push(await run.writeJson("enrich", coverageOut.file, coverageOut.value));
+    }
   }
   const share = counts.rows ? Math.round((counts.matched! / counts.rows) * 10_000) / 10_000 : 0;
   return {
@@ -117,6 +127,7 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
         by_name: counts.by_name,
         unmatched: counts.unmatched,
         share,
+        by_source: bySource,
       },
       streams: perStream,
     },

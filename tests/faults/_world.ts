@@ -229,6 +229,13 @@ export class Sources {
     return {
       PIPELINE_DATA_DIR: dataDir,
       PIPELINE_LOG_LEVEL: "debug",
+      // The suite's faults and day-by-day baselines are those of the daily top-tracks path;
+      // the listening streams' own faults (gap, scope, quota, lost state) are in
+      // tests/streams_test.ts.
+      PIPELINE_STREAMS: "top_tracks",
+      // the enrichment faults need the providers asked on every run (the features cache would
+      // answer a day's known tracks); the cache has its own tests (tests/features_cache_test.ts)
+      FEATURES_CACHE: "off",
       SPOTIFY_SOURCE: "api",
       SPOTIFY_API_URL: this.spotify.url,
       SPOTIFY_ACCOUNTS_URL: this.spotify.url,

@@ -114,6 +114,7 @@ function invalidValues(
     PIPELINE_HOST: local("http://0.0.0.0", "my host", "127.0.0.1:8000"),
     PIPELINE_PORT: local("80000", "-1", "port"),
     PIPELINE_STREAMS: local("plays", "top_tracks,recently", ",,"),
+    FEATURES_CACHE: local("yes", "1"),
     PIPELINE_POLL_SCHEDULE: local("every 30 minutes", "61 * * * *", "0 0 * *"),
     PIPELINE_SCHEDULE: local(
       "every day",

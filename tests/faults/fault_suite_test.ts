@@ -962,7 +962,7 @@ const KILLS: { id: string; step: StepName; point: KillPoint }[] = [
     step: "write",
     point: {
       kind: "rename",
-      suffix: () => "/write/top_tracks.parquet",
+      suffix: () => "/top_tracks.parquet",
       what: "as the Parquet file (complete in its temp file) would be renamed into place",
     },
   },
