@@ -257,7 +257,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "FEATURES_CACHE",
     description:
-      "`on`: each track's features are kept in $PIPELINE_DATA_DIR/cache and no provider is asked again for a known track (misses are asked again after 7 days); `off`: ask every run",
+      "`on`: keep each track's features (cache/audio_features.json), never ask again for a known track (a miss: after 7 days); `off`: ask every run",
     default: "on",
   },
   {

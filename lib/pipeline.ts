@@ -20,7 +20,7 @@ import {
 } from "./run.ts";
 import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
-import type { Schedule, StreamName } from "./streams/names.ts";
+import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
 import { streamsFor } from "./streams/registry.ts";
 
 /** Options of {@link runPipeline}. */
@@ -213,7 +213,13 @@ export function formatSummary(run: Run, config: Config): string {
   for (const step of STEP_NAMES) {
     const r = m.steps[step];
     if (!r) continue;
-    const counts = Object.entries(r.counts ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+    // totals and each stream's rows here; every per-stream count is in the manifest
+    const counts = Object.entries(r.counts ?? {})
+      .filter(([k]) => {
+        const stream = STREAM_NAMES.find((n) => k.startsWith(`${n}_`));
+        return stream === undefined || k === `${stream}_rows`;
+      })
+      .map(([k, v]) => `${k}=${v}`).join(" ");
     const secs = r.duration_ms === undefined ? "" : `${(r.duration_ms / 1000).toFixed(2)}s`;
     lines.push(`  ${step.padEnd(9)} ${r.status.padEnd(9)} ${secs.padStart(7)}  ${counts}`);
   }

@@ -317,6 +317,7 @@ export function formatCoverage(
     file = "enrich/coverage.json",
   } = options;
   const c = coverage;
+  if (c.rows === 0) return `Audio features${label ? `, ${label}` : ""}: no rows to enrich`;
   const pct = (c.share * 100).toFixed(1);
   const distinct = c.tracks !== c.rows ? ` (${c.tracks} distinct tracks)` : "";
   const lines = [

@@ -66,12 +66,25 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
   }));
   const migrationUser = await migrationUserOf(config);
 
-  const warehouse = await openWarehouse(config, { log });
   let report: LoadReport;
-  try {
-    report = await warehouse.load(files, { migrationUser });
-  } finally {
-    await warehouse.close();
+  if (files.length === 0) {
+    // nothing new (a poll with no new play): the warehouse is not touched — a Snowflake
+    // connection would wake a billed warehouse for nothing
+    report = {
+      warehouse: config.warehouse.kind,
+      table: "",
+      files_loaded: 0,
+      files_skipped: 0,
+      rows_loaded: 0,
+      files: [],
+    };
+  } else {
+    const warehouse = await openWarehouse(config, { log });
+    try {
+      report = await warehouse.load(files, { migrationUser });
+    } finally {
+      await warehouse.close();
+    }
   }
   const rel = await run.writeJson("load", "report.json", report);
   // Only now that the plays are in the warehouse does the cursor move on: a run that fails
@@ -118,6 +131,7 @@ async function migrationUserOf(config: Config): Promise<string> {
 
 /** The human-readable part of the load report (printed by the pipeline's final summary). */
 export function summaryText(report: LoadReport, location: string): string {
+  if (report.files.length === 0) return "Load: nothing to load";
   const where = location ? `${report.table} in ${location}` : report.table;
   const head = report.files_loaded > 0
     ? `Load: ${report.rows_loaded} rows from ${report.files_loaded} file(s) into ${where}` +

@@ -7,7 +7,6 @@
  */
 
 import { ConfigError } from "../errors.ts";
-import { writeParquetFile } from "../parquet/writer.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import { readStreamRows, type WriteOutput, type WrittenFile } from "../streams/handoff.ts";
 import { streamDefs } from "../streams/registry.ts";
@@ -42,11 +41,15 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
     let streamRows = 0;
     let streamBytes = 0;
     const partitions = stream.partition(input.rows, { snapshotDate });
+    // parquet-wasm loads only when there is something to write (a poll often has nothing)
+    const { writeParquetFile } = partitions.length
+      ? await import("../parquet/writer.ts")
+      : { writeParquetFile: undefined };
     for (const { key, rows } of partitions) {
       const file = `write/${key}`;
       let result;
       try {
-        result = await writeParquetFile(stream, run.path(file), rows);
+        result = await writeParquetFile!(stream, run.path(file), rows);
       } catch (error) {
         if (error instanceof TypeError) {
           throw new ConfigError(`Run ${run.id}: ${inputPath}: ${error.message}`, {
@@ -85,7 +88,9 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
     counts[`${stream.name}_rows`] = streamRows;
     counts[`${stream.name}_files`] = partitions.length;
     lines.push(
-      partitions.length === 1
+      partitions.length === 0
+        ? `Parquet: ${stream.name}: nothing new to write`
+        : partitions.length === 1
         ? `Parquet: ${streamRows} rows, ${formatBytes(streamBytes)} → ${partitions[0]!.key}`
         : `Parquet: ${stream.name} ${streamRows} rows in ${partitions.length} file(s), ${
           formatBytes(streamBytes)
