@@ -493,6 +493,66 @@ async function main(args: string[]): Promise<number> {
     });
   }
 
+  // 8: the poll cycle (deno task poll) on the sample data, beside scenario 6.
+  if (want("8")) {
+    log("Scenario 8: deno task poll on the sample data");
+    const command = [...await taskArgs("poll")];
+    const env = (dir: string) => ({
+      PIPELINE_DATA_DIR: dir,
+      PIPELINE_PROFILE: "local",
+      SPOTIFY_SOURCE: "sample",
+    });
+    const stepsOf = async (dir: string) => {
+      const runsDir = join(dir, "runs");
+      const latest = [...Deno.readDirSync(runsDir)].map((e) => e.name).sort().at(-1)!;
+      const manifest = JSON.parse(await Deno.readTextFile(join(runsDir, latest, "manifest.json")));
+      if (manifest.status !== "succeeded") throw new Error(`poll run ${latest}: ${manifest.status}`);
+      return Object.values(manifest.steps as Record<string, { duration_ms?: number }>)
+        .reduce((n, step) => n + (step.duration_ms ?? 0), 0);
+    };
+    const fresh: { steps: number; wall: number }[] = [];
+    const idle: { steps: number; wall: number }[] = [];
+    const pollDir = await Deno.makeTempDir({ prefix: "bench_poll_" });
+    try {
+      log("  poll: warm-up");
+      await timed(command, env(pollDir));
+      for (let i = 0; i < runs; i++) {
+        // new plays: a fresh data folder, so the sample's 30 plays are all after the cursor
+        const dir = await Deno.makeTempDir({ prefix: "bench_poll_new_" });
+        try {
+          const wall = await timed(command, env(dir));
+          fresh.push({ steps: await stepsOf(dir), wall });
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+        // nothing new: the same folder again (every play at or before the cursor)
+        const wall = await timed(command, env(pollDir));
+        idle.push({ steps: await stepsOf(pollDir), wall });
+      }
+    } finally {
+      await Deno.remove(pollDir, { recursive: true });
+    }
+    raw.poll = { fresh, idle };
+    for (const [id, name, samples] of [
+      ["8a", "poll, sample data: 30 new plays (fetch → load, fresh data folder)", fresh],
+      ["8b", "poll, sample data: nothing new", idle],
+    ] as const) {
+      const s = stats(samples.map((x) => x.steps));
+      results.push({
+        id,
+        name,
+        unit: "ms",
+        runs: samples.length,
+        ...s,
+        target: "≤ 1000 ms",
+        met: s.median <= 1000,
+        note: `process wall time ${
+          fmt(median(samples.map((x) => x.wall)), "ms")
+        } ms (start-up included); the daily pipeline's steps are scenario 6a`,
+      });
+    }
+  }
+
   // 7: Parquet write of a 1M-row backfill.
   if (want("7")) {
     log("Scenario 7: Parquet write");
