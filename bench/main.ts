@@ -506,7 +506,9 @@ async function main(args: string[]): Promise<number> {
       const runsDir = join(dir, "runs");
       const latest = [...Deno.readDirSync(runsDir)].map((e) => e.name).sort().at(-1)!;
       const manifest = JSON.parse(await Deno.readTextFile(join(runsDir, latest, "manifest.json")));
-      if (manifest.status !== "succeeded") throw new Error(`poll run ${latest}: ${manifest.status}`);
+      if (manifest.status !== "succeeded") {
+        throw new Error(`poll run ${latest}: ${manifest.status}`);
+      }
       return Object.values(manifest.steps as Record<string, { duration_ms?: number }>)
         .reduce((n, step) => n + (step.duration_ms ?? 0), 0);
     };
@@ -533,10 +535,12 @@ async function main(args: string[]): Promise<number> {
       await Deno.remove(pollDir, { recursive: true });
     }
     raw.poll = { fresh, idle };
-    for (const [id, name, samples] of [
-      ["8a", "poll, sample data: 30 new plays (fetch → load, fresh data folder)", fresh],
-      ["8b", "poll, sample data: nothing new", idle],
-    ] as const) {
+    for (
+      const [id, name, samples] of [
+        ["8a", "poll, sample data: 30 new plays (fetch → load, fresh data folder)", fresh],
+        ["8b", "poll, sample data: nothing new", idle],
+      ] as const
+    ) {
       const s = stats(samples.map((x) => x.steps));
       results.push({
         id,
