@@ -364,3 +364,51 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+Deno.test("a raw table from before user_id gains it on the next load, in the load's transaction; old rows keep every value and get the migration user; again: nothing changes", async () => {
+  await withTempDir(async (dir) => {
+    const config = localConfig(dir);
+    const path = join(dir, "warehouse.duckdb");
+    // raw.top_tracks as an earlier version created it (no user_id), with a day already loaded
+    const old = RAW_COLUMNS.filter(([name]) => name !== "user_id");
+    const db = await DuckDBInstance.create(path);
+    const con = await db.connect();
+    try {
+      await con.run("CREATE SCHEMA raw");
+      await con.run(
+        `CREATE TABLE raw.top_tracks (${old.map(([n, t]) => `"${n}" ${t}`).join(", ")})`,
+      );
+      await con.run(
+        `INSERT INTO raw.top_tracks (snapshot_date, time_range, rank, track_id, track_name,
+           artist_ids, artist_names, duration_ms, explicit, fetched_at, run_id, features_source,
+           match_method, source_file, loaded_at)
+         SELECT DATE '2026-01-30', 'short_term', i, 'old' || i, 'Old ' || i, ['a'], ['A'], 1000,
+                false, now(), 'old-run', 'none', 'none', 'old.parquet', now()
+         FROM range(1, 11) t(i)`,
+      );
+    } finally {
+      con.closeSync();
+      db.closeSync();
+    }
+
+    const { run, report } = await dailyRun(config);
+    assert.deepEqual(report.migrations, [
+      'raw.top_tracks: added user_id (10 existing row(s) set to "sample")',
+    ]);
+    assert.ok(run.manifest.warnings.some((w) => w.startsWith("load migrated raw.top_tracks")));
+    const byUser = await query(
+      path,
+      `SELECT user_id, run_id, count(*)::INTEGER AS n, count(track_name)::INTEGER AS named
+       FROM raw.top_tracks GROUP BY ALL ORDER BY run_id`,
+    );
+    // run ids sort before "old-run"
+    assert.deepEqual(byUser.map((r) => [r.user_id, r.run_id === "old-run", r.n, r.named]), [
+      ["sample", false, 21, 21],
+      ["sample", true, 10, 10],
+    ]);
+
+    const again = await dailyRun(config, { edit: true });
+    assert.equal(again.report.migrations, undefined, "idempotent: nothing to migrate");
+    assert.equal(await loadCount(path), 52);
+  });
+});

@@ -326,3 +326,98 @@ Deno.test("recently-played pages: played_at without milliseconds is normalized; 
     /"items" is not an array/,
   );
 });
+
+Deno.test("from an empty data folder the samples fill every raw table and model; a second run changes no model's row count; 5 polls add no play", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "streams_sample_" });
+  const env = { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample" };
+  const tables = [
+    "raw.top_tracks",
+    "raw.recently_played",
+    "raw.top_artists",
+    "main.top_tracks",
+    "main.audio_features",
+    "main.inter_top_weekly_audio_features",
+    "main.plays",
+    "main.daily_listening",
+    "main.top_artists",
+    "main.inter_weekly_listening_audio_features",
+  ];
+  const counts = async () => {
+    const out: Record<string, number> = {};
+    for (const t of tables) {
+      out[t] = Number(
+        (await query(join(dir, "warehouse.duckdb"), `SELECT count(*) AS n FROM ${t}`))[0]!.n,
+      );
+    }
+    return out;
+  };
+  try {
+    const first = await runTask("pipeline.ts", [], env, dir);
+    assert.equal(first.code, 0, first.stderr.slice(-2000));
+    const after1 = await counts();
+    // the samples, counted here from the files themselves (data/README.md)
+    const sample = (name: string) =>
+      JSON.parse(Deno.readTextFileSync(join(PROJECT_ROOT, "data", name))) as {
+        items: { played_at?: string; track?: { id: string; duration_ms: number } }[];
+      };
+    const plays = sample("sample_recently_played.json").items;
+    const days = new Set(plays.map((p) => p.played_at!.slice(0, 10)));
+    assert.deepEqual(
+      [after1["raw.top_tracks"], after1["raw.recently_played"], after1["raw.top_artists"]],
+      [
+        sample("sample_top_tracks_short_term.json").items.length,
+        plays.length,
+        sample("sample_top_artists_short_term.json").items.length,
+      ],
+    );
+    assert.equal(after1["main.plays"], plays.length);
+    assert.equal(after1["main.daily_listening"], days.size);
+    for (const t of tables) assert.ok(after1[t]! > 0, `${t} is empty`);
+    const minutes = await query(
+      join(dir, "warehouse.duckdb"),
+      "SELECT cast(play_date AS VARCHAR) AS d, minutes FROM main.daily_listening ORDER BY 1",
+    );
+    for (const row of minutes) {
+      const ms = plays.filter((p) => p.played_at!.startsWith(String(row.d)))
+        .reduce((n, p) => n + p.track!.duration_ms, 0);
+      assert.equal(Number(row.minutes), Math.round(ms / 600) / 100, String(row.d));
+    }
+
+    const second = await runTask("pipeline.ts", [], env, dir);
+    assert.equal(second.code, 0, second.stderr.slice(-2000));
+    assert.deepEqual(await counts(), after1);
+
+    for (let i = 0; i < 5; i++) {
+      const polled = await runTask("poll.ts", [], env, dir);
+      assert.equal(polled.code, 0, polled.stderr.slice(-2000));
+    }
+    const [p] = await query(
+      join(dir, "warehouse.duckdb"),
+      `SELECT count(*)::INTEGER AS n, count(DISTINCT (user_id, played_at, track_id))::INTEGER AS d
+       FROM raw.recently_played`,
+    );
+    assert.deepEqual([p?.n, p?.d], [plays.length, plays.length]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("played_at without milliseconds from the API: the cursor and the key are the same play either way", async () => {
+  const plays = makePlays(makeTrackItems(3), {
+    startMs: DAY0 + 60_000,
+    everyMs: 5 * MINUTE,
+    count: 20,
+  });
+  await using e = await setup({ plays });
+  let now = DAY0 + 30 * MINUTE;
+  e.mock.state.now = () => now;
+  e.mock.state.playedAtWithoutMs = true;
+  await poll(e.config);
+  e.mock.state.playedAtWithoutMs = false;
+  // the state lost: the next poll's window overlaps the first, with milliseconds this time
+  await Deno.remove(statePath(e.config, "recently_played"));
+  now += 30 * MINUTE;
+  await poll(e.config);
+  assert.deepEqual(await playCounts(e.config), { rows: 12, distinct: 12 });
+  assert.equal(e.mock.requestsTo(RECENT).at(-1)!.query.after, String(plays[5]!.playedAt));
+});
