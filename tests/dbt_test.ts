@@ -14,6 +14,8 @@ import { DbtError, ExitCode } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
 import { runStep } from "../lib/steps.ts";
+import { LOAD_METADATA_COLUMNS } from "../lib/streams/columns.ts";
+import { TOP_TRACKS_COLUMNS } from "../lib/streams/top_tracks.ts";
 import { openDuckDbWarehouse } from "../lib/warehouse/duckdb.ts";
 
 /** One row of `raw.top_tracks` (the columns the load step creates). */
@@ -36,41 +38,11 @@ interface RawRow {
   };
 }
 
-/** The raw top-tracks columns `loadRaw` fills, in the order of its values. */
+/** The raw top-tracks columns `loadRaw` fills, in the order of its values (user_id first). */
 const RAW_COLUMNS = [
   "user_id",
-  "snapshot_date",
-  "time_range",
-  "rank",
-  "track_id",
-  "track_name",
-  "artist_ids",
-  "artist_names",
-  "album_id",
-  "album_name",
-  "album_release_date",
-  "duration_ms",
-  "explicit",
-  "popularity",
-  "isrc",
-  "fetched_at",
-  "run_id",
-  "danceability",
-  "energy",
-  "key",
-  "loudness",
-  "mode",
-  "speechiness",
-  "acousticness",
-  "instrumentalness",
-  "liveness",
-  "valence",
-  "tempo",
-  "time_signature",
-  "features_source",
-  "match_method",
-  "source_file",
-  "loaded_at",
+  ...TOP_TRACKS_COLUMNS.map((c) => c.name).filter((n) => n !== "user_id"),
+  ...LOAD_METADATA_COLUMNS.map((c) => c.name),
 ];
 
 /** Creates the raw tables as the load step does (its DuckDB warehouse DDL). */

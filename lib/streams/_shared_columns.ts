@@ -15,6 +15,28 @@ export const USER_ID: ColumnSpec = {
   description: "Spotify user id the row belongs to (`sample` for the bundled sample data).",
 };
 
+/** A daily top list's position: the snapshot date, the time range and the rank. */
+export const SNAPSHOT_COLUMNS: readonly ColumnSpec[] = [
+  {
+    name: "snapshot_date",
+    kind: "date",
+    nullable: false,
+    description: "UTC date of the run that fetched the list.",
+  },
+  {
+    name: "time_range",
+    kind: "utf8",
+    nullable: false,
+    description: "Spotify time range (short_term, medium_term, long_term).",
+  },
+  {
+    name: "rank",
+    kind: "int32",
+    nullable: false,
+    description: "1-based position in the top list.",
+  },
+];
+
 /** A track's fields, in file order (as top tracks have always had them). */
 export const TRACK_COLUMNS: readonly ColumnSpec[] = [
   { name: "track_id", kind: "utf8", nullable: false, description: "Spotify track id." },

@@ -5,31 +5,14 @@
  * @module
  */
 
-import { RUN_COLUMNS, RUN_METADATA, USER_ID } from "./_shared_columns.ts";
+import { RUN_COLUMNS, RUN_METADATA, SNAPSHOT_COLUMNS, USER_ID } from "./_shared_columns.ts";
 import type { ColumnSpec } from "./columns.ts";
 import { checkDate, keySafeUser, type StreamDef } from "./stream.ts";
 
 /** The top-artists columns, in file order. */
 export const TOP_ARTISTS_COLUMNS: readonly ColumnSpec[] = [
   USER_ID,
-  {
-    name: "snapshot_date",
-    kind: "date",
-    nullable: false,
-    description: "UTC date of the run that fetched the list.",
-  },
-  {
-    name: "time_range",
-    kind: "utf8",
-    nullable: false,
-    description: "Spotify time range (short_term, medium_term, long_term).",
-  },
-  {
-    name: "rank",
-    kind: "int32",
-    nullable: false,
-    description: "1-based position in the top list.",
-  },
+  ...SNAPSHOT_COLUMNS,
   { name: "artist_id", kind: "utf8", nullable: false, description: "Spotify artist id." },
   { name: "artist_name", kind: "utf8", nullable: false, description: "Artist name." },
   {

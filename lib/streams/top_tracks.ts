@@ -8,6 +8,7 @@ import {
   FEATURE_SPECS,
   RUN_COLUMNS,
   RUN_METADATA,
+  SNAPSHOT_COLUMNS,
   TRACK_COLUMNS,
   USER_ID,
 } from "./_shared_columns.ts";
@@ -16,24 +17,7 @@ import { checkDate, type StreamDef } from "./stream.ts";
 
 /** The top-tracks columns, in file order (user_id last: existing tables gain it at the end). */
 export const TOP_TRACKS_COLUMNS: readonly ColumnSpec[] = [
-  {
-    name: "snapshot_date",
-    kind: "date",
-    nullable: false,
-    description: "UTC date of the run that fetched the list.",
-  },
-  {
-    name: "time_range",
-    kind: "utf8",
-    nullable: false,
-    description: "Spotify time range (short_term, medium_term, long_term).",
-  },
-  {
-    name: "rank",
-    kind: "int32",
-    nullable: false,
-    description: "1-based position in the top list.",
-  },
+  ...SNAPSHOT_COLUMNS,
   ...TRACK_COLUMNS,
   ...RUN_COLUMNS,
   ...FEATURE_SPECS,

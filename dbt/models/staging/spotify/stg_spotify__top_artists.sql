@@ -23,10 +23,7 @@ renamed as (
         cast(popularity as integer) as popularity,
 
         -- lineage
-        cast(run_id as {{ dbt.type_string() }}) as run_id,
-        cast(source_file as {{ dbt.type_string() }}) as source_file,
-        cast(fetched_at as {{ type_timestamp_tz() }}) as fetched_at,
-        cast(loaded_at as {{ type_timestamp_tz() }}) as loaded_at
+        {{ stg_lineage_columns() }}
 
     from source
 
