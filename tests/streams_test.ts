@@ -355,6 +355,11 @@ Deno.test("from an empty data folder the samples fill every raw table and model;
     const first = await runTask("pipeline.ts", [], env, dir);
     assert.equal(first.code, 0, first.stderr.slice(-2000));
     const after1 = await counts();
+    assert.match(
+      first.stdout,
+      /Listening \(plays, daily_listening\): 30 plays on 5 day\(s\) from 2016-12-13 to 2026-11-30, \d+ minutes/,
+    );
+    assert.match(first.stdout, /Top artists \(latest snapshot\): Vetusta Morla, Extremoduro/);
     // the samples, counted here from the files themselves (data/README.md)
     const sample = (name: string) =>
       JSON.parse(Deno.readTextFileSync(join(PROJECT_ROOT, "data", name))) as {

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { dbtErrorOf, runDbt } from "../dbt/runner.ts";
 import { ensureVenv } from "../dbt/venv.ts";
+import { formatListening, readListening } from "../dbt/listening.ts";
 import { formatWeeklyMeans, readWeeklyMeans, type WeeklyMeans } from "../dbt/weekly_means.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 
@@ -57,6 +58,7 @@ export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
       date: run.snapshotDate,
     });
     lines.push("", formatWeeklyMeans(week));
+    lines.push("", formatListening(await readListening(config.warehouse.path, config.dbt.schema)));
   }
   return {
     counts,

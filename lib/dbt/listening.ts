@@ -1,0 +1,94 @@
+/**
+ * Reads the listening numbers back from the dbt models in the DuckDB warehouse (`plays`,
+ * `daily_listening`, `top_artists`) and formats the lines the pipeline prints after the build.
+ * DuckDB (npm:@duckdb/node-api) is imported only when called.
+ * @module
+ */
+
+import { StorageError } from "../errors.ts";
+
+/** What the listening models hold. */
+export interface ListeningSummary {
+  plays: number;
+  days: number;
+  minutes: number;
+  first_day: string | null;
+  last_day: string | null;
+  /** The latest short_term (else any range) top artists, best first (at most 5). */
+  top_artists: string[];
+}
+
+/**
+ * Reads the listening summary from `<schema>` in the DuckDB file at `path` (read-only).
+ * @throws StorageError when the file or a model cannot be read.
+ */
+export async function readListening(path: string, schema: string): Promise<ListeningSummary> {
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const ident = `"${schema.replaceAll('"', '""')}"`;
+  let instance;
+  try {
+    instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
+  } catch (error) {
+    throw new StorageError(
+      `Cannot open the DuckDB warehouse "${path}" read-only: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  try {
+    const connection = await instance.connect();
+    try {
+      const [totals] = (await connection.runAndReadAll(
+        `select coalesce(sum(plays), 0)::bigint as plays, count(*)::bigint as days,
+                coalesce(sum(minutes), 0)::double as minutes,
+                cast(min(play_date) as varchar) as first_day,
+                cast(max(play_date) as varchar) as last_day
+         from ${ident}.daily_listening`,
+      )).getRowObjectsJS();
+      const artists = (await connection.runAndReadAll(
+        `select artist_name from ${ident}.top_artists
+         where snapshot_date = (select max(snapshot_date) from ${ident}.top_artists)
+         order by time_range <> 'short_term', time_range, rank limit 5`,
+      )).getRowObjectsJS().map((r) => String(r.artist_name));
+      return {
+        plays: Number(totals?.plays ?? 0),
+        days: Number(totals?.days ?? 0),
+        minutes: Number(totals?.minutes ?? 0),
+        first_day: totals?.first_day === null ? null : String(totals?.first_day),
+        last_day: totals?.last_day === null ? null : String(totals?.last_day),
+        top_artists: artists,
+      };
+    } catch (error) {
+      throw new StorageError(
+        `Cannot read the listening models from "${path}" (schema ${schema}): ${
+          (error as Error).message.split("\n")[0]
+        }`,
+        { cause: error },
+      );
+    } finally {
+      connection.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+}
+
+/**
+ * The listening lines.
+ * @example
+ * formatListening(summary)
+ * // Listening (plays, daily_listening): 30 plays on 5 days from 2016-12-13 to 2026-11-30, 120 minutes
+ * // Top artists (latest snapshot): Vetusta Morla, Extremoduro, ...
+ */
+export function formatListening(s: ListeningSummary): string {
+  const lines = [
+    s.plays === 0
+      ? "Listening (plays, daily_listening): no plays yet — `deno task poll` collects them"
+      : `Listening (plays, daily_listening): ${s.plays} plays on ${s.days} day(s) from ${s.first_day} to ${s.last_day}, ${
+        Math.round(s.minutes)
+      } minutes`,
+  ];
+  if (s.top_artists.length) {
+    lines.push(`Top artists (latest snapshot): ${s.top_artists.join(", ")}`);
+  }
+  return lines.join("\n");
+}
