@@ -426,3 +426,49 @@ Deno.test("played_at without milliseconds from the API: the cursor and the key a
   assert.deepEqual(await playCounts(e.config), { rows: 12, distinct: 12 });
   assert.equal(e.mock.requestsTo(RECENT).at(-1)!.query.after, String(plays[5]!.playedAt));
 });
+
+Deno.test("--streams picks a new run's streams (a bad name is exit 2 naming the flag); PIPELINE_STREAMS sets the default", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "streams_flag_" });
+  const env = { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample" };
+  try {
+    const bad = await runTask("pipeline.ts", ["--streams", "top_tracks,plays"], env, dir);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /--streams \\"top_tracks,plays\\": unknown stream\(s\) plays; expected/,
+    );
+
+    const only = await runTask(
+      "pipeline.ts",
+      ["--streams", "top_artists", "--to", "load"],
+      env,
+      dir,
+    );
+    assert.equal(only.code, 0, only.stderr);
+    const [id] = await listRunIds(loadConfig({ env, envFile: false }));
+    const run = await openRun(loadConfig({ env, envFile: false }), { runId: id });
+    assert.deepEqual(run.streams, ["top_artists"]);
+    const db = join(dir, "warehouse.duckdb");
+    const n = async (t: string) =>
+      Number((await query(db, `SELECT count(*) AS n FROM ${t}`))[0]!.n);
+    assert.deepEqual(
+      [await n("raw.top_tracks"), await n("raw.recently_played"), await n("raw.top_artists")],
+      [0, 0, 15],
+    );
+
+    const fetched = await runTask(
+      "fetch.ts",
+      [],
+      { ...env, PIPELINE_STREAMS: "recently_played" },
+      dir,
+    );
+    assert.equal(fetched.code, 0, fetched.stderr);
+    const latest = await openRun(loadConfig({ env, envFile: false }));
+    assert.deepEqual(latest.streams, ["recently_played"]);
+    const poll = await runTask("poll.ts", [], { ...env, PIPELINE_STREAMS: "top_tracks" }, dir);
+    assert.equal(poll.code, 2, "a poll with no poll stream selected is a config error");
+    assert.match(poll.stderr, /No stream to run: the poll schedule runs recently_played/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
