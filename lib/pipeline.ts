@@ -117,7 +117,12 @@ async function runSteps(
 ): Promise<PipelineResult> {
   const { log } = options;
   const run = continuing
-    ? await openRun(config, { runId: options.runId, unfinished: options.resume && !options.runId })
+    ? await openRun(config, {
+      runId: options.runId,
+      unfinished: options.resume && !options.runId,
+      // `pipeline --resume` continues the latest daily run, `poll --resume` the latest poll
+      schedule: options.schedule,
+    })
     : await createRun(config, {
       date: options.date,
       id: newId,

@@ -310,6 +310,8 @@ export interface OpenRunOptions {
   runId?: string;
   /** With no id: the latest run that has not succeeded. */
   unfinished?: boolean;
+  /** With no id: only runs of this schedule (a poll resumes polls, the pipeline dailies). */
+  schedule?: Schedule;
 }
 
 /** Opens an existing run (by id, or the latest), validating its manifest. */
@@ -321,12 +323,24 @@ export async function openRun(config: Config, options: OpenRunOptions = {}): Pro
     if (options.unfinished) {
       for (const candidate of ids.toReversed()) {
         const run = await readRun(config, candidate);
+        if (options.schedule !== undefined && run.schedule !== options.schedule) continue;
         if (run.manifest.status !== "succeeded") return run;
       }
-      throw new ConfigError(`No unfinished run in ${config.runsDir}: nothing to resume`);
+      throw new ConfigError(
+        `No unfinished ${
+          options.schedule === "poll" ? "poll " : options.schedule === "daily" ? "daily " : ""
+        }run in ${config.runsDir}: nothing to resume`,
+      );
+    }
+    if (options.schedule !== undefined) {
+      // the latest run of that schedule (a poll between two daily runs is not "the latest")
+      for (const candidate of ids.toReversed()) {
+        const run = await readRun(config, candidate);
+        if (run.schedule === options.schedule) return run;
+      }
     }
     id = ids.at(-1);
-    if (id === undefined) {
+    if (id === undefined || options.schedule !== undefined) {
       throw new ConfigError(`No run in ${config.runsDir} yet: run \`deno task fetch\` first`);
     }
   }

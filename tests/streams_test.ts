@@ -472,3 +472,21 @@ Deno.test("--streams picks a new run's streams (a bad name is exit 2 naming the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("poll --resume continues the latest unfinished poll, pipeline --resume the latest daily run", async () => {
+  await using e = await setup();
+  const { log } = testLog();
+  const pollRun = (await runPipeline(e.config, { log, schedule: "poll", to: "write" })).run;
+  const dailyRun = (await runPipeline(e.config, { log, to: "fetch" })).run;
+  assert.deepEqual([pollRun.manifest.status, dailyRun.manifest.status], ["partial", "partial"]);
+
+  const polled = await runPipeline(e.config, { log, schedule: "poll", resume: true });
+  assert.equal(polled.run.id, pollRun.id);
+  assert.deepEqual(polled.skipped, ["fetch", "enrich", "write"]);
+  assert.deepEqual(polled.ran, ["upload", "load"]);
+  assert.equal(polled.run.manifest.status, "succeeded");
+
+  const daily = await runPipeline(e.config, { log, resume: true, to: "load" });
+  assert.equal(daily.run.id, dailyRun.id);
+  assert.deepEqual(daily.skipped, ["fetch"]);
+});
