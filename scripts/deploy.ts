@@ -71,6 +71,7 @@ export async function runDeployOnce(
     return await runOnDeploy(config, {
       log,
       tokens: kvTokenSource(kv, { seed }),
+      kv,
       record: kvRunRecorder(kv),
       date,
     });

@@ -8,7 +8,7 @@
 
 import { loadConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { type DeployRunSummary, runOnDeploy } from "../lib/deploy/pipeline.ts";
+import { cursorKey, type DeployRunSummary, runOnDeploy } from "../lib/deploy/pipeline.ts";
 import {
   type KvLike,
   kvTokenSource,
@@ -172,10 +172,15 @@ Deno.test({
       const date = /snapshot (\d{4}-\d{2}-\d{2})/.exec(startLine?.msg ?? "")?.[1];
       assert(date, first.stderr);
       const counts = (step: string) => records.find((r) => r.msg === `${step} done`);
-      assertEquals(counts("fetch")?.rows, 5);
-      assertEquals(counts("enrich")?.matched, 5); // from Spotify's audio features
-      assertEquals(counts("upload")?.skipped, 0);
-      assertEquals(counts("load")?.rows_loaded, 5);
+      // every stream: 5 top tracks, the 2 recorded plays, 15 top artists
+      assertEquals(counts("fetch")?.rows, 22);
+      assertEquals(
+        [counts("fetch")?.top_tracks_rows, counts("fetch")?.recently_played_rows],
+        [5, 2],
+      );
+      assertEquals(counts("enrich")?.matched, 5); // the top tracks, from Spotify's audio features
+      assertEquals([counts("upload")?.files, counts("upload")?.skipped], [3, 0]);
+      assertEquals(counts("load")?.rows_loaded, 22);
       assertEquals(mock.requestsTo("/api/token").length, 1, "the expired token was refreshed");
       assert(!first.stderr.includes(pair.passphrase));
 
@@ -203,15 +208,58 @@ Deno.test({
       assertEquals(summary.status, "succeeded");
       assertEquals(summary.snapshot_date, date);
       assertEquals(Object.keys(summary.steps), ["fetch", "enrich", "write", "upload", "load"]);
-      assertEquals(summary.steps.fetch?.counts?.rows, 5);
+      assertEquals(summary.streams, ["top_tracks", "recently_played", "top_artists"]);
+      // the plays: none after the cursor (Deno KV lives per process here, so it came back from
+      // the S3 keys), so no file; the two lists: the same content, skipped
+      assertEquals(summary.steps.fetch?.counts?.rows, 20);
+      assertEquals(summary.steps.fetch?.counts?.recently_played_rows, 0);
       assertEquals(summary.coverage, 1);
-      assertEquals(
-        summary.upload?.uri,
-        `s3://${BUCKET}/lake/top_tracks/snapshot_date=${date}/top_tracks.parquet`,
-      );
-      assertEquals(summary.upload?.skipped, true);
-      assertEquals(summary.load?.files_skipped, 1);
+      assertEquals(summary.uploads?.map((u) => [u.stream, u.uri, u.skipped]), [
+        [
+          "top_tracks",
+          `s3://${BUCKET}/lake/top_tracks/snapshot_date=${date}/top_tracks.parquet`,
+          true,
+        ],
+        [
+          "top_artists",
+          `s3://${BUCKET}/lake/top_artists/user_id=mockuser/snapshot_date=${date}/top_artists.parquet`,
+          true,
+        ],
+      ]);
+      assertEquals(summary.load?.files_skipped, 2);
       assertEquals(summary.load?.rows_loaded, 0);
+
+      // 3. In one process with a KV that outlives the run, as Deploy's database does: the
+      //    cursor is read from KV, moves on after the load, and a new play arrives once.
+      await withAwsEnv(deployEnv, async () => {
+        const kv = mapKv();
+        const config = loadConfig({ env: deployEnv, envFile: false, tokensElsewhere: true });
+        const seed = parseTokensJson(tokensJson(mock), "SPOTIFY_TOKENS_JSON");
+        const once = () =>
+          runOnDeploy(config, {
+            log: testLog().log,
+            tokens: kvTokenSource(kv, { seed }),
+            kv,
+            date,
+          });
+        const newest = Date.now() - 60_000;
+        mock.state.plays.push({
+          track: mock.state.plays[0]!.track,
+          playedAt: newest,
+          context: null,
+        });
+        const a = await once();
+        assertEquals(a.steps.fetch?.counts?.recently_played_rows, 1);
+        assertEquals(a.load?.rows_loaded, 1);
+        assertEquals(
+          (await kv.get<{ value: string }>(cursorKey("recently_played", "mockuser"))).value?.value,
+          new Date(newest).toISOString(),
+        );
+        const b = await once();
+        assertEquals(b.steps.fetch?.counts?.recently_played_rows, 0);
+        const last = mock.requestsTo("/v1/me/player/recently-played").at(-1)!;
+        assertEquals(last.query.after, String(newest));
+      });
     } finally {
       await fakesnow?.stop();
       await moto.stop();

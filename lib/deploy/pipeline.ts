@@ -1,42 +1,56 @@
 /**
  * The pipeline as it runs on Deno Deploy: fetch → enrich → write → upload → load, in memory, for
- * the `top_tracks` stream (the listening streams need the poll cursor, which Deploy keeps
- * nowhere yet: run `deno task poll` on a server's cron).
- * Deploy has no writable file system, no subprocesses and no native addons, so:
+ * every stream of `PIPELINE_STREAMS` (the daily schedule). Deploy has no writable file system,
+ * no subprocesses and no native addons, so:
  *
  * - no run folder: each step's counts go into a run summary kept in Deno KV (`["runs", id]`);
  * - tokens come from Deno KV (seeded from `SPOTIFY_TOKENS_JSON`), refreshed in memory;
- * - the Parquet file is built in memory (`encodeTopTracksParquet`) and put to S3;
+ * - the recently-played cursor is kept in Deno KV (`["state", <stream>, <user>]`), moved on only
+ *   after the load, and recovered from the S3 keys when KV has none;
+ * - the Parquet files are built in memory (`encodeParquet`) and put to S3;
  * - the warehouse is Snowflake (`COPY INTO` from the external stage) — the `prod` profile only,
  *   since the local profile's folder store and DuckDB need a file system and a native addon;
  * - no dbt (a Python subprocess): run `dbt build` elsewhere after the load (a dbt Cloud job, or
  *   `deno task transform` on a server) — see README.
  *
- * Every step reuses the library functions the `deno task` steps use.
+ * Every step reuses the library functions the `deno task` steps use (the same stream fetchers,
+ * enrichment, partitions and loaders).
  * @module
  */
 
 import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf } from "../errors.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
-import { coverageCounts, enrichRows, type ProviderSlot } from "../features/enrich.ts";
+import {
+  coverageCounts,
+  enrichRows,
+  type ProviderSlot,
+  type TrackRef,
+} from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
 import { SpotifyFeaturesProvider } from "../features/spotify_provider.ts";
 import type { Logger } from "../log.ts";
-import { topTracksKey } from "../parquet/schema.ts";
-import { encodeTopTracksParquet } from "../parquet/writer.ts";
+import { encodeParquet } from "../parquet/writer.ts";
 import { newRunId, validateDate } from "../run.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
-import { fetchTopTracks } from "../spotify/top_tracks.ts";
 import type { PutReceipt } from "../store/object_store.ts";
-import type { TopTrackRow } from "../types.ts";
-import type { LoadReport } from "../warehouse/warehouse.ts";
+import { newestCursorInKeys } from "../streams/cursor.ts";
+import { fetchStreams } from "../streams/fetch_streams.ts";
+import type { StreamName } from "../streams/names.ts";
+import { streamDefs, streamsFor } from "../streams/registry.ts";
+import type { Row, StreamDef } from "../streams/stream.ts";
+import type { FileToLoad, LoadReport } from "../warehouse/warehouse.ts";
 import { type KvLike, openDeploySpotifyClient, type TokenSource } from "./tokens.ts";
 
 /** The steps that run on Deploy (no transform: dbt runs elsewhere). */
 export const DEPLOY_STEPS = ["fetch", "enrich", "write", "upload", "load"] as const;
 /** A step that runs on Deploy. */
 export type DeployStep = typeof DEPLOY_STEPS[number];
+
+/** One file put to S3 by a Deploy run. */
+export type DeployUpload = Pick<PutReceipt, "uri" | "bytes" | "sha256" | "skipped"> & {
+  stream: StreamName;
+};
 
 /** What a Deploy run records (in Deno KV) and returns. */
 export interface DeployRunSummary {
@@ -45,16 +59,18 @@ export interface DeployRunSummary {
   status: "running" | "succeeded" | "failed";
   started_at: string;
   finished_at?: string;
+  /** The streams the run carries. */
+  streams: StreamName[];
   steps: Partial<
     Record<
       DeployStep,
       { status: "succeeded" | "failed"; duration_ms: number; counts?: Record<string, number> }
     >
   >;
-  /** Share of rows with audio features. */
+  /** Share of rows with audio features (over the streams that carry them). */
   coverage?: number;
-  /** Where the Parquet file went (`s3://...`), and whether it was already there. */
-  upload?: Pick<PutReceipt, "uri" | "bytes" | "sha256" | "skipped">;
+  /** Where each Parquet file went (`s3://...`), and whether it was already there. */
+  uploads?: DeployUpload[];
   load?: Pick<LoadReport, "table" | "files_loaded" | "files_skipped" | "rows_loaded">;
   /** One-line cause of a failure (redacted) and its exit code. */
   error?: string;
@@ -67,6 +83,8 @@ export interface RunOnDeployOptions {
   log: Logger;
   /** Where the Spotify tokens are (Deno KV). */
   tokens: TokenSource;
+  /** Where the cursors are (Deno KV); without it each run starts from the S3 keys. */
+  kv?: KvLike;
   /** Snapshot date (default: today, UTC). */
   date?: string;
   signal?: AbortSignal;
@@ -74,6 +92,20 @@ export interface RunOnDeployOptions {
   now?: () => Date;
   /** Called with the summary when the run starts and when it ends (e.g. {@link kvRunRecorder}). */
   record?: (summary: DeployRunSummary) => Promise<void>;
+}
+
+/** KV key of a stream's cursor for a user. */
+export function cursorKey(stream: StreamName, userId: string): readonly unknown[] {
+  return ["state", stream, userId];
+}
+
+interface Encoded {
+  stream: StreamDef;
+  key: string;
+  data: Uint8Array;
+  sha256: string;
+  contentSha256: string;
+  cursor?: { user_id: string; value: string };
 }
 
 /**
@@ -84,7 +116,7 @@ export async function runOnDeploy(
   config: Config,
   options: RunOnDeployOptions,
 ): Promise<DeployRunSummary> {
-  const { tokens, signal, record, now = () => new Date() } = options;
+  const { tokens, signal, record, kv, now = () => new Date() } = options;
   if (config.store.kind !== "s3" || config.warehouse.kind !== "snowflake") {
     throw new ConfigError(
       "The Deno Deploy entry runs the prod profile only (PIPELINE_PROFILE=prod: S3 and Snowflake): Deploy has no file system for the local folder store and no native addons for DuckDB",
@@ -96,11 +128,13 @@ export async function runOnDeploy(
   const runId = newRunId(started);
   const date = options.date ? validateDate(options.date) : started.toISOString().slice(0, 10);
   const log = options.log.child({ run_id: runId });
+  const streams = streamDefs(streamsFor("daily", config.streams));
   const summary: DeployRunSummary = {
     run_id: runId,
     snapshot_date: date,
     status: "running",
     started_at: started.toISOString(),
+    streams: streams.map((s) => s.name),
     steps: {},
     warnings: [],
   };
@@ -129,106 +163,198 @@ export async function runOnDeploy(
   await record?.(summary);
   try {
     let client!: SpotifyClient;
-    const rows = await step("fetch", async () => {
+    let userId = "";
+    const fetched = await step("fetch", async () => {
       client = await openDeploySpotifyClient(config, tokens, { log, signal, now });
       // No token file here: the user comes from the tokens in KV, or GET /v1/me (not saved).
-      const userId = client.tokens.user?.id ??
+      userId = client.tokens.user?.id ??
         String((await client.getJson<{ id?: unknown }>("/v1/me", { signal })).id ?? "unknown");
-      const out: TopTrackRow[] = [];
-      let pages = 0;
-      for (const timeRange of config.spotify.timeRanges) {
-        const result = await fetchTopTracks(client, {
-          timeRange,
-          maxTracks: config.spotify.maxTracks,
-          snapshotDate: date,
-          runId,
-          log,
-          signal,
-          now,
-          userId,
-        });
-        out.push(...result.rows);
-        pages += result.pages;
+      const value = await fetchStreams({
+        config,
+        log,
+        signal,
+        source: "api",
+        client,
+        userId,
+        runId,
+        snapshotDate: date,
+        streams,
+        cursorOf: (stream, streamLog) => kvCursor(stream, userId, { kv, store, log: streamLog }),
+        saveRaw: () => Promise.resolve(),
+      });
+      const counts: Record<string, number> = { rows: 0 };
+      for (const r of value) {
+        summary.warnings.push(...r.warnings);
+        counts.rows! += r.rows.length;
+        counts[`${r.stream.name}_rows`] = r.rows.length;
+        if (r.counts.possible_gap) counts.possible_gap = r.counts.possible_gap;
       }
-      return { value: out, counts: { rows: out.length, pages } };
+      return { value, counts };
     });
 
     const enriched = await step("enrich", async () => {
       const providers = providerSlots(config, client);
-      const { rows: value, coverage } = await enrichRows(rows, { providers, log, signal });
-      summary.coverage = coverage.share;
-      for (const p of coverage.providers) {
-        if (p.status === "disabled" || p.status === "failed") {
-          summary.warnings.push(`enrich: ${p.note}`);
+      const counts: Record<string, number> = {
+        rows: 0,
+        matched: 0,
+        by_id: 0,
+        by_name: 0,
+        unmatched: 0,
+      };
+      const value: { stream: StreamDef; rows: Row[]; skipped?: string }[] = [];
+      for (const r of fetched) {
+        if (!r.stream.features || r.rows.length === 0) {
+          value.push(r);
+          continue;
+        }
+        const result = await enrichRows(r.rows as unknown as (TrackRef & Row)[], {
+          providers,
+          log,
+          signal,
+        });
+        for (const p of result.coverage.providers) {
+          if (p.status === "disabled" || p.status === "failed") {
+            summary.warnings.push(`enrich: ${p.note}`);
+          }
+        }
+        for (const [k, v] of Object.entries(coverageCounts(result.coverage))) {
+          counts[k] = (counts[k] ?? 0) + v;
+        }
+        value.push({ ...r, rows: result.rows });
+      }
+      summary.coverage = counts.rows
+        ? Math.round((counts.matched! / counts.rows) * 10_000) / 10_000
+        : 0;
+      return { value, counts };
+    });
+
+    const encoded = await step("write", async () => {
+      const value: Encoded[] = [];
+      let rows = 0;
+      let bytes = 0;
+      for (const r of enriched) {
+        if (r.skipped !== undefined) continue;
+        for (const part of r.stream.partition(r.rows, { snapshotDate: date })) {
+          const parquet = await encodeParquet(r.stream, part.rows);
+          const column = r.stream.cursor?.column;
+          value.push({
+            stream: r.stream,
+            key: part.key,
+            data: parquet.data,
+            sha256: parquet.sha256,
+            contentSha256: parquet.contentSha256,
+            ...(column && part.rows.length
+              ? {
+                cursor: {
+                  user_id: userId,
+                  value: part.rows.map((x) => new Date(String(x[column])).toISOString()).sort()
+                    .at(-1)!,
+                },
+              }
+              : {}),
+          });
+          rows += parquet.rows;
+          bytes += parquet.bytes;
         }
       }
+      return { value, counts: { rows, files: value.length, bytes } };
+    });
+
+    const receipts = await step("upload", async () => {
+      const value: (PutReceipt & { file: Encoded })[] = [];
+      if (encoded.length) {
+        const { openS3Store } = await import("../store/s3.ts");
+        const s3 = await openS3Store(store, { log });
+        try {
+          for (const file of encoded) {
+            const receipt = await s3.put(file.key, file.data, {
+              sha256: file.sha256,
+              contentSha256: file.contentSha256,
+              contentType: "application/vnd.apache.parquet",
+            });
+            value.push({ ...receipt, file });
+          }
+        } finally {
+          await s3.close();
+        }
+      }
+      summary.uploads = value.map((r) => ({
+        stream: r.file.stream.name,
+        uri: r.uri,
+        bytes: r.bytes,
+        sha256: r.sha256,
+        skipped: r.skipped,
+      }));
+      const skipped = value.filter((r) => r.skipped).length;
       return {
         value,
-        counts: coverageCounts(coverage),
+        counts: {
+          files: value.length,
+          bytes: value.reduce((n, r) => n + (r.skipped ? 0 : r.bytes), 0),
+          skipped,
+        },
       };
     });
 
-    const parquet = await step("write", async () => {
-      const value = await encodeTopTracksParquet(enriched);
-      return { value, counts: { rows: value.rows, bytes: value.bytes } };
-    });
-
-    const receipt = await step("upload", async () => {
-      const { openS3Store } = await import("../store/s3.ts");
-      const s3 = await openS3Store(store, { log });
-      try {
-        const value = await s3.put(topTracksKey(date), parquet.data, {
-          sha256: parquet.sha256,
-          contentSha256: parquet.contentSha256,
-          contentType: "application/vnd.apache.parquet",
-        });
-        summary.upload = {
-          uri: value.uri,
-          bytes: value.bytes,
-          sha256: value.sha256,
-          skipped: value.skipped,
-        };
-        return { value, counts: { files: 1, bytes: value.bytes, skipped: value.skipped ? 1 : 0 } };
-      } finally {
-        await s3.close();
-      }
-    });
-
     await step("load", async () => {
-      const { openSnowflakeWarehouse } = await import("../warehouse/snowflake.ts");
-      const wh = await openSnowflakeWarehouse(warehouse, { log, store });
-      try {
-        const report = await wh.load([{
-          stream: "top_tracks",
-          uri: receipt.uri,
-          key: receipt.key,
-          sha256: receipt.sha256,
-          bytes: receipt.bytes,
-          run_id: runId,
-        }], { migrationUser: rows[0]?.user_id ?? "unknown" });
-        summary.load = {
-          table: report.table,
+      let report: LoadReport = {
+        warehouse: "snowflake",
+        table: "",
+        files_loaded: 0,
+        files_skipped: 0,
+        rows_loaded: 0,
+        files: [],
+      };
+      if (receipts.length) {
+        const { openSnowflakeWarehouse } = await import("../warehouse/snowflake.ts");
+        const wh = await openSnowflakeWarehouse(warehouse, { log, store });
+        try {
+          const files: FileToLoad[] = receipts.map((r) => ({
+            stream: r.file.stream.name,
+            uri: r.uri,
+            key: r.key,
+            sha256: r.sha256,
+            bytes: r.bytes,
+            run_id: runId,
+          }));
+          report = await wh.load(files, { migrationUser: userId });
+        } finally {
+          await wh.close();
+        }
+      }
+      // the plays are in the warehouse: the cursor moves on (in KV: it outlives the instance)
+      for (const r of receipts) {
+        const c = r.file.cursor;
+        if (c && kv) {
+          const key = cursorKey(r.file.stream.name, c.user_id);
+          const held = (await kv.get<{ value: string }>(key)).value?.value;
+          if (held === undefined || Date.parse(held) < Date.parse(c.value)) {
+            await kv.set(key, { value: c.value, updated_at: now().toISOString(), run_id: runId });
+          }
+        }
+      }
+      summary.load = {
+        table: report.table,
+        files_loaded: report.files_loaded,
+        files_skipped: report.files_skipped,
+        rows_loaded: report.rows_loaded,
+      };
+      return {
+        value: report,
+        counts: {
           files_loaded: report.files_loaded,
           files_skipped: report.files_skipped,
           rows_loaded: report.rows_loaded,
-        };
-        return {
-          value: report,
-          counts: {
-            files_loaded: report.files_loaded,
-            files_skipped: report.files_skipped,
-            rows_loaded: report.rows_loaded,
-          },
-        };
-      } finally {
-        await wh.close();
-      }
+        },
+      };
     });
     summary.status = "succeeded";
     log.info(
-      `Deploy run ${runId} succeeded: ${rows.length} rows, coverage ${
-        ((summary.coverage ?? 0) * 100).toFixed(0)
-      }%, ${summary.load?.rows_loaded ?? 0} rows loaded into ${summary.load?.table}; ` +
+      `Deploy run ${runId} succeeded: ${
+        fetched.reduce((n, r) => n + r.rows.length, 0)
+      } rows, coverage ${((summary.coverage ?? 0) * 100).toFixed(0)}%, ${
+        summary.load?.rows_loaded ?? 0
+      } rows loaded into ${summary.load?.table || "nothing"}; ` +
         "run dbt (transform) where it is scheduled",
     );
     return summary;
@@ -241,6 +367,29 @@ export async function runOnDeploy(
   } finally {
     summary.finished_at = now().toISOString();
     await record?.(summary);
+  }
+}
+
+/**
+ * A stream's cursor on Deploy: from Deno KV, else the newest one in the S3 keys (the state of a
+ * first run, or of a database that was reset).
+ */
+async function kvCursor(
+  stream: StreamDef,
+  userId: string,
+  options: { kv?: KvLike; store: Extract<Config["store"], { kind: "s3" }>; log: Logger },
+): Promise<string | undefined> {
+  const { kv, store, log } = options;
+  const held = kv ? (await kv.get<{ value: string }>(cursorKey(stream.name, userId))).value : null;
+  if (held?.value) return held.value;
+  if (!stream.cursor) return undefined;
+  const { openS3Store } = await import("../store/s3.ts");
+  const s3 = await openS3Store(store, { log });
+  try {
+    const keys = (await s3.list(stream.cursor.lakePrefix(userId))).map((o) => o.key);
+    return newestCursorInKeys(stream, keys);
+  } finally {
+    await s3.close();
   }
 }
 

@@ -162,7 +162,7 @@ export function selectNewPlays(
 export async function fetchRecentlyPlayedStream(
   ctx: StreamFetchContext,
 ): Promise<StreamFetchResult> {
-  const { config, run, log, signal, userId, now, cursor } = ctx;
+  const { config, runId, log, signal, userId, now, cursor } = ctx;
   let raw: unknown;
   let source: string;
   const fetchedAt = now().toISOString();
@@ -191,7 +191,7 @@ export async function fetchRecentlyPlayedStream(
   }
   await ctx.saveRaw("recently_played_0.json", raw);
   const page = validateRecentlyPlayedPage(raw, source);
-  const rows = normalizeRecentlyPlayed(page, { userId, runId: run.id, fetchedAt, source });
+  const rows = normalizeRecentlyPlayed(page, { userId, runId, fetchedAt, source });
   const limit = ctx.source === "sample" ? Infinity : RECENTLY_PLAYED_LIMIT;
   const fresh = selectNewPlays(rows, { cursor, limit });
   const warnings: string[] = [];

@@ -99,7 +99,7 @@ export function normalizeTopArtists(
 
 /** The `top_artists` stream's fetcher. */
 export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<StreamFetchResult> {
-  const { config, run, log, signal, userId, now } = ctx;
+  const { config, runId, snapshotDate, log, signal, userId, now } = ctx;
   const counts: Record<string, number> = { pages: 0 };
   const rows: TopArtistRow[] = [];
   const perRange: string[] = [];
@@ -111,8 +111,8 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
     page.items = page.items.slice(0, config.spotify.maxTracks);
     rows.push(...normalizeTopArtists(page, {
       timeRange: "short_term",
-      snapshotDate: run.snapshotDate,
-      runId: run.id,
+      snapshotDate,
+      runId,
       fetchedAt: now().toISOString(),
       source: file,
       userId,
@@ -126,8 +126,8 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
         type: "artists",
         timeRange,
         maxTracks: config.spotify.maxTracks,
-        snapshotDate: run.snapshotDate,
-        runId: run.id,
+        snapshotDate,
+        runId,
         log,
         signal,
         now,
@@ -135,8 +135,8 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
         normalize: (page, source, fetchedAt) =>
           normalizeTopArtists(page, {
             timeRange,
-            snapshotDate: run.snapshotDate,
-            runId: run.id,
+            snapshotDate,
+            runId,
             fetchedAt,
             source,
             userId,

@@ -429,7 +429,7 @@ export function kind(value: unknown): string {
  * sample page (`short_term` only; local profile only). Raw pages go to `fetch/raw/`.
  */
 export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<StreamFetchResult> {
-  const { config, run, log, signal, userId, now } = ctx;
+  const { config, runId, snapshotDate, log, signal, userId, now } = ctx;
   const counts: Record<string, number> = { pages: 0, duplicates: 0 };
   const perRange: string[] = [];
   const warnings: string[] = [];
@@ -448,8 +448,8 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
     page.items = page.items.slice(0, config.spotify.maxTracks);
     rows.push(...normalizeTopTracks(page, {
       timeRange,
-      snapshotDate: run.snapshotDate,
-      runId: run.id,
+      snapshotDate,
+      runId,
       fetchedAt: now().toISOString(),
       source: file,
       userId,
@@ -463,8 +463,8 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
       const result = await fetchTopTracks(ctx.client!, {
         timeRange,
         maxTracks: config.spotify.maxTracks,
-        snapshotDate: run.snapshotDate,
-        runId: run.id,
+        snapshotDate,
+        runId,
         log,
         signal,
         now,
@@ -487,7 +487,7 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
       perRange.join(", ")
     }), not your Spotify data${dup}.\n` +
       "Run `deno task auth` to fetch your own top tracks."
-    : `Fetched ${rows.length} top tracks from the Spotify API for ${run.snapshotDate} (${
+    : `Fetched ${rows.length} top tracks from the Spotify API for ${snapshotDate} (${
       perRange.join(", ")
     }) in ${counts.pages} page(s)${dup}.`;
   return { rows: rows as unknown as Row[], counts, text, warnings };

@@ -4,21 +4,21 @@
  * each stream's rows to `fetch/<stream file>` ({@link StreamRows}), every row with the user's id.
  *
  * A stream Spotify refuses for a missing scope, or any stream once the app's daily quota is used
- * up, is stopped for the run with a warning (its file says why and has no rows); the others go
- * on. When every stream of the run is stopped, the step fails with the first cause.
+ * up, is stopped for the run with a warning (its file says why and has no rows; see
+ * `lib/streams/fetch_streams.ts`); the others go on.
  * @module
  */
 
-import { SourceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../config.ts";
 import { openSpotifyClient, type SpotifyClient } from "../spotify/client.ts";
-import { MissingScopeError, QuotaExceededError } from "../spotify/top_tracks.ts";
 import { advanceCursor, readCursor } from "../state.ts";
+import { newestCursorInKeys } from "../streams/cursor.ts";
+import { fetchStreams } from "../streams/fetch_streams.ts";
 import { type StreamRows, writeStreamRows } from "../streams/handoff.ts";
 import { SAMPLE_USER } from "../streams/names.ts";
 import { streamDefs } from "../streams/registry.ts";
-import type { StreamDef, StreamFetchResult } from "../streams/stream.ts";
+import type { StreamDef } from "../streams/stream.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 
 export { SAMPLE_USER };
@@ -41,49 +41,24 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
 
   const outputs: string[] = [];
   const counts: Record<string, number> = { rows: 0 };
-  const texts: string[] = [];
-  const stopped: SourceError[] = [];
-  const streams = streamDefs(run.streams);
-  let quota: QuotaExceededError | undefined;
-  for (const stream of streams) {
-    const streamLog = log.child({ stream: stream.name });
-    let result: StreamFetchResult;
-    let skipped: string | undefined;
-    try {
-      if (quota) throw quota;
-      const cursor = stream.cursor
-        ? await cursorOf(config, stream, userId, { log: streamLog, runId: run.id })
-        : undefined;
-      const fetcher = await stream.fetcher();
-      result = await fetcher({
-        config,
-        run,
-        log: streamLog,
-        signal,
-        source,
-        client,
-        userId,
-        cursor,
-        saveRaw: async (name, page) => {
-          outputs.push(await run.writeJson("fetch", `raw/${name}`, page));
-        },
-        now: () => new Date(),
-      });
-    } catch (error) {
-      if (!(error instanceof MissingScopeError || error instanceof QuotaExceededError)) throw error;
-      if (error instanceof QuotaExceededError) quota = error;
-      stopped.push(error);
-      skipped = error.message;
-      const message = `${stream.name} stopped for this run: ${error.message}`;
-      streamLog.warn(message);
-      run.warn(message);
-      result = {
-        rows: [],
-        counts: { stopped: 1 },
-        text: `${stream.name}: ${message}`,
-        warnings: [],
-      };
-    }
+  const fetched = await fetchStreams({
+    config,
+    log,
+    signal,
+    source,
+    client,
+    userId,
+    runId: run.id,
+    snapshotDate: run.snapshotDate,
+    streams: streamDefs(run.streams),
+    cursorOf: (stream, streamLog) =>
+      cursorOf(config, stream, userId, { log: streamLog, runId: run.id }),
+    saveRaw: async (name, page) => {
+      outputs.push(await run.writeJson("fetch", `raw/${name}`, page));
+    },
+  });
+  for (const result of fetched) {
+    const { stream } = result;
     for (const w of result.warnings) run.warn(w);
     const file: StreamRows = {
       stream: stream.name,
@@ -91,7 +66,7 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
       snapshot_date: run.snapshotDate,
       source,
       user_id: userId,
-      ...(skipped === undefined ? {} : { skipped }),
+      ...(result.skipped === undefined ? {} : { skipped: result.skipped }),
       rows: result.rows,
     };
     outputs.push(await writeStreamRows(run, "fetch", stream, file));
@@ -101,9 +76,8 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
       counts[`${stream.name}_${k}`] = v;
       if (k === "possible_gap") counts.possible_gap = (counts.possible_gap ?? 0) + v;
     }
-    texts.push(result.text);
   }
-  if (stopped.length === streams.length && stopped[0]) throw stopped[0];
+  const texts = fetched.map((r) => r.text);
   return {
     counts,
     summary: { text: texts.join("\n"), source, user_id: userId, streams: run.streams },
@@ -115,7 +89,7 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
  * The stream's cursor for the user: from the pipeline state, else (state lost, or the first poll
  * after an upgrade) the newest one in the lake's keys, which is then saved as the state.
  */
-async function cursorOf(
+export async function cursorOf(
   config: Config,
   stream: StreamDef,
   userId: string,
@@ -141,11 +115,7 @@ async function cursorOf(
     );
     return undefined;
   }
-  let newest: string | undefined;
-  for (const key of keys) {
-    const value = stream.cursor.fromKey(key);
-    if (value !== undefined && (newest === undefined || value > newest)) newest = value;
-  }
+  const newest = newestCursorInKeys(stream, keys);
   if (newest !== undefined) {
     log.info(`${stream.name}: cursor recovered from the lake (${keys.length} file(s)): ${newest}`);
     await advanceCursor(config, stream.name, userId, newest, options);

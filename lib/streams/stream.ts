@@ -8,7 +8,6 @@
 
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import type { Run } from "../run.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
 import type { ColumnSpec } from "./columns.ts";
 import type { Schedule, StreamName } from "./names.ts";
@@ -19,7 +18,9 @@ export type Row = Record<string, unknown>;
 /** What a stream's fetcher receives. */
 export interface StreamFetchContext {
   config: Config;
-  run: Run;
+  /** The run the rows belong to, and its snapshot date (UTC `YYYY-MM-DD`). */
+  runId: string;
+  snapshotDate: string;
   log: Logger;
   signal?: AbortSignal;
   /** `api`: `client` is set; `sample`: the bundled sample (local profile only). */

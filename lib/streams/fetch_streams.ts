@@ -1,0 +1,90 @@
+/**
+ * Fetching the streams of a run, one after the other — shared by the fetch step (which keeps
+ * the rows in the run folder) and the Deno Deploy entry (which keeps them in memory).
+ *
+ * A stream Spotify refuses for a missing scope, or any stream once the app's daily quota is used
+ * up, is stopped for the run with a warning (its rows empty, `skipped` saying why); the others go
+ * on. When every stream is stopped, the first cause is thrown.
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import type { SourceError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { SpotifyClient } from "../spotify/client.ts";
+import { MissingScopeError, QuotaExceededError } from "../spotify/top_tracks.ts";
+import type { Row, StreamDef, StreamFetchResult } from "./stream.ts";
+
+/** Options of {@link fetchStreams}. */
+export interface FetchStreamsOptions {
+  config: Config;
+  log: Logger;
+  signal?: AbortSignal;
+  source: "api" | "sample";
+  client?: SpotifyClient;
+  userId: string;
+  runId: string;
+  snapshotDate: string;
+  streams: readonly StreamDef[];
+  /** The stream's cursor for the user (streams with a cursor only). */
+  cursorOf(stream: StreamDef, log: Logger): Promise<string | undefined>;
+  /** Keeps a raw page (`fetch/raw/<name>` in a run folder; nowhere on Deploy). */
+  saveRaw(name: string, page: unknown): Promise<void>;
+}
+
+/** One stream's fetch. */
+export interface FetchedStream extends StreamFetchResult {
+  stream: StreamDef;
+  rows: Row[];
+  /** Why the stream was stopped for the run (missing scope, daily quota), if it was. */
+  skipped?: string;
+}
+
+/**
+ * Fetches each stream; warnings (and stopped streams) are in the results.
+ * @throws the first stop's error when every stream was stopped; any other error as it is.
+ */
+export async function fetchStreams(options: FetchStreamsOptions): Promise<FetchedStream[]> {
+  const { streams, log } = options;
+  const out: FetchedStream[] = [];
+  const stopped: SourceError[] = [];
+  let quota: QuotaExceededError | undefined;
+  for (const stream of streams) {
+    const streamLog = log.child({ stream: stream.name });
+    try {
+      if (quota) throw quota;
+      const cursor = stream.cursor ? await options.cursorOf(stream, streamLog) : undefined;
+      const fetcher = await stream.fetcher();
+      const result = await fetcher({
+        config: options.config,
+        runId: options.runId,
+        snapshotDate: options.snapshotDate,
+        log: streamLog,
+        signal: options.signal,
+        source: options.source,
+        client: options.client,
+        userId: options.userId,
+        cursor,
+        saveRaw: options.saveRaw,
+        now: () => new Date(),
+      });
+      out.push({ stream, ...result });
+    } catch (error) {
+      if (!(error instanceof MissingScopeError || error instanceof QuotaExceededError)) throw error;
+      if (error instanceof QuotaExceededError) quota = error;
+      stopped.push(error);
+      const message = `${stream.name} stopped for this run: ${error.message}`;
+      streamLog.warn(message);
+      out.push({
+        stream,
+        rows: [],
+        counts: { stopped: 1 },
+        text: `${stream.name}: ${message}`,
+        warnings: [message],
+        skipped: error.message,
+      });
+    }
+  }
+  if (stopped.length === streams.length && stopped[0]) throw stopped[0];
+  return out;
+}
