@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../lib/errors.ts";
 import { parseArtists, scanCatalog } from "../lib/features/csv_catalog.ts";
-import { extractTrackId } from "../lib/features/provider.ts";
+import { checkFeature, extractTrackId, FEATURE_RANGES } from "../lib/features/provider.ts";
+import type { FeatureName } from "../lib/types.ts";
 
 const FIXTURES = new URL("../../shared/fixtures/audio_features/", import.meta.url).pathname;
 const KAGGLE_10K = join(FIXTURES, "maharshipandya_sample10k_Nima-ml.csv");
@@ -357,5 +358,87 @@ Deno.test("scanCatalog() fails with a ConfigError naming a missing, empty or mal
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("every feature's bounds: the byte reader and csv-parse accept each bound and reject just past it (tempo 400, loudness -90, time_signature 11 among them)", async () => {
+  const cases: [Record<string, string>, string | null][] = [
+    // the values a review found passing the fast path before (then failing every dbt build)
+    [{ tempo: "400" }, "tempo > 300"],
+    [{ loudness: "-90" }, "loudness outside [-60,10]"],
+    [{ time_signature: "11" }, "time_signature outside 0..7"],
+  ];
+  for (const [name, range] of Object.entries(FEATURE_RANGES)) {
+    const step = range.integer ? 1 : 0.001;
+    cases.push([{ [name]: String(range.max) }, null]);
+    cases.push([
+      { [name]: String(range.max + step) },
+      checkFeature(name as FeatureName, range.max + step)!,
+    ]);
+    cases.push([
+      { [name]: String(range.min - step) },
+      checkFeature(name as FeatureName, range.min - step)!,
+    ]);
+    if (range.minExclusive) cases.push([{ [name]: String(range.min) }, `${name} <= ${range.min}`]);
+    else cases.push([{ [name]: String(range.min) }, null]);
+    if (range.integer) {
+      cases.push([
+        { [name]: String(range.min + 0.5) },
+        checkFeature(name as FeatureName, range.min + 0.5)!,
+      ]);
+    }
+  }
+  const id = (i: number) => String(i).padStart(22, "0");
+  const csv = [HEADER, ...cases.map(([o], i) => kaggleRow(id(i), "X", "T", o))].join("\n");
+  for (const reader of ["auto", "csv-parse"] as const) {
+    await withTempCsv(csv, async (path) => {
+      const ids = cases.map((_, i) => id(i));
+      const { stats, byId } = await scanCatalog(path, { ids, reader, maxExamples: 0 });
+      cases.forEach(([o, reason], i) => {
+        const what = `${reader}: ${JSON.stringify(o)}`;
+        if (reason === null) assert.ok(byId.has(id(i)), `${what} accepted`);
+        else assert.ok(!byId.has(id(i)), `${what} rejected (${reason})`);
+      });
+      const expected: Record<string, number> = {};
+      for (const [, reason] of cases) if (reason) expected[reason] = (expected[reason] ?? 0) + 1;
+      assert.deepEqual(stats.rejected_by_reason, expected, reader);
+    });
+  }
+  // the literal reasons, independent of the table
+  assert.equal(checkFeature("tempo", 300.001), "tempo > 300");
+  assert.equal(checkFeature("tempo", 0), "tempo <= 0");
+  assert.equal(checkFeature("mode", 2), "mode not 0/1");
+  assert.equal(checkFeature("key", 11.5), "key outside -1..11");
+});
+
+Deno.test("the warehouse's dbt tests accept exactly the code's feature ranges (one table, checked)", async () => {
+  const yml = await Deno.readTextFile(
+    new URL("../dbt/models/staging/spotify/_spotify__models.yml", import.meta.url),
+  );
+  // every staging model that carries features: column → its accepted_range tests
+  for (const model of ["stg_spotify__top_tracks", "stg_spotify__recently_played"]) {
+    const start = yml.indexOf(`  - name: ${model}\n`);
+    assert.ok(start >= 0, model);
+    const end = yml.indexOf("\n  - name: ", start + 1);
+    const block = yml.slice(start, end < 0 ? undefined : end);
+    for (const [name, range] of Object.entries(FEATURE_RANGES)) {
+      const col = block.indexOf(`      - name: ${name}\n`);
+      assert.ok(col >= 0, `${model}.${name}`);
+      const next = block.indexOf("\n      - name: ", col + 1);
+      const tests = block.slice(col, next < 0 ? undefined : next);
+      const bounds = [...tests.matchAll(/accepted_range:\s*\n\s*arguments: \{([^}]*)\}/g)].map((
+        m,
+      ) =>
+        Object.fromEntries(
+          m[1]!.split(",").map((kv) => kv.split(":").map((x) => x.trim()) as [string, string]),
+        )
+      );
+      const min = bounds.find((b) => b.min_value !== undefined)!;
+      const max = bounds.find((b) => b.max_value !== undefined)!;
+      assert.equal(Number(min.min_value), range.min, `${model}.${name} min`);
+      assert.equal(min.inclusive === "false", range.minExclusive === true, `${model}.${name} min`);
+      assert.equal(Number(max.max_value), range.max, `${model}.${name} max`);
+      assert.notEqual(max.inclusive, "false", `${model}.${name} max is inclusive`);
+    }
   }
 });

@@ -24,6 +24,7 @@ import {
   type CatalogStats,
   checkFeature,
   extractTrackId,
+  FEATURE_RANGES,
   type FeaturesHit,
   type NameMatchDetail,
 } from "./provider.ts";
@@ -170,46 +171,24 @@ export interface MatchOptions {
 
 const ARTIST_MEMO_LIMIT = 50_000;
 
-/** How a feature is range-checked quickly (the full check is `checkFeature`). */
-const KIND_UNIT = 0;
-const KIND_TEMPO = 1;
-const KIND_KEY = 2;
-const KIND_MODE = 3;
-const KIND_TIME_SIGNATURE = 4;
-const KIND_FINITE = 5;
-const KINDS = Uint8Array.from(FEATURE_COLUMNS, (name) => {
-  switch (name) {
-    case "tempo":
-      return KIND_TEMPO;
-    case "key":
-      return KIND_KEY;
-    case "mode":
-      return KIND_MODE;
-    case "time_signature":
-      return KIND_TIME_SIGNATURE;
-    case "loudness":
-      return KIND_FINITE;
-    default:
-      return KIND_UNIT;
-  }
-});
+/**
+ * The feature ranges as flat arrays by column index (the hot path of the byte reader): the same
+ * table `checkFeature` uses ({@link FEATURE_RANGES}), so the quick check and the full one cannot
+ * disagree.
+ */
+const RANGE_MIN = Float64Array.from(FEATURE_COLUMNS, (n) => FEATURE_RANGES[n].min);
+const RANGE_MAX = Float64Array.from(FEATURE_COLUMNS, (n) => FEATURE_RANGES[n].max);
+const RANGE_MIN_EXCLUSIVE = Uint8Array.from(
+  FEATURE_COLUMNS,
+  (n) => FEATURE_RANGES[n].minExclusive ? 1 : 0,
+);
+const RANGE_INTEGER = Uint8Array.from(FEATURE_COLUMNS, (n) => FEATURE_RANGES[n].integer ? 1 : 0);
 
-/** A quick sufficient check: `true` means `checkFeature` would accept the value. */
-function quickValid(kind: number, x: number): boolean {
-  switch (kind) {
-    case KIND_UNIT:
-      return x >= 0 && x <= 1;
-    case KIND_TEMPO:
-      return x > 0 && x < Infinity;
-    case KIND_KEY:
-      return x >= -1 && x <= 11 && Math.floor(x) === x;
-    case KIND_MODE:
-      return x === 0 || x === 1;
-    case KIND_TIME_SIGNATURE:
-      return x >= 0 && x <= 12 && Math.floor(x) === x;
-    default:
-      return x - x === 0;
-  }
+/** A quick check of feature `k`: `true` exactly when `checkFeature` accepts the value. */
+function quickValid(k: number, x: number): boolean {
+  const min = RANGE_MIN[k]!;
+  return (RANGE_MIN_EXCLUSIVE[k] ? x > min : x >= min) && x <= RANGE_MAX[k]! &&
+    (!RANGE_INTEGER[k] || Math.floor(x) === x);
 }
 
 /**
@@ -335,7 +314,7 @@ export class CatalogMatcher {
 
   /** As {@link featureFromText}, for a number already read. */
   featureValue(i: number, n: number): string | undefined {
-    if (!quickValid(KINDS[i]!, n)) {
+    if (!quickValid(i, n)) {
       const reason = checkFeature(FEATURE_COLUMNS[i]!, n);
       if (reason) return reason;
     }
@@ -473,7 +452,7 @@ export function readFeatures(m: CatalogMatcher, v: RecordView): string | undefin
       if (!Number.isNaN(values[k]!)) any = true;
       continue;
     }
-    if (!quickValid(KINDS[k]!, x)) {
+    if (!quickValid(k, x)) {
       const reason = checkFeature(FEATURE_COLUMNS[k]!, x);
       if (reason) return reason;
     }

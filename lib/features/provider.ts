@@ -120,44 +120,56 @@ export function emptyReport(
   };
 }
 
-const UNIT_RANGE: ReadonlySet<FeatureName> = new Set([
-  "danceability",
-  "energy",
-  "speechiness",
-  "acousticness",
-  "instrumentalness",
-  "liveness",
-  "valence",
-]);
+/** The range a feature's values must lie in. */
+export interface FeatureRange {
+  min: number;
+  max: number;
+  /** `min` itself is out of range (tempo: 0 BPM is no tempo). */
+  minExclusive?: boolean;
+  /** Whole numbers only. */
+  integer?: boolean;
+}
 
 /**
- * Checks one feature value against Spotify's documented ranges, as the warehouse's dbt tests
- * accept them (`accepted_range` in `dbt/models/staging/spotify/_spotify__models.yml`: a value
- * loaded outside them would fail every later `dbt build`): the unit-interval features in [0, 1],
- * tempo in (0, 300] BPM, loudness in [-60, 10] dB, key an integer in -1..11 (-1 = no key
- * detected), mode 0 or 1, time_signature an integer in 0..7. Returns the reason when invalid.
+ * Every feature's accepted range — Spotify's documented ranges as the warehouse's dbt tests
+ * accept them (`accepted_range` in `dbt/models/staging/spotify/_spotify__models.yml`; a test
+ * checks the two agree): a value loaded outside them would fail every later `dbt build`. The one
+ * table every reader uses (`checkFeature`, the CSV fast path).
+ */
+export const FEATURE_RANGES: Readonly<Record<FeatureName, FeatureRange>> = {
+  danceability: { min: 0, max: 1 },
+  energy: { min: 0, max: 1 },
+  key: { min: -1, max: 11, integer: true },
+  loudness: { min: -60, max: 10 },
+  mode: { min: 0, max: 1, integer: true },
+  speechiness: { min: 0, max: 1 },
+  acousticness: { min: 0, max: 1 },
+  instrumentalness: { min: 0, max: 1 },
+  liveness: { min: 0, max: 1 },
+  valence: { min: 0, max: 1 },
+  tempo: { min: 0, max: 300, minExclusive: true },
+  time_signature: { min: 0, max: 7, integer: true },
+};
+
+/** Whether a number lies in a feature's range (the whole check, without the reason). */
+export function inRange(range: FeatureRange, value: number): boolean {
+  return (range.minExclusive ? value > range.min : value >= range.min) && value <= range.max &&
+    (!range.integer || Number.isInteger(value));
+}
+
+/**
+ * Checks one feature value against {@link FEATURE_RANGES}. Returns the reason when invalid
+ * (`danceability outside [0,1]`, `tempo <= 0`, `tempo > 300`, `key outside -1..11`, `mode not
+ * 0/1`; the coverage report counts rejections by it).
  */
 export function checkFeature(name: FeatureName, value: number): string | undefined {
   if (!Number.isFinite(value)) return `${name} is not a number`;
-  if (UNIT_RANGE.has(name)) return value < 0 || value > 1 ? `${name} outside [0,1]` : undefined;
-  switch (name) {
-    case "tempo":
-      return value <= 0 ? "tempo <= 0" : value > 300 ? "tempo > 300" : undefined;
-    case "loudness":
-      return value < -60 || value > 10 ? "loudness outside [-60,10]" : undefined;
-    case "key":
-      return Number.isInteger(value) && value >= -1 && value <= 11
-        ? undefined
-        : "key outside -1..11";
-    case "mode":
-      return value === 0 || value === 1 ? undefined : "mode not 0/1";
-    case "time_signature":
-      return Number.isInteger(value) && value >= 0 && value <= 7
-        ? undefined
-        : "time_signature outside 0..7";
-    default:
-      return undefined;
-  }
+  const range = FEATURE_RANGES[name];
+  if (inRange(range, value)) return undefined;
+  const { min, max } = range;
+  if (range.minExclusive) return value <= min ? `${name} <= ${min}` : `${name} > ${max}`;
+  if (range.integer && max - min === 1) return `${name} not ${min}/${max}`;
+  return range.integer ? `${name} outside ${min}..${max}` : `${name} outside [${min},${max}]`;
 }
 
 /**

@@ -41,6 +41,18 @@ daily_snapshots as (
 
 ),
 
+track_days as (
+
+    -- one vote per track per day: Spotify sometimes lists a track twice in one list; its best
+    -- rank stands for it, so a week's means are over distinct (day, track) pairs
+    select * from daily_snapshots
+    qualify row_number() over (
+        partition by user_id, snapshot_date, time_range, track_id
+        order by rank
+    ) = 1
+
+),
+
 weekly as (
 
     select
@@ -62,7 +74,7 @@ weekly as (
         {%- endfor %}
         max(loaded_at) as last_loaded_at
 
-    from daily_snapshots
+    from track_days
     group by user_id, week_start, time_range
 
 )
