@@ -537,9 +537,38 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   };
 }
 
+/**
+ * The forms the Spotify client credentials take in an `Authorization: Basic` header — base64 of
+ * `id:secret`, raw and form-urlencoded (RFC 6749 §2.3.1, as oauth4webapi sends them) — so a
+ * token endpoint that echoes the header is redacted too.
+ */
+export function basicCredentialForms(
+  clientId: string | undefined,
+  secret: string | undefined,
+): string[] {
+  if (!clientId || !secret) return [];
+  const b64 = (s: string) => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
+  const form = (s: string) =>
+    encodeURIComponent(s).replace(
+      /[-_.!~*'()]|%20/g,
+      (c) => c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    );
+  return [
+    ...new Set([
+      b64(`${clientId}:${secret}`),
+      b64(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`),
+      b64(`${form(clientId)}:${form(secret)}`),
+    ]),
+  ];
+}
+
 /** Every secret value present in the config (for log redaction). */
 export function configSecrets(config: Config): string[] {
-  const out = [config.spotify.clientSecret, config.serve.triggerToken];
+  const out = [
+    config.spotify.clientSecret,
+    config.serve.triggerToken,
+    ...basicCredentialForms(config.spotify.clientId, config.spotify.clientSecret),
+  ];
   if (config.warehouse.kind === "snowflake") {
     const w = config.warehouse;
     out.push(w.password, w.token, w.privateKey, w.privateKeyPassphrase);

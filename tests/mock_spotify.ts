@@ -179,6 +179,8 @@ export interface MockSpotifyState {
   omitRefreshToken: boolean;
   /** `/authorize` redirects back with `error=access_denied`. */
   denyAuthorization: boolean;
+  /** Token errors echo the request's Authorization header (as some proxies and servers do). */
+  echoAuthorization: boolean;
   /** Lifetime of issued access tokens, seconds. */
   accessTokenTtl: number;
   /** Queued faults: the first entry whose path matches a request is served (then `times`--). */
@@ -263,6 +265,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     invalidGrant: false,
     omitRefreshToken: false,
     denyAuthorization: false,
+    echoAuthorization: false,
     accessTokenTtl: options.accessTokenTtl ?? 3600,
     faults: [],
     accessTokens: new Map(),
@@ -396,7 +399,11 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
         decodeURIComponent(s.replace(/\+/g, " "))
       );
       if (id !== state.clientId || (state.clientSecret && secret !== state.clientSecret)) {
-        return oauthError(400, "invalid_client", "Invalid client secret");
+        return oauthError(
+          400,
+          "invalid_client",
+          state.echoAuthorization ? `Invalid client secret in "${auth}"` : "Invalid client secret",
+        );
       }
       clientId = id;
     } else if (state.clientSecret) {

@@ -3,7 +3,7 @@
  * the token store (mode 0600), refresh on expiry and on 401, `invalid_grant`, `--status`.
  */
 
-import { type Config, loadConfig } from "../lib/config.ts";
+import { basicCredentialForms, type Config, loadConfig } from "../lib/config.ts";
 import { ConfigError, ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
 import { HttpError } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
@@ -488,4 +488,30 @@ Deno.test("`deno task auth --no-browser` completes when the printed URL is opene
   assertEquals(mode(env.tokensFile), 0o600);
   const stored = await readTokenStore(env.tokensFile);
   assert(!stdout.includes(stored.access_token) && !(await stderr).includes(stored.access_token));
+});
+
+Deno.test("a token endpoint that echoes `Authorization: Basic <id:secret>` into its error never shows the credentials", async () => {
+  await using env = await setup();
+  env.mock.state.clientSecret = "the-real-secret";
+  env.mock.state.echoAuthorization = true;
+  await writeMockTokens(env.mock, env.tokensFile, { expiresAt: new Date(Date.now() - 1000) });
+  // this machine's secret is a stale one: the endpoint answers invalid_client, echoing the header
+  const stale = "stale secret/with+odd~chars";
+  const basic = btoa(`${env.mock.state.clientId}:${stale}`);
+  const out = await runTask(
+    "fetch.ts",
+    [],
+    mockEnv(env.mock, env.dir, { SPOTIFY_CLIENT_SECRET: stale, PIPELINE_STREAMS: "top_tracks" }),
+    env.dir,
+  );
+  assertEquals(out.code, ExitCode.source, out.stderr);
+  assertStringIncludes(out.stderr, "invalid_client");
+  assertStringIncludes(out.stderr, "[REDACTED]");
+  for (const text of [out.stdout, out.stderr]) {
+    assert(!text.includes(stale), "the secret itself");
+    assert(!text.includes(basic), "its Basic form");
+    for (const form of basicCredentialForms(env.mock.state.clientId, stale)) {
+      assert(!text.includes(form), `Basic form ${form}`);
+    }
+  }
 });

@@ -6,7 +6,7 @@
  */
 
 import * as oauth from "oauth4webapi";
-import type { Config } from "../config.ts";
+import { basicCredentialForms, type Config } from "../config.ts";
 import { ConfigError, SourceError } from "../errors.ts";
 import { fetchWithRetry, HttpError, NetworkError } from "../http.ts";
 import type { Logger } from "../log.ts";
@@ -46,6 +46,8 @@ export function oauthContext(config: Config, options: OAuthContextOptions): OAut
   }
   const secret = config.spotify.clientSecret;
   log.addSecret(secret);
+  // the client id used may be the token store's, not SPOTIFY_CLIENT_ID's
+  for (const form of basicCredentialForms(clientId, secret)) log.addSecret(form);
   const base = config.spotify.accountsUrl;
   const tokenUrl = `${base}/api/token`;
   const as: oauth.AuthorizationServer = {
