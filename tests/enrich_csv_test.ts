@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { PROJECT_ROOT as ROOT } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { parseArtists, scanCatalog } from "../lib/features/csv_catalog.ts";
 import { checkFeature, extractTrackId, FEATURE_RANGES } from "../lib/features/provider.ts";
@@ -440,5 +441,43 @@ Deno.test("the warehouse's dbt tests accept exactly the code's feature ranges (o
       assert.equal(Number(max.max_value), range.max, `${model}.${name} max`);
       assert.notEqual(max.inclusive, "false", `${model}.${name} max is inclusive`);
     }
+  }
+});
+
+Deno.test("a catalog path that is a loop of symbolic links: enrich ends with exit 2 and one line naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "enrich_csv_loop_" });
+  try {
+    const a = join(dir, "a.csv");
+    const b = join(dir, "b.csv");
+    await Deno.symlink(b, a);
+    await Deno.symlink(a, b);
+    await assert.rejects(scanCatalog(a), (e: Error) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.match(e.message, /a\.csv": a loop of symbolic links/);
+      return true;
+    });
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "scripts", "pipeline.ts"), "--to", "enrich"],
+      cwd: dir,
+      clearEnv: true,
+      env: {
+        HOME: dir,
+        PATH: Deno.env.get("PATH") ?? "",
+        PIPELINE_DATA_DIR: join(dir, "data"),
+        PIPELINE_LOG_FORMAT: "json",
+        PIPELINE_STREAMS: "top_tracks",
+        AUDIO_FEATURES_CSV: a,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    const errors = stderr.split("\n").filter((l) => l.includes('"level":"error"'));
+    assert.equal(errors.length, 1, stderr);
+    assert.match(errors[0]!, /a loop of symbolic links/);
+    assert.ok(!stderr.includes('"stack"'), "no stack trace");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

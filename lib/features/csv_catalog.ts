@@ -335,6 +335,17 @@ async function checkFile(path: string): Promise<number> {
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new ConfigError(`Cannot read audio features from "${path}": permission denied`);
     }
+    if (error instanceof Deno.errors.FilesystemLoop) {
+      throw new ConfigError(
+        `Cannot read audio features from "${path}": a loop of symbolic links (it never reaches a file)`,
+        { hint: "Point AUDIO_FEATURES_CSV at the CSV file itself." },
+      );
+    }
+    if (error instanceof Deno.errors.NotADirectory) {
+      throw new ConfigError(
+        `Cannot read audio features from "${path}": a part of the path is a file, not a folder`,
+      );
+    }
     throw error;
   }
   if (!info.isFile) {
