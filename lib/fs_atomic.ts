@@ -90,3 +90,29 @@ function basename(path: string): string {
   const i = path.lastIndexOf("/");
   return i < 0 ? path : path.slice(i + 1);
 }
+
+/** A path that exists but is not a regular file (a folder, a FIFO, a device...). */
+export class NotARegularFileError extends Error {
+  override name = "NotARegularFileError";
+  readonly path: string;
+  constructor(path: string) {
+    super(`${path} is not a regular file`);
+    this.path = path;
+  }
+}
+
+/**
+ * Reads a file only if it is a regular file: a FIFO or a device planted in its place would
+ * otherwise block the read forever (holding the run lock).
+ * @throws {NotARegularFileError} for anything but a regular file; Deno's errors otherwise.
+ */
+export async function readRegularFile(path: string): Promise<Uint8Array> {
+  const info = await Deno.stat(path);
+  if (!info.isFile) throw new NotARegularFileError(path);
+  return await Deno.readFile(path);
+}
+
+/** {@link readRegularFile} as UTF-8 text. */
+export async function readRegularTextFile(path: string): Promise<string> {
+  return new TextDecoder().decode(await readRegularFile(path));
+}

@@ -8,7 +8,14 @@
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
 import { ConfigError, StorageError } from "./errors.ts";
-import { sha256Hex, writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import {
+  NotARegularFileError,
+  readRegularFile,
+  readRegularTextFile,
+  sha256Hex,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from "./fs_atomic.ts";
 import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
 
 /** Names of the pipeline steps, in order. */
@@ -179,11 +186,20 @@ export class Run {
     const file = this.path(step, name);
     let text: string;
     try {
-      text = await Deno.readTextFile(file);
+      text = await readRegularTextFile(file);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         throw new ConfigError(
           `Run ${this.id} has no ${step} output (${step}/${name}): run \`deno task ${step} --run ${this.id}\` first`,
+        );
+      }
+      if (error instanceof NotARegularFileError) {
+        throw new ConfigError(
+          `Run ${this.id}: ${file} is not a regular file (a folder, a FIFO or a device is in its place)`,
+          {
+            hint:
+              `Remove it and redo that step: \`deno task pipeline --run ${this.id} --from ${step}\`.`,
+          },
         );
       }
       throw error;
@@ -205,7 +221,7 @@ export class Run {
   async digest(outputs: readonly string[]): Promise<Record<string, OutputDigest>> {
     const files: Record<string, OutputDigest> = {};
     for (const rel of outputs) {
-      const data = await Deno.readFile(this.path(rel));
+      const data = await readRegularFile(this.path(rel));
       files[rel] = { bytes: data.length, sha256: await sha256Hex(data) };
     }
     return files;
@@ -224,9 +240,10 @@ export class Run {
     for (const [rel, want] of Object.entries(files)) {
       let data: Uint8Array;
       try {
-        data = await Deno.readFile(this.path(rel));
+        data = await readRegularFile(this.path(rel));
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return `its output ${rel} is missing`;
+        if (error instanceof NotARegularFileError) return `its output ${rel} is not a regular file`;
         return `its output ${rel} cannot be read (${(error as Error).message})`;
       }
       if (want === undefined) continue;
@@ -381,7 +398,7 @@ export async function listRunIds(config: Config): Promise<string[]> {
 /** A run's `created_at` from its manifest ("" when unreadable: sorts first among its second). */
 async function createdAt(config: Config, id: string): Promise<string> {
   try {
-    const m = JSON.parse(await Deno.readTextFile(join(config.runsDir, id, "manifest.json")));
+    const m = JSON.parse(await readRegularTextFile(join(config.runsDir, id, "manifest.json")));
     return typeof m?.created_at === "string" ? m.created_at : "";
   } catch {
     return "";
@@ -393,7 +410,7 @@ async function readRun(config: Config, id: string): Promise<Run> {
   const file = join(dir, "manifest.json");
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readRegularTextFile(file);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new ConfigError(`Run ${id} not found (no ${file})`);

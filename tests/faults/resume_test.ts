@@ -339,3 +339,41 @@ Deno.test("--resume takes the run started last, also among runs started within t
   const result = await runPipeline(env.config, { log: testLog().log, resume: true, to: "fetch" });
   assertEquals(result.run.id, second.id);
 });
+
+Deno.test("a FIFO planted in a run folder never blocks a step or GET /runs: a one-line error naming it", async () => {
+  await using env = await setup();
+  const { run } = await runPipeline(env.config, { log: testLog().log, to: "fetch" });
+  const planted = join(run.dir, "fetch", "tracks.json");
+  await Deno.remove(planted);
+  const made = await new Deno.Command("mkfifo", { args: [planted] }).output();
+  assert(made.success, "mkfifo");
+  // bounded: a regression would block on the open (no writer ever comes)
+  const bounded = <T>(p: Promise<T>) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("blocked")), 10_000)),
+    ]);
+  const reopened = await openRun(env.config, { runId: run.id });
+  const error = await bounded(
+    runStep("enrich", { config: env.config, run: reopened, log: testLog().log, flags: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+  );
+  assert(error instanceof ConfigError, String(error));
+  assertStringIncludes(error.message, "fetch/tracks.json is not a regular file");
+  // --resume finds the output gone bad and redoes fetch
+  const resumed = await bounded(
+    runPipeline(env.config, { log: testLog().log, resume: true, to: "enrich" }),
+  );
+  assertEquals(resumed.ran, ["fetch", "enrich"]);
+
+  // a FIFO as another run's manifest: that run is left out of the list, the rest is listed
+  const other = await createRun(env.config, { date: "2026-11-20" });
+  const manifest = join(other.dir, "manifest.json");
+  await Deno.remove(manifest);
+  assert((await new Deno.Command("mkfifo", { args: [manifest] }).output()).success);
+  const { listRuns } = await import("../../lib/server/runs.ts");
+  const listed = await bounded(listRuns(env.config));
+  assertEquals(listed.map((r) => r.run_id), [run.id]);
+});
