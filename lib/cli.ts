@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
 import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
-import { Logger, type LogSink } from "./log.ts";
+import { Logger, type LogSink, printable } from "./log.ts";
 import { acquireRunLock } from "./lock.ts";
 import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
 import { parseStreamsFlag } from "./streams/registry.ts";
@@ -339,6 +339,6 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     }
     // The step's readable report (e.g. enrich's coverage), as the pipeline's summary prints it.
     const text = outcome.summary?.text;
-    if (typeof text === "string" && text.trim()) console.log(text.trimEnd());
+    if (typeof text === "string" && text.trim()) console.log(printable(text.trimEnd()));
   });
 }

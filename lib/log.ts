@@ -148,6 +148,33 @@ export class Logger {
       .filter(([k]) => k !== "run_id" && k !== "step")
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
     const step = typeof rest.step === "string" ? `[${rest.step}] ` : "";
-    return `${tag}${step}${msg}${extras.length ? "  " + extras.join(" ") : ""}`;
+    // one line on a terminal: names from Spotify or a catalog may hold escapes and line breaks
+    return printable(`${tag}${step}${msg}${extras.length ? "  " + extras.join(" ") : ""}`, {
+      keepNewlines: false,
+    });
   }
+}
+
+// C0 and C1 controls, DEL, and the bidirectional overrides/isolates/marks that reorder text
+// (tab and, unless asked, line feed kept).
+const CONTROLS = String.raw`\u0000-\u0008\u000b-\u001f\u007f-\u009f`;
+const BIDI = String.raw`\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069`;
+const UNPRINTABLE = new RegExp(`[${CONTROLS}${BIDI}]`, "g");
+const UNPRINTABLE_OR_NEWLINE = new RegExp(`[\\u000a${CONTROLS}${BIDI}]`, "g");
+
+/** Options of {@link printable}. */
+export interface PrintableOptions {
+  /** Keep line breaks (`\n`) as they are (a multi-line summary); default true. */
+  keepNewlines?: boolean;
+}
+
+/**
+ * Text safe to print to a terminal: control characters (terminal escapes, CR, NUL...) and bidi
+ * controls become visible escapes (`\u001b`), so a track or artist name can neither drive the
+ * terminal nor reorder or hide what is printed. Tabs stay; line breaks stay unless
+ * `keepNewlines: false`.
+ */
+export function printable(text: string, options: PrintableOptions = {}): string {
+  const re = options.keepNewlines === false ? UNPRINTABLE_OR_NEWLINE : UNPRINTABLE;
+  return text.replace(re, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

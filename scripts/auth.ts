@@ -5,6 +5,7 @@
  * @module
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
+import { printable } from "../lib/log.ts";
 import { authStatus } from "../lib/spotify/auth_status.ts";
 import { authorize } from "../lib/spotify/pkce_auth.ts";
 
@@ -13,7 +14,7 @@ export function main(args: string[]): Promise<number> {
   return taskMain(TASKS.auth, args, async ({ config, log, flags }) => {
     if (flags.status) {
       const status = await authStatus(config, { log });
-      console.log(status.text);
+      console.log(printable(status.text));
       return;
     }
     const { tokens, file } = await authorize(config, {
@@ -26,7 +27,9 @@ export function main(args: string[]): Promise<number> {
     const who = tokens.user
       ? ` as ${tokens.user.display_name ?? tokens.user.id} (${tokens.user.id})`
       : "";
-    console.log(`Authorized${who}; scope ${tokens.scope}. Tokens saved to ${file} (mode 0600).`);
+    console.log(
+      printable(`Authorized${who}; scope ${tokens.scope}. Tokens saved to ${file} (mode 0600).`),
+    );
   });
 }
 

@@ -2,6 +2,7 @@
  * @example deno task pipeline --date 2026-11-25
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
+import { printable } from "../lib/log.ts";
 import { formatSummary, runPipeline } from "../lib/pipeline.ts";
 import { parseStreamsFlag } from "../lib/streams/registry.ts";
 
@@ -19,7 +20,7 @@ export function main(args: string[]): Promise<number> {
       streams: str(flags.streams) === undefined ? undefined : parseStreamsFlag(str(flags.streams)!),
       flags,
     });
-    console.log(formatSummary(run, config));
+    console.log(printable(formatSummary(run, config)));
   });
 }
 

@@ -4,6 +4,7 @@
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
 import { LockedError } from "../lib/errors.ts";
+import { printable } from "../lib/log.ts";
 import { formatSummary, runPipeline } from "../lib/pipeline.ts";
 import { parseStreamsFlag } from "../lib/streams/registry.ts";
 
@@ -18,7 +19,7 @@ export function main(args: string[]): Promise<number> {
         streams: typeof flags.streams === "string" ? parseStreamsFlag(flags.streams) : undefined,
         flags,
       });
-      console.log(formatSummary(run, config));
+      console.log(printable(formatSummary(run, config)));
     } catch (error) {
       // The daily run (or another poll) holds the lock: this poll is skipped, not failed; the
       // next one asks Spotify for everything since the cursor.

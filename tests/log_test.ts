@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Logger, type LogRecord, redact } from "../lib/log.ts";
+import { Logger, type LogRecord, printable, redact } from "../lib/log.ts";
 
 function capture(format: "json" | "pretty", secrets: string[]) {
   const lines: string[] = [];
@@ -47,4 +47,20 @@ Deno.test("redact() also removes a secret's JSON-escaped form from JSON text", (
   assert.deepEqual(JSON.parse(out), { error: "bad password [REDACTED]" });
   // plain secrets as before; short values are ignored
   assert.equal(redact("token abcdef123 and abc", ["abcdef123", "abc"]), "token [REDACTED] and abc");
+});
+
+Deno.test("printable() makes terminal escapes, CR, NUL and bidi controls visible; pretty log lines stay one line", () => {
+  const evil = "Song\x1b[2J\x1b]0;pwned\x07\rName\x00\u202eevil\u2066";
+  const shown = printable(`${evil}\nnext\tline`);
+  assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e\u2066]/.test(shown), shown);
+  assert.equal(shown.split("\n").length, 2, "line breaks between lines stay");
+  assert.ok(shown.includes("\\u001b[2J") && shown.includes("\\u000d") && shown.includes("\\u202e"));
+  assert.ok(shown.includes("\t"), "tabs stay");
+  assert.equal(printable("a\nb", { keepNewlines: false }), "a\\u000ab");
+
+  const lines: string[] = [];
+  const log = new Logger({ format: "pretty", level: "info", sink: (_r, line) => lines.push(line) });
+  log.info(`Matched "${evil}\nsecond line"`, { name: evil });
+  assert.equal(lines.length, 1);
+  assert.ok(!/[\x00-\x1f\u202e]/.test(lines[0]!), lines[0]);
 });

@@ -490,3 +490,23 @@ Deno.test("poll --resume continues the latest unfinished poll, pipeline --resume
   assert.equal(daily.run.id, dailyRun.id);
   assert.deepEqual(daily.skipped, ["fetch"]);
 });
+
+Deno.test("names with terminal escapes, CR/LF, NUL or bidi controls are printed escaped in the summary", async () => {
+  const [track] = makeTrackItems(1);
+  const evil = "Evil\x1b[2J\rName\nNext\u0000\u202eevil";
+  await using e = await setup({
+    topTracks: [{ ...track, name: evil, artists: [{ id: "a1", name: `Artist\x1b[31m` }] }],
+    plays: [],
+    topArtists: [],
+  });
+  const out = await runTask("pipeline.ts", ["--to", "enrich"], {
+    ...e.env,
+    PIPELINE_STREAMS: "top_tracks",
+  }, e.dir);
+  assert.equal(out.code, 0, out.stderr);
+  assert.ok(!/[\x00-\x08\x0b-\x1f\u202e]/.test(out.stdout), JSON.stringify(out.stdout));
+  assert.ok(
+    out.stdout.includes(String.raw`Evil\u001b[2J\u000dName\u000aNext\u0000\u202eevil`),
+    out.stdout,
+  );
+});

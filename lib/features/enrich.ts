@@ -8,7 +8,7 @@
 
 import { SourceError } from "../errors.ts";
 import { HttpError, NetworkError } from "../http.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, printable } from "../log.ts";
 import type { AudioFeatures, FeaturesSource, MatchMethod } from "../types.ts";
 import {
   emptyReport,
@@ -348,12 +348,16 @@ export function formatCoverage(
       );
     }
   }
+  // one line each, whatever a name holds (line breaks, escapes: see printable())
+  const name = (text: string | null | undefined) => printable(text ?? "?", { keepNewlines: false });
   if (c.name_matches.length) {
     lines.push(`  Matched by name (${c.name_matches.length}):`);
     for (const m of c.name_matches) {
       lines.push(
-        `    "${m.track_name}" — ${m.primary_artist ?? "?"}  →  "${m.match.catalog_track_name}" ` +
-          `(${m.match.catalog_artists}) ${displayPath(m.match.file)} line ${m.match.line}`,
+        `    "${name(m.track_name)}" — ${name(m.primary_artist)}  →  "${
+          name(m.match.catalog_track_name)
+        }" ` +
+          `(${name(m.match.catalog_artists)}) ${displayPath(m.match.file)} line ${m.match.line}`,
       );
     }
   }
@@ -363,7 +367,9 @@ export function formatCoverage(
       const where = u.positions.slice(0, 3).join(", ") +
         (u.positions.length > 3 ? ` +${u.positions.length - 3}` : "");
       lines.push(
-        `    ${where}  "${u.track_name}" — ${u.artist_names.join(", ") || "?"}  (${u.track_id})`,
+        `    ${where}  "${name(u.track_name)}" — ${
+          name(u.artist_names.join(", ") || "?")
+        }  (${u.track_id})`,
       );
     }
     if (c.unmatched_tracks.length > maxUnmatched) {
