@@ -3,6 +3,7 @@
  * the token store (mode 0600), refresh on expiry and on 401, `invalid_grant`, `--status`.
  */
 
+import { join } from "node:path";
 import { basicCredentialForms, type Config, loadConfig } from "../lib/config.ts";
 import { ConfigError, ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
 import { HttpError } from "../lib/http.ts";
@@ -514,4 +515,23 @@ Deno.test("a token endpoint that echoes `Authorization: Basic <id:secret>` into 
       assert(!text.includes(form), `Basic form ${form}`);
     }
   }
+});
+
+Deno.test("a token store that is a symbolic link is written through to its target: a refresh keeps the link and updates the target", async () => {
+  await using env = await setup();
+  const secrets = join(env.dir, "secrets");
+  await Deno.mkdir(secrets);
+  const target = join(secrets, "spotify_tokens.json");
+  await writeMockTokens(env.mock, target, { expiresAt: new Date(Date.now() - 1000) });
+  await Deno.remove(env.tokensFile).catch(() => {});
+  await Deno.symlink("secrets/spotify_tokens.json", env.tokensFile); // relative, as people make them
+  const before = (await readTokenStore(target)).access_token;
+  const { log } = testLog();
+  const client = await openSpotifyClient(env.config, { log });
+  await client.getJson("/v1/me");
+  assert(Deno.lstatSync(env.tokensFile).isSymlink, "still a link");
+  const after = await readTokenStore(target);
+  assert(after.access_token !== before, "the target holds the refreshed token");
+  assertEquals(mode(target), 0o600);
+  assertEquals((await readTokenStore(env.tokensFile)).access_token, after.access_token);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { dirname, isAbsolute, join } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { writeJsonAtomic } from "../fs_atomic.ts";
@@ -94,7 +95,10 @@ export async function readTokenStore(
  */
 export async function writeTokenStore(path: string, tokens: StoredTokens): Promise<void> {
   try {
-    await writeJsonAtomic(path, tokens, { mode: 0o600 });
+    // A store that is a symbolic link (e.g. to a secrets volume) is written through to its
+    // target: replacing the link with a file would leave the target stale.
+    const target = await linkTarget(path);
+    await writeJsonAtomic(target, tokens, { mode: 0o600 });
   } catch (error) {
     throw new ConfigError(
       `Cannot write the Spotify token store "${path}" (SPOTIFY_TOKENS_FILE): ${
@@ -103,6 +107,24 @@ export async function writeTokenStore(path: string, tokens: StoredTokens): Promi
       { hint: "Point SPOTIFY_TOKENS_FILE at a file in a folder this user can write." },
     );
   }
+}
+
+/** The file a path names: itself, or the end of its chain of symbolic links. */
+async function linkTarget(path: string): Promise<string> {
+  let current = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(current);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return current;
+      throw error;
+    }
+    if (!info.isSymlink) return current;
+    const link = await Deno.readLink(current);
+    current = isAbsolute(link) ? link : join(dirname(current), link);
+  }
+  throw new Deno.errors.FilesystemLoop(`${path}: too many levels of symbolic links`);
 }
 
 function corrupt(path: string, what: string): ConfigError {
