@@ -535,3 +535,18 @@ Deno.test("a token store that is a symbolic link is written through to its targe
   assertEquals(mode(target), 0o600);
   assertEquals((await readTokenStore(env.tokensFile)).access_token, after.access_token);
 });
+
+Deno.test("`deno task auth --status` never refreshes an expired access token (outside the run lock it could race a fetch)", async () => {
+  await using env = await setup();
+  await writeMockTokens(env.mock, env.tokensFile, { expiresAt: new Date(Date.now() - 60_000) });
+  const before = await readTokenStore(env.tokensFile);
+  const out = await runTask("auth.ts", ["--status"], mockEnv(env.mock, env.dir), env.dir);
+  assertEquals(out.code, 0, out.stderr);
+  assertEquals(env.mock.requestsTo("/api/token").length, 0, "no refresh");
+  assertEquals(env.mock.requestsTo("/v1/me").length, 0);
+  assertStringIncludes(
+    out.stdout,
+    "Mock User (mockuser), as saved at auth (not asked: the access token has expired",
+  );
+  assertEquals((await readTokenStore(env.tokensFile)).access_token, before.access_token);
+});

@@ -13,7 +13,10 @@ import { readTokenStore, refreshTokenAge } from "./token_store.ts";
 /** Options of {@link authStatus}. */
 export interface AuthStatusOptions {
   log: Logger;
-  /** Ask Spotify who the user is (`GET /v1/me`; may refresh the access token). Default true. */
+  /**
+   * Ask Spotify who the user is (`GET /v1/me`) while the access token is valid; an expired one
+   * is never refreshed here (the next run does, under the run lock). Default true.
+   */
   lookUpUser?: boolean;
   now?: () => Date;
 }
@@ -36,7 +39,10 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
   const file = config.spotify.tokensFile;
   let tokens = await readTokenStore(file, { log });
   let who: string;
-  if (lookUpUser) {
+  // An expired access token is not refreshed here: outside the run lock, a refresh could race a
+  // running fetch (a rotated refresh token would then be refused). The next run refreshes it.
+  const expired = Date.parse(tokens.expires_at) - 60_000 <= now().getTime();
+  if (lookUpUser && !expired) {
     const client = new SpotifyClient(config, tokens, { log, now });
     try {
       const me = await client.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me");
@@ -53,6 +59,7 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
     who = tokens.user
       ? `${tokens.user.display_name ?? "(no display name)"} (${tokens.user.id}), as saved at auth`
       : "unknown";
+    if (lookUpUser) who += " (not asked: the access token has expired; the next run refreshes it)";
   }
   const mode = (await Deno.stat(file)).mode;
   const t = now();
