@@ -617,6 +617,9 @@ Deno.test("bad input: 413, 415, 400 (bad JSON, fields, date), traversal, 404, 40
   assertEquals(getTrigger.status, 405);
   assertEquals(getTrigger.headers.get("allow"), "POST");
   const head = await app.handler(request("/healthz", { method: "HEAD" }));
+  const get = await app.handler(request("/healthz"));
+  const getBody = new Uint8Array(await get.arrayBuffer());
   assertEquals([head.status, await head.text()], [200, ""]);
+  assertEquals(head.headers.get("content-length"), String(getBody.length), "as GET would send");
   await app.close();
 });

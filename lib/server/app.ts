@@ -131,8 +131,11 @@ export class PipelineApp {
       response = this.#errorResponse(error);
     }
     if (request.method === "HEAD") {
-      await response.body?.cancel();
-      response = new Response(null, { status: response.status, headers: response.headers });
+      // the headers GET would send, content-length included (RFC 9110 §9.3.2), without the body
+      const length = (await response.arrayBuffer()).byteLength;
+      const headers = new Headers(response.headers);
+      headers.set("content-length", String(length));
+      response = new Response(null, { status: response.status, headers });
     }
     const fields = {
       method: request.method,
