@@ -46,7 +46,7 @@ const STREAMS_FLAG: FlagSpec = {
 const DATE_FLAG: FlagSpec = {
   type: "string",
   value: "YYYY-MM-DD",
-  description: "snapshot date (default: today, UTC)",
+  description: "snapshot date, 2008-10-07 (Spotify's launch) .. tomorrow (default: today, UTC)",
 };
 
 const CORE_ENV = [

@@ -87,11 +87,25 @@ export function validateRunId(id: string): string {
   return id;
 }
 
-/** Throws a {@link ConfigError} unless `date` is a real calendar date `YYYY-MM-DD`. */
-export function validateDate(date: string, what = "--date"): string {
+/** The earliest snapshot date accepted: the day Spotify launched. */
+export const FIRST_DATE = "2008-10-07";
+
+/**
+ * Throws a {@link ConfigError} unless `date` is a real calendar date `YYYY-MM-DD` from Spotify's
+ * launch ({@link FIRST_DATE}) to tomorrow (UTC; a day ahead for clocks and time zones): a
+ * snapshot of another day is a typo, never data.
+ */
+export function validateDate(date: string, what = "--date", now: Date = new Date()): string {
   const d = new Date(`${date}T00:00:00Z`);
+  if (date === "") throw new ConfigError(`${what} is empty: expected a calendar date YYYY-MM-DD`);
   if (!DATE.test(date) || Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== date) {
     throw new ConfigError(`${what} "${date}" is not valid: expected a calendar date YYYY-MM-DD`);
+  }
+  const tomorrow = new Date(now.getTime() + 86_400_000).toISOString().slice(0, 10);
+  if (date < FIRST_DATE || date > tomorrow) {
+    throw new ConfigError(
+      `${what} "${date}" is out of range: expected a date from ${FIRST_DATE} (Spotify's launch) to ${tomorrow}`,
+    );
   }
   return date;
 }
@@ -292,7 +306,9 @@ export interface CreateRunOptions {
 /** Creates a new run folder with a fresh manifest. */
 export async function createRun(config: Config, options: CreateRunOptions = {}): Promise<Run> {
   const now = options.now ?? new Date();
-  const date = options.date ? validateDate(options.date) : now.toISOString().slice(0, 10);
+  const date = options.date !== undefined
+    ? validateDate(options.date, "--date", now)
+    : now.toISOString().slice(0, 10);
   const id = options.id === undefined ? newRunId(now) : validateRunId(options.id);
   const dir = join(config.runsDir, id);
   try {

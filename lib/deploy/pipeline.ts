@@ -126,7 +126,9 @@ export async function runOnDeploy(
   const warehouse = config.warehouse;
   const started = now();
   const runId = newRunId(started);
-  const date = options.date ? validateDate(options.date) : started.toISOString().slice(0, 10);
+  const date = options.date !== undefined
+    ? validateDate(options.date, "--date", started)
+    : started.toISOString().slice(0, 10);
   const log = options.log.child({ run_id: runId });
   const streams = streamDefs(streamsFor("daily", config.streams));
   const summary: DeployRunSummary = {

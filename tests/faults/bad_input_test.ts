@@ -19,6 +19,7 @@ import { FEATURE_COLUMNS, type FeatureName } from "../../lib/types.ts";
 import {
   assert,
   assertEquals,
+  assertMatch,
   assertRejects,
   assertStringIncludes,
   runTask,
@@ -410,4 +411,35 @@ Deno.test("dbt's multi-line errors end as one line; a held warehouse file says t
   assertStringIncludes(error.message, "before running any model: IO Error: Could not set lock");
   assertStringIncludes(error.hint!, "let it finish");
   assertEquals(exitCodeOf(error), ExitCode.dbt);
+});
+
+Deno.test("--date: empty, or outside Spotify's launch .. tomorrow, is exit 2 naming the flag (no run folder made)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bad_date_" });
+  try {
+    const env = { PIPELINE_DATA_DIR: dir, SPOTIFY_SOURCE: "sample" };
+    for (
+      const [args, expected] of [
+        [["--date="], /--date is empty/],
+        [
+          ["--date", "9999-12-31"],
+          /--date \\?"9999-12-31\\?" is out of range: expected a date from 2008-10-07/,
+        ],
+        [["--date", "0000-01-01"], /--date \\?"0000-01-01\\?" is out of range/],
+        [["--date", "2026-02-30"], /--date \\?"2026-02-30\\?" is not valid/],
+      ] as const
+    ) {
+      for (const script of ["pipeline.ts", "fetch.ts"]) {
+        const r = await runTask(script, [...args], env, dir);
+        assertEquals(r.code, ExitCode.config, `${script} ${args.join(" ")}: ${r.stderr}`);
+        assertMatch(r.stderr, expected);
+      }
+    }
+    const runsDir = join(dir, "runs");
+    const runs = [...Deno.readDirSync(dir)].some((e) => e.name === "runs")
+      ? [...Deno.readDirSync(runsDir)]
+      : [];
+    assertEquals(runs.length, 0, "no run folder for a refused date");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
