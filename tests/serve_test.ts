@@ -13,7 +13,7 @@ import { PipelineApp } from "../lib/server/app.ts";
 import { type CronFn, type CronOptions, toDenoCronSchedule } from "../lib/server/cron.ts";
 import { isLoopback, serve } from "../lib/server/serve.ts";
 import type { PipelineFn } from "../lib/server/trigger.ts";
-import { createRun } from "../lib/run.ts";
+import { createRun, listRunIds } from "../lib/run.ts";
 import {
   assert,
   assertEquals,
@@ -442,6 +442,54 @@ Deno.test("serve on loopback without a token runs open (the seed's curl trigger 
   const res = await fetch(`${server.url}/run-top-tracks?wait=true`, { method: "POST" });
   assertEquals(res.status, 200);
   await res.body?.cancel();
+});
+
+Deno.test("without a token: a request addressed to a foreign Host (DNS rebinding) or sent by a foreign page's Origin (cross-site POST) is 403; local ones are served", async () => {
+  await using env = await setup({ PIPELINE_TRIGGER_TOKEN: "" });
+  const { log } = testLog();
+  const app = new PipelineApp({ config: env.config, log, pipeline: pipelineTo("fetch") });
+  try {
+    const at = (path: string, headers: Record<string, string>, method = "GET") =>
+      app.handler(new Request(`http://127.0.0.1:8000${path}`, { method, headers }));
+    for (
+      const headers of <Record<string, string>[]> [
+        { host: "evil.example:8000" },
+        { host: "127.0.0.1.evil.example" },
+        { host: "127.0.0.1:8000", origin: "https://evil.example" },
+        { host: "localhost:8000", origin: "null" },
+      ]
+    ) {
+      for (const [path, method] of [["/runs", "GET"], ["/run-top-tracks", "POST"]] as const) {
+        const res = await at(path, headers, method);
+        assertEquals(res.status, 403, `${method} ${path} ${JSON.stringify(headers)}`);
+        assertEquals((await res.json()).error, "forbidden");
+      }
+    }
+    assertEquals((await at("/healthz", { host: "evil.example" })).status, 200, "public route");
+    for (
+      const headers of <Record<string, string>[]> [
+        { host: "127.0.0.1:8000" },
+        { host: "localhost:8000", origin: "http://localhost:3000" },
+        { host: "[::1]:8000" },
+      ]
+    ) {
+      const res = await at("/runs", headers);
+      assertEquals(res.status, 200, JSON.stringify(headers));
+      await res.body?.cancel();
+    }
+    assertEquals(await listRunIds(env.config), [], "nothing was triggered");
+  } finally {
+    await app.close();
+  }
+  // with a token, the token decides (any Host, e.g. behind a reverse proxy)
+  await using tokened = await setup();
+  const guarded = new PipelineApp({ config: tokened.config, log });
+  const res = await guarded.handler(
+    new Request("http://127.0.0.1/runs", { headers: { ...AUTH, host: "pipeline.example.com" } }),
+  );
+  assertEquals(res.status, 200);
+  await res.body?.cancel();
+  await guarded.close();
 });
 
 Deno.test("a trigger the server cannot start (data folder unusable) answers 500 naming the cause, not 400", async () => {

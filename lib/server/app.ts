@@ -204,7 +204,7 @@ export class PipelineApp {
   }
 
   async #authorize(request: Request): Promise<void> {
-    if (this.#expectedDigest === undefined) return;
+    if (this.#expectedDigest === undefined) return checkLoopbackRequest(request);
     const header = request.headers.get("authorization");
     const challenge = { "www-authenticate": 'Bearer realm="spotify-pipeline"' };
     if (!header) {
@@ -493,4 +493,41 @@ function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ (b[i] ?? 0);
   return diff === 0;
+}
+
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+
+/**
+ * Without a token the server binds loopback only, but a web page the user opens could still
+ * reach it: a cross-site form POST needs no preflight, and a DNS-rebinding page reads answers
+ * through its own host name. So, token-less, only requests addressed to a loopback host (`Host`)
+ * and coming from no foreign page (`Origin` absent or loopback) are served.
+ * @throws HttpProblem 403 otherwise.
+ */
+export function checkLoopbackRequest(request: Request): void {
+  const host = request.headers.get("host") ?? new URL(request.url).host;
+  if (!LOOPBACK_HOST.test(host)) {
+    throw new HttpProblem(
+      403,
+      "forbidden",
+      `Host "${host.slice(0, 80)}" is not a loopback address: without PIPELINE_TRIGGER_TOKEN only local requests are served`,
+    );
+  }
+  const origin = request.headers.get("origin");
+  if (origin !== null) {
+    let ok = false;
+    try {
+      const u = new URL(origin);
+      ok = (u.protocol === "http:" || u.protocol === "https:") && LOOPBACK_HOST.test(u.host);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new HttpProblem(
+        403,
+        "forbidden",
+        "A request from a web page of another origin: without PIPELINE_TRIGGER_TOKEN only local requests are served",
+      );
+    }
+  }
 }
