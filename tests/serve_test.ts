@@ -671,3 +671,37 @@ Deno.test("bad input: 413, 415, 400 (bad JSON, fields, date), traversal, 404, 40
   assertEquals(head.headers.get("content-length"), String(getBody.length), "as GET would send");
   await app.close();
 });
+
+Deno.test("stopping serve does not wait for an idle client that never finishes its request (bounded grace)", async () => {
+  await using env = await setup();
+  const { log, lines } = testLog();
+  const stop = new AbortController();
+  let listening!: (addr: Deno.NetAddr) => void;
+  const addr = new Promise<Deno.NetAddr>((r) => (listening = r));
+  const done = serve(env.config, {
+    log,
+    signal: stop.signal,
+    onListen: listening,
+    shutdownGraceMs: 300,
+  });
+  const { port } = await addr;
+  // half a request: the headers promise 100 bytes of body, 10 come, then nothing
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(
+    new TextEncoder().encode(
+      `POST /run-top-tracks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + '{"date": "',
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 200)); // the server is reading the body
+  const started = performance.now();
+  stop.abort();
+  const outcome = await Promise.race([
+    done.then(() => "stopped"),
+    new Promise((r) => setTimeout(() => r("still waiting"), 10_000)),
+  ]);
+  conn.close();
+  assertEquals(outcome, "stopped");
+  assert(performance.now() - started < 5_000, "within the grace, not the client's pleasure");
+  assertStringIncludes(lines.join("\n"), "without waiting longer for open connections");
+});

@@ -510,7 +510,9 @@ export function checkLoopbackRequest(request: Request): void {
     throw new HttpProblem(
       403,
       "forbidden",
-      `Host "${host.slice(0, 80)}" is not a loopback address: without PIPELINE_TRIGGER_TOKEN only local requests are served`,
+      `Host "${
+        host.slice(0, 80)
+      }" is not a loopback address: without PIPELINE_TRIGGER_TOKEN only local requests are served`,
     );
   }
   const origin = request.headers.get("origin");

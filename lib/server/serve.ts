@@ -28,6 +28,11 @@ export interface ServeOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Default `runPipeline` (injectable for tests). */
   pipeline?: PipelineFn;
+  /**
+   * How long a stop waits for open connections (an idle keep-alive, a client that never finishes
+   * its request) before it stops anyway; the running run is awaited regardless. Default 10 s.
+   */
+  shutdownGraceMs?: number;
 }
 
 /** Whether a listen address only accepts connections from this machine. */
@@ -138,7 +143,18 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
   });
   log.info("Stopping: no new requests; waiting for the running run to stop");
   stopped.abort();
-  await Promise.all([server.shutdown(), app.close()]);
+  // Open connections get a bounded grace: an idle or half-sent request never holds the stop.
+  const grace = options.shutdownGraceMs ?? 10_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const closed = await Promise.race([
+    server.shutdown().then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), grace))),
+  ]);
+  clearTimeout(timer);
+  if (!closed) {
+    log.warn(`Stopping without waiting longer for open connections (grace ${grace} ms)`);
+  }
+  await app.close();
   await Promise.all(schedules.map((s) => s.catch(() => {})));
   log.info("Stopped");
 }
