@@ -4,6 +4,7 @@
  * @module
  */
 
+import { SourceError } from "./errors.ts";
 import type { HttpConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -47,6 +48,8 @@ export interface FetchRetryOptions extends Partial<HttpConfig> {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Random source in [0,1) for jitter. */
   random?: () => number;
+  /** Largest answer accepted (default {@link MAX_BODY_BYTES}). */
+  maxBodyBytes?: number;
 }
 
 /** Statistics of one call, for logs and tests. */
@@ -90,10 +93,52 @@ function shortUrl(url: string): string {
   return `${u.origin}${u.pathname}`;
 }
 
-/** The response with its body read into memory, or the error reading it. */
-async function readBody(response: Response): Promise<Response | unknown> {
+/** The most bytes an answer may have (Spotify's pages are ~100 kB; ReccoBeats' a few kB). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** An answer larger than {@link MAX_BODY_BYTES}: not data this toolkit expects, never retried. */
+export class BodyTooLargeError extends SourceError {
+  override name = "BodyTooLargeError";
+}
+
+/** The response with its body read into memory (at most `maxBytes`), or the error reading it. */
+async function readBody(
+  response: Response,
+  url: string,
+  maxBytes: number,
+): Promise<Response | unknown> {
+  const tooLarge = () =>
+    new BodyTooLargeError(
+      `${shortUrl(url)} answered more than ${maxBytes} bytes: not an answer this toolkit expects`,
+      { hint: "Check SPOTIFY_API_URL / RECCOBEATS_API_URL (a proxy or a wrong host?)." },
+    );
   try {
-    const body = await response.arrayBuffer();
+    const declared = Number(response.headers.get("content-length"));
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await response.body?.cancel();
+      return tooLarge();
+    }
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    if (response.body) {
+      const reader = response.body.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        total += value.length;
+        if (total > maxBytes) {
+          await reader.cancel();
+          return tooLarge();
+        }
+        chunks.push(value);
+      }
+    }
+    const body = new Uint8Array(total);
+    let offset = 0;
+    for (const c of chunks) {
+      body.set(c, offset);
+      offset += c.length;
+    }
     const empty = response.status === 204 || response.status === 205 || response.status === 304;
     return new Response(empty ? null : body, {
       status: response.status,
@@ -126,6 +171,7 @@ export async function fetchWithRetry(
     signal,
     sleep: doSleep = sleep,
     random = Math.random,
+    maxBodyBytes = MAX_BODY_BYTES,
   } = options;
   const stats: FetchStats = { attempts: 0, waitedMs: 0 };
   for (;;) {
@@ -151,8 +197,9 @@ export async function fetchWithRetry(
       if (response.ok || (response.status >= 300 && response.status < 400)) {
         // The body is read here, under the same timeout: a body that stalls or breaks off after
         // the headers is a network error (retried), not a raw abort in the caller's read.
-        const answer = await readBody(response);
+        const answer = await readBody(response, url, maxBodyBytes);
         if (answer instanceof Response) return { response: answer, stats };
+        if (answer instanceof BodyTooLargeError) throw answer;
         if (signal?.aborted) throw signal.reason;
         failure = new NetworkError(
           shortUrl(url),

@@ -4,7 +4,8 @@
  * reported as a NetworkError naming the URL (never a raw abort in the caller's read).
  */
 import assert from "node:assert/strict";
-import { fetchWithRetry, NetworkError } from "../lib/http.ts";
+import { SourceError } from "../lib/errors.ts";
+import { BodyTooLargeError, fetchWithRetry, NetworkError } from "../lib/http.ts";
 
 const encoder = new TextEncoder();
 
@@ -91,5 +92,54 @@ Deno.test("a body that keeps stalling or breaks off ends in a NetworkError namin
       mode === "stall" ? /No complete answer within 300 ms/ : /Reading the answer failed/,
     );
     assert.equal(server.requests, 2);
+  }
+});
+
+Deno.test("an answer larger than the cap is a BodyTooLargeError naming the URL, not retried, whether it declares its length or streams", async () => {
+  const big = new Uint8Array(64 * 1024);
+  let requests = 0;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req) => {
+      requests++;
+      if (new URL(req.url).pathname === "/declared") {
+        return new Response(new Uint8Array(200 * 1024), {
+          headers: { "content-type": "application/json" },
+        });
+      }
+      let sent = 0;
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            if (sent > 300 * 1024) return c.close();
+            sent += big.length;
+            c.enqueue(big);
+          },
+        }),
+        { headers: { "content-type": "application/json" } },
+      );
+    },
+  );
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    for (const path of ["/declared", "/streamed"]) {
+      requests = 0;
+      await assert.rejects(
+        fetchWithRetry(`${base}${path}`, {}, { maxBodyBytes: 100 * 1024, maxRetries: 3 }),
+        (e: Error) => {
+          assert.ok(e instanceof BodyTooLargeError, String(e));
+          assert.ok(e instanceof SourceError);
+          assert.match(e.message, new RegExp(`${path} answered more than 102400 bytes`));
+          return true;
+        },
+      );
+      assert.equal(requests, 1, `${path}: not retried`);
+    }
+    const ok = await fetchWithRetry(`${base}/declared`, {}, { maxBodyBytes: 1024 * 1024 });
+    assert.equal((await ok.response.arrayBuffer()).byteLength, 200 * 1024);
+  } finally {
+    ac.abort();
+    await server.finished;
   }
 });

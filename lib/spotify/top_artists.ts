@@ -10,6 +10,7 @@ import type { TimeRange } from "../config.ts";
 import { SourceError } from "../errors.ts";
 import type { Row, StreamFetchContext, StreamFetchResult } from "../streams/stream.ts";
 import {
+  checkNameLength,
   fetchTopItems,
   isObject,
   kind,
@@ -65,6 +66,7 @@ export function normalizeTopArtists(
       throw bad(`has no artist id (found ${kind(item.id)})`);
     }
     if (typeof item.name !== "string") throw bad(`(${item.id}) has no "name"`);
+    checkNameLength(item.name, "name", (w) => bad(`(${item.id}) ${w}`));
     let genres: string[] | null = null;
     if (item.genres !== undefined && item.genres !== null) {
       if (!Array.isArray(item.genres) || !item.genres.every((g) => typeof g === "string")) {

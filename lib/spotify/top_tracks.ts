@@ -136,12 +136,28 @@ function normalizeTrack(
   };
 }
 
+/** The longest name kept (Spotify's are far shorter; a longer one is not a track's). */
+export const MAX_NAME_LENGTH = 1000;
+
+/** Throws when a name is longer than {@link MAX_NAME_LENGTH}. */
+export function checkNameLength(
+  value: string,
+  field: string,
+  bad: (what: string) => SourceError,
+): string {
+  if (value.length > MAX_NAME_LENGTH) {
+    throw bad(`"${field}" is ${value.length} characters long (at most ${MAX_NAME_LENGTH})`);
+  }
+  return value;
+}
+
 function trackFieldsOf(item: unknown, bad: (what: string) => SourceError): TrackFields {
   if (!isObject(item)) throw bad(`is ${kind(item)}, expected a track object`);
   if (typeof item.id !== "string" || item.id === "") {
     throw bad(`has no track id (found ${kind(item.id)})`);
   }
   if (typeof item.name !== "string") throw bad(`(${item.id}) has no "name"`);
+  checkNameLength(item.name, "name", (w) => bad(`(${item.id}) ${w}`));
   if (!Array.isArray(item.artists)) {
     throw bad(`(${item.id}) "artists" is not an array (found ${kind(item.artists)})`);
   }
@@ -154,6 +170,7 @@ function trackFieldsOf(item: unknown, bad: (what: string) => SourceError): Track
     if (typeof artist.id !== "string") {
       throw bad(`(${item.id}) artists[${j}] has no "id" (found ${kind(artist.id)})`);
     }
+    checkNameLength(artist.name, `artists[${j}].name`, (w) => bad(`(${item.id}) ${w}`));
     artistIds.push(artist.id);
     artistNames.push(artist.name);
   });
@@ -183,7 +200,9 @@ function trackFieldsOf(item: unknown, bad: (what: string) => SourceError): Track
     artist_ids: artistIds,
     artist_names: artistNames,
     album_id: typeof album.id === "string" ? album.id : null,
-    album_name: typeof album.name === "string" ? album.name : null,
+    album_name: typeof album.name === "string"
+      ? checkNameLength(album.name, "album.name", (w) => bad(`(${item.id}) ${w}`))
+      : null,
     album_release_date: typeof album.release_date === "string" ? album.release_date : null,
     duration_ms: Math.round(item.duration_ms),
     explicit: item.explicit,

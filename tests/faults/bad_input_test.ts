@@ -253,6 +253,14 @@ Deno.test("malformed top-tracks payloads are SourceErrors naming the URL and the
       [withTrack({ id: undefined }), "items[0] has no track id (found nothing)"],
       [withTrack({ id: 42 }), "items[0] has no track id (found number 42)"],
       [withTrack({ name: null }), `items[0] (${id}) has no "name"`],
+      [
+        withTrack({ name: "x".repeat(5_000_000) }),
+        `items[0] (${id}) "name" is 5000000 characters long (at most 1000)`,
+      ],
+      [
+        withTrack({ artists: [{ id: "a", name: "y".repeat(1001) }] }),
+        `"artists[0].name" is 1001 characters long`,
+      ],
       [withTrack({ artists: null }), `items[0] (${id}) "artists" is not an array (found null)`],
       [withTrack({ artists: [null] }), `items[0] (${id}) artists[0] has no "name"`],
       [withTrack({ artists: [{ name: "A", id: null }] }), `artists[0] has no "id" (found null)`],
