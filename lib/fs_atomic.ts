@@ -5,6 +5,7 @@
  */
 
 import { dirname, join } from "node:path";
+import { StorageError } from "./errors.ts";
 
 /** Options of {@link writeFileAtomic}. */
 export interface WriteAtomicOptions {
@@ -33,6 +34,35 @@ export async function writeChunksAtomic(
   path: string,
   chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   options: WriteAtomicOptions = {},
+): Promise<void> {
+  try {
+    await writeChunks(path, chunks, options);
+  } catch (error) {
+    if (!isNoSpace(error)) throw error;
+    // A full disk (or quota) is a storage failure to fix, not a bug: one line naming the folder.
+    throw new StorageError(
+      `No space left on the device holding ${dirname(path)} (${
+        (error as { code?: string }).code
+      } writing ${basename(path)})`,
+      {
+        hint:
+          "Free space there (or point PIPELINE_DATA_DIR elsewhere), then `deno task pipeline --resume`: nothing written is lost.",
+        cause: error,
+      },
+    );
+  }
+}
+
+/** Whether an error is a full disk (ENOSPC) or an exceeded quota (EDQUOT). */
+export function isNoSpace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+async function writeChunks(
+  path: string,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  options: WriteAtomicOptions,
 ): Promise<void> {
   const { mode, mkdir = true } = options;
   if (mkdir) await Deno.mkdir(dirname(path), { recursive: true });

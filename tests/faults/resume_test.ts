@@ -377,3 +377,71 @@ Deno.test("a FIFO planted in a run folder never blocks a step or GET /runs: a on
   const listed = await bounded(listRuns(env.config));
   assertEquals(listed.map((r) => r.run_id), [run.id]);
 });
+
+Deno.test("a full disk stops the run with exit 4 and one line naming the folder; after freeing space --resume finishes with nothing lost", async (t) => {
+  const mountpoint = await Deno.makeTempDir({ prefix: "disk_full_" });
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountpoint],
+    stderr: "null",
+    stdout: "null",
+  }).output().catch(() => ({ success: false }));
+  if (!mounted.success) {
+    // not root (or no mount namespace): the case cannot be made here
+    await Deno.remove(mountpoint, { recursive: true });
+    console.warn("disk-full test skipped: cannot mount a tmpfs here");
+    return;
+  }
+  try {
+    const dataDir = join(mountpoint, "data");
+    const env = {
+      PIPELINE_DATA_DIR: dataDir,
+      SPOTIFY_SOURCE: "sample",
+      PIPELINE_STREAMS: "top_tracks",
+    };
+    await Deno.mkdir(dataDir);
+    // leave ~40 kB: the first pages fit, the rest of the run does not
+    const filler = join(mountpoint, "filler");
+    const free = () => {
+      const out = new Deno.Command("df", { args: ["-B1", "--output=avail", mountpoint] })
+        .outputSync();
+      return Number(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1));
+    };
+    await Deno.writeFile(filler, new Uint8Array(Math.max(0, free() - 40_000)));
+
+    const failed = await runTask("pipeline.ts", ["--to", "upload"], env, mountpoint);
+    await t.step("exit 4, one line naming the folder, no stack", () => {
+      assertEquals(failed.code, ExitCode.storage, failed.stderr);
+      const errors = errorRecords(failed.stderr);
+      assertEquals(errors.length, 1, failed.stderr);
+      assertStringIncludes(errors[0]!.msg, "No space left on the device holding");
+      assertStringIncludes(errors[0]!.msg, dataDir);
+      assert(!failed.stderr.includes('"stack"'), "no stack trace");
+    });
+
+    await Deno.remove(filler);
+    const resumed = await runTask("pipeline.ts", ["--resume", "--to", "upload"], env, mountpoint);
+    await t.step("--resume after freeing space finishes; no temp file left", async () => {
+      assertEquals(resumed.code, 0, resumed.stderr);
+      const config = loadConfig({ env, envFile: false });
+      const [id] = await listRunIds(config);
+      const m = await manifestOf(dataDir, id!);
+      assertEquals(m.steps.upload?.status, "succeeded");
+      const temps: string[] = [];
+      for await (const e of walk(join(dataDir, "runs"))) if (e.endsWith(".tmp")) temps.push(e);
+      assertEquals(temps, []);
+      const lake = join(dataDir, "lake", "top_tracks");
+      assert((await Array.fromAsync(walk(lake))).some((p) => p.endsWith("top_tracks.parquet")));
+    });
+  } finally {
+    await new Deno.Command("umount", { args: [mountpoint] }).output();
+    await Deno.remove(mountpoint, { recursive: true });
+  }
+});
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) yield* walk(p);
+    else yield p;
+  }
+}
