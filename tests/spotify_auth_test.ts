@@ -149,7 +149,7 @@ Deno.test("authorize() sends the client secret as HTTP Basic for a confidential 
   assert(!lines.join("\n").includes("mock-secret-123456"));
 });
 
-Deno.test("authorize() rejects a callback whose state does not match and stores nothing", async () => {
+Deno.test("authorize() ignores a callback whose state does not match (400, nothing exchanged) and completes with the real one", async () => {
   await using env = await setup();
   const { log } = testLog();
   const urlSeen = Promise.withResolvers<string>();
@@ -158,16 +158,62 @@ Deno.test("authorize() rejects a callback whose state does not match and stores 
     openBrowser: false,
     onAuthorizeUrl: (url) => urlSeen.resolve(url),
   });
-  flow.catch(() => {}); // awaited below, after the callback
-  await urlSeen.promise;
+  flow.catch(() => {}); // awaited below, after the callbacks
+  const authorizeUrl = await urlSeen.promise;
   const port = env.config.spotify.redirectPort;
   const forged = await fetch(`http://127.0.0.1:${port}/callback?code=AQforged&state=not-ours`);
   assertEquals(forged.status, 400);
-  await forged.body?.cancel();
+  assertStringIncludes(await forged.text(), "does not belong to the authorization in progress");
+  assertEquals(env.mock.requestsTo("/api/token").length, 0, "the forged code is not exchanged");
+  const page = await followAuthorize(authorizeUrl);
+  assertEquals(page.status, 200);
+  await page.body?.cancel();
+  const result = await flow;
+  assertEquals((await readTokenStore(env.tokensFile)).access_token, result.tokens.access_token);
+});
+
+Deno.test("authorize() gives up after too many callbacks with a foreign state, storing nothing", async () => {
+  await using env = await setup();
+  const { log } = testLog();
+  const urlSeen = Promise.withResolvers<string>();
+  const flow = authorize(env.config, {
+    log,
+    openBrowser: false,
+    onAuthorizeUrl: (url) => urlSeen.resolve(url),
+  });
+  flow.catch(() => {});
+  await urlSeen.promise;
+  const port = env.config.spotify.redirectPort;
+  for (let i = 0; i < 6; i++) {
+    const r = await fetch(`http://127.0.0.1:${port}/callback?code=AQx&state=stray${i}`);
+    assertEquals(r.status, 400);
+    await r.body?.cancel();
+  }
   const error = await assertRejects(() => flow, SourceError);
-  assertStringIncludes(error.message, "state");
+  assertStringIncludes(error.message, "did not carry this authorization's state");
   assertEquals(env.mock.requestsTo("/api/token").length, 0);
   await assertRejects(() => Deno.stat(env.tokensFile), Deno.errors.NotFound);
+});
+
+Deno.test("authorize() with a code Spotify refuses answers the callback with the error page before it stops", async () => {
+  await using env = await setup();
+  const { log } = testLog();
+  const urlSeen = Promise.withResolvers<string>();
+  const flow = authorize(env.config, {
+    log,
+    openBrowser: false,
+    onAuthorizeUrl: (url) => urlSeen.resolve(url),
+  });
+  flow.catch(() => {});
+  const consent = await fetch(await urlSeen.promise, { redirect: "manual" });
+  await consent.body?.cancel();
+  const callback = new URL(consent.headers.get("location")!);
+  callback.searchParams.set("code", "AQnotTheCodeSpotifyIssued");
+  const page = await fetch(callback);
+  assertEquals(page.status, 502);
+  assertStringIncludes(await page.text(), "Authorization failed");
+  const error = await assertRejects(() => flow, SourceError);
+  assertStringIncludes(error.message, "invalid_grant");
 });
 
 Deno.test("authorize() exchanges the code once when the callback is requested twice", async () => {

@@ -78,6 +78,7 @@ export async function authorize(
   // set once a callback passed validation: a repeated callback (a reload, a browser's duplicate
   // request) must not exchange the one-time code a second time while the first exchange runs
   let exchanging = false;
+  let strays = 0;
   const settle = (fn: () => void) => {
     if (!settled) {
       settled = true;
@@ -90,6 +91,25 @@ export async function authorize(
     if (url.pathname !== "/callback") return page(404, "Not found.");
     if (settled || exchanging) {
       return page(410, "This authorization has already been handled.");
+    }
+    if (url.searchParams.get("state") !== state) {
+      // Not this authorization's redirect (a stale tab, another local program, a forged link):
+      // refused, and the real one still awaited — up to a bounded number of strays.
+      strays++;
+      if (strays > MAX_STRAY_CALLBACKS) {
+        settle(() =>
+          done.reject(
+            new SourceError(
+              `${strays} callbacks to ${redirect} did not carry this authorization's state: stopped waiting`,
+              { hint: "Run `deno task auth` again and open the URL it prints (only that one)." },
+            ),
+          )
+        );
+      }
+      return page(
+        400,
+        "This callback does not belong to the authorization in progress (its state does not match): ignored. Use the link `deno task auth` printed.",
+      );
     }
     let params: URLSearchParams;
     try {
@@ -172,10 +192,21 @@ export async function authorize(
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
-    stop.abort();
+    // The page of the callback that settled the flow (success or error) is sent before the
+    // server stops: a graceful shutdown, bounded, then the rest is cut.
+    let timer2: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      server.shutdown().then(() => true),
+      new Promise<false>((resolve) => (timer2 = setTimeout(() => resolve(false), 2_000))),
+    ]);
+    clearTimeout(timer2);
+    if (!closed) stop.abort();
     await server.finished;
   }
 }
+
+/** Callbacks with a foreign state ignored before the flow gives up. */
+const MAX_STRAY_CALLBACKS = 5;
 
 function callbackError(error: unknown): Error {
   if (error instanceof oauth.AuthorizationResponseError) {
