@@ -316,7 +316,11 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "SNOWFLAKE_ROLE", description: "role to use", default: "SPOTIFY_PIPELINE" },
   { name: "SNOWFLAKE_WAREHOUSE", description: "virtual warehouse", default: "SPOTIFY_WH" },
   { name: "SNOWFLAKE_DATABASE", description: "database", default: "SPOTIFY" },
-  { name: "SNOWFLAKE_SCHEMA", description: "schema of the raw table and stage", default: "RAW" },
+  {
+    name: "SNOWFLAKE_SCHEMA",
+    description: "schema of the raw tables and the stage",
+    default: "RAW",
+  },
   { name: "SNOWFLAKE_STAGE", description: "external stage name", default: "SPOTIFY_S3_STAGE" },
   { name: "SNOWFLAKE_FILE_FORMAT", description: "file format name", default: "SPOTIFY_PARQUET" },
   {
@@ -340,7 +344,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   { name: "DBT_VENV_DIR", description: "dbt virtualenv", default: ".venv" },
   {
     name: "DBT_SCHEMA",
-    description: "schema dbt builds the models in (the raw table stays in raw / SNOWFLAKE_SCHEMA)",
+    description: "schema dbt builds the models in (the raw tables stay in raw / SNOWFLAKE_SCHEMA)",
     default: "local: main; prod: ANALYTICS",
   },
   {
