@@ -52,6 +52,7 @@ Deno.test("redact() also removes a secret's JSON-escaped form from JSON text", (
 Deno.test("printable() makes terminal escapes, CR, NUL and bidi controls visible; pretty log lines stay one line", () => {
   const evil = "Song\x1b[2J\x1b]0;pwned\x07\rName\x00\u202eevil\u2066";
   const shown = printable(`${evil}\nnext\tline`);
+  // deno-lint-ignore no-control-regex
   assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e\u2066]/.test(shown), shown);
   assert.equal(shown.split("\n").length, 2, "line breaks between lines stay");
   assert.ok(shown.includes("\\u001b[2J") && shown.includes("\\u000d") && shown.includes("\\u202e"));
@@ -62,5 +63,6 @@ Deno.test("printable() makes terminal escapes, CR, NUL and bidi controls visible
   const log = new Logger({ format: "pretty", level: "info", sink: (_r, line) => lines.push(line) });
   log.info(`Matched "${evil}\nsecond line"`, { name: evil });
   assert.equal(lines.length, 1);
+  // deno-lint-ignore no-control-regex
   assert.ok(!/[\x00-\x1f\u202e]/.test(lines[0]!), lines[0]);
 });

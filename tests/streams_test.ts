@@ -504,6 +504,7 @@ Deno.test("names with terminal escapes, CR/LF, NUL or bidi controls are printed 
     PIPELINE_STREAMS: "top_tracks",
   }, e.dir);
   assert.equal(out.code, 0, out.stderr);
+  // deno-lint-ignore no-control-regex
   assert.ok(!/[\x00-\x08\x0b-\x1f\u202e]/.test(out.stdout), JSON.stringify(out.stdout));
   assert.ok(
     out.stdout.includes(String.raw`Evil\u001b[2J\u000dName\u000aNext\u0000\u202eevil`),
