@@ -1,10 +1,10 @@
 /**
  * Reads the listening numbers back from the dbt models in the DuckDB warehouse (`plays`,
  * `daily_listening`, `top_artists`) and formats the lines the pipeline prints after the build.
- * DuckDB (npm:@duckdb/node-api) is imported only when called.
  * @module
  */
 
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { StorageError } from "../errors.ts";
 
 /** What the listening models hold. */
@@ -19,56 +19,43 @@ export interface ListeningSummary {
 }
 
 /**
- * Reads the listening summary from `<schema>` in the DuckDB file at `path` (read-only).
- * @throws StorageError when the file or a model cannot be read.
+ * Reads the listening summary from `<schema>` through a read-only connection to the DuckDB
+ * warehouse (see `withReadOnlyDuckDb`).
+ * @throws StorageError when a model cannot be read.
  */
-export async function readListening(path: string, schema: string): Promise<ListeningSummary> {
-  const { DuckDBInstance } = await import("@duckdb/node-api");
+export async function readListening(
+  connection: DuckDBConnection,
+  schema: string,
+): Promise<ListeningSummary> {
   const ident = `"${schema.replaceAll('"', '""')}"`;
-  let instance;
   try {
-    instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
+    const [totals] = (await connection.runAndReadAll(
+      `select coalesce(sum(plays), 0)::bigint as plays, count(*)::bigint as days,
+              coalesce(sum(minutes), 0)::double as minutes,
+              cast(min(play_date) as varchar) as first_day,
+              cast(max(play_date) as varchar) as last_day
+       from ${ident}.daily_listening`,
+    )).getRowObjectsJS();
+    const artists = (await connection.runAndReadAll(
+      `select artist_name from ${ident}.top_artists
+       where snapshot_date = (select max(snapshot_date) from ${ident}.top_artists)
+       order by time_range <> 'short_term', time_range, rank limit 5`,
+    )).getRowObjectsJS().map((r) => String(r.artist_name));
+    return {
+      plays: Number(totals?.plays ?? 0),
+      days: Number(totals?.days ?? 0),
+      minutes: Number(totals?.minutes ?? 0),
+      first_day: totals?.first_day === null ? null : String(totals?.first_day),
+      last_day: totals?.last_day === null ? null : String(totals?.last_day),
+      top_artists: artists,
+    };
   } catch (error) {
     throw new StorageError(
-      `Cannot open the DuckDB warehouse "${path}" read-only: ${(error as Error).message}`,
+      `Cannot read the listening models (schema ${schema}) from the DuckDB warehouse: ${
+        (error as Error).message.split("\n")[0]
+      }`,
       { cause: error },
     );
-  }
-  try {
-    const connection = await instance.connect();
-    try {
-      const [totals] = (await connection.runAndReadAll(
-        `select coalesce(sum(plays), 0)::bigint as plays, count(*)::bigint as days,
-                coalesce(sum(minutes), 0)::double as minutes,
-                cast(min(play_date) as varchar) as first_day,
-                cast(max(play_date) as varchar) as last_day
-         from ${ident}.daily_listening`,
-      )).getRowObjectsJS();
-      const artists = (await connection.runAndReadAll(
-        `select artist_name from ${ident}.top_artists
-         where snapshot_date = (select max(snapshot_date) from ${ident}.top_artists)
-         order by time_range <> 'short_term', time_range, rank limit 5`,
-      )).getRowObjectsJS().map((r) => String(r.artist_name));
-      return {
-        plays: Number(totals?.plays ?? 0),
-        days: Number(totals?.days ?? 0),
-        minutes: Number(totals?.minutes ?? 0),
-        first_day: totals?.first_day === null ? null : String(totals?.first_day),
-        last_day: totals?.last_day === null ? null : String(totals?.last_day),
-        top_artists: artists,
-      };
-    } catch (error) {
-      throw new StorageError(
-        `Cannot read the listening models from "${path}" (schema ${schema}): ${
-          (error as Error).message.split("\n")[0]
-        }`,
-        { cause: error },
-      );
-    } finally {
-      connection.closeSync();
-    }
-  } finally {
-    instance.closeSync();
   }
 }
 

@@ -1,10 +1,10 @@
 /**
  * Reads one ISO week's audio-feature means back from the `inter_top_weekly_audio_features`
  * model in the DuckDB warehouse, and formats them as the small table the pipeline prints.
- * DuckDB (npm:@duckdb/node-api) is imported only when called.
  * @module
  */
 
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { StorageError } from "../errors.ts";
 
 /** The features whose means are shown, in display order. */
@@ -51,79 +51,60 @@ export interface ReadWeeklyMeansOptions {
 const TIME_RANGE_ORDER = ["short_term", "medium_term", "long_term"];
 
 /**
- * Reads the week containing `options.date` from `<schema>.inter_top_weekly_audio_features` in
- * the DuckDB file at `path` (opened read-only).
- * @throws StorageError when the file or the model cannot be read.
+ * Reads the week containing `options.date` from `<schema>.inter_top_weekly_audio_features`
+ * through a read-only connection to the DuckDB warehouse (see `withReadOnlyDuckDb`).
+ * @throws StorageError when the model cannot be read.
  */
 export async function readWeeklyMeans(
-  path: string,
+  connection: DuckDBConnection,
   options: ReadWeeklyMeansOptions,
 ): Promise<WeeklyMeans> {
-  const { DuckDBInstance } = await import("@duckdb/node-api");
   const { schema, date } = options;
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new RangeError(`not a date: "${date}"`);
   const ident = `"${schema.replaceAll('"', '""')}"`;
-  let instance;
+  const week = await connection.runAndReadAll(
+    `select cast(cast(date_trunc('week', date '${date}') as date) as varchar) as week_start,
+            cast(isoyear(date '${date}') as integer) as iso_year,
+            cast(week(date '${date}') as integer) as iso_week`,
+  );
+  const head = week.getRowObjectsJS()[0]!;
+  const columns = WEEKLY_FEATURES.map((f) => `${f}_mean`).join(", ");
+  let reader;
   try {
-    instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
+    reader = await connection.runAndReadAll(
+      `select time_range, snapshot_days, distinct_tracks, tracks_with_features,
+              feature_coverage, ${columns}
+       from ${ident}.inter_top_weekly_audio_features
+       where week_start = date_trunc('week', date '${date}')`,
+    );
   } catch (error) {
     throw new StorageError(
-      `Cannot open the DuckDB warehouse "${path}" read-only: ${(error as Error).message}`,
+      `Cannot read ${schema}.inter_top_weekly_audio_features from the DuckDB warehouse: ${
+        (error as Error).message.split("\n")[0]
+      }`,
       { cause: error },
     );
   }
-  try {
-    const connection = await instance.connect();
-    try {
-      const week = await connection.runAndReadAll(
-        `select cast(cast(date_trunc('week', date '${date}') as date) as varchar) as week_start,
-                cast(isoyear(date '${date}') as integer) as iso_year,
-                cast(week(date '${date}') as integer) as iso_week`,
-      );
-      const head = week.getRowObjectsJS()[0]!;
-      const columns = WEEKLY_FEATURES.map((f) => `${f}_mean`).join(", ");
-      let reader;
-      try {
-        reader = await connection.runAndReadAll(
-          `select time_range, snapshot_days, distinct_tracks, tracks_with_features,
-                  feature_coverage, ${columns}
-           from ${ident}.inter_top_weekly_audio_features
-           where week_start = date_trunc('week', date '${date}')`,
-        );
-      } catch (error) {
-        throw new StorageError(
-          `Cannot read ${schema}.inter_top_weekly_audio_features from "${path}": ${
-            (error as Error).message.split("\n")[0]
-          }`,
-          { cause: error },
-        );
-      }
-      const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-      const rows = reader.getRowObjectsJS().map((r): WeeklyMeansRow => ({
-        time_range: String(r.time_range),
-        snapshot_days: Number(r.snapshot_days),
-        distinct_tracks: Number(r.distinct_tracks),
-        tracks_with_features: Number(r.tracks_with_features),
-        feature_coverage: Number(r.feature_coverage),
-        means: Object.fromEntries(
-          WEEKLY_FEATURES.map((f) => [f, num(r[`${f}_mean`])]),
-        ) as WeeklyMeansRow["means"],
-      }));
-      rows.sort((a, b) =>
-        TIME_RANGE_ORDER.indexOf(a.time_range) - TIME_RANGE_ORDER.indexOf(b.time_range)
-      );
-      return {
-        week_start: String(head.week_start),
-        iso_year: Number(head.iso_year),
-        iso_week: Number(head.iso_week),
-        rows,
-      };
-    } finally {
-      connection.closeSync();
-    }
-  } finally {
-    instance.closeSync();
-  }
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const rows = reader.getRowObjectsJS().map((r): WeeklyMeansRow => ({
+    time_range: String(r.time_range),
+    snapshot_days: Number(r.snapshot_days),
+    distinct_tracks: Number(r.distinct_tracks),
+    tracks_with_features: Number(r.tracks_with_features),
+    feature_coverage: Number(r.feature_coverage),
+    means: Object.fromEntries(
+      WEEKLY_FEATURES.map((f) => [f, num(r[`${f}_mean`])]),
+    ) as WeeklyMeansRow["means"],
+  }));
+  rows.sort((a, b) =>
+    TIME_RANGE_ORDER.indexOf(a.time_range) - TIME_RANGE_ORDER.indexOf(b.time_range)
+  );
+  return {
+    week_start: String(head.week_start),
+    iso_year: Number(head.iso_year),
+    iso_week: Number(head.iso_week),
+    rows,
+  };
 }
 
 /**

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { dbtErrorOf, runDbt } from "../dbt/runner.ts";
 import { ensureVenv } from "../dbt/venv.ts";
+import { withReadOnlyDuckDb } from "../dbt/_read_only.ts";
 import { formatListening, readListening } from "../dbt/listening.ts";
 import { formatWeeklyMeans, readWeeklyMeans, type WeeklyMeans } from "../dbt/weekly_means.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
@@ -53,12 +54,16 @@ export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
 
   let week: WeeklyMeans | undefined;
   if (config.warehouse.kind === "duckdb") {
-    week = await readWeeklyMeans(config.warehouse.path, {
-      schema: config.dbt.schema,
-      date: run.snapshotDate,
-    });
-    lines.push("", formatWeeklyMeans(week));
-    lines.push("", formatListening(await readListening(config.warehouse.path, config.dbt.schema)));
+    // one read-only open of the warehouse for both read-backs
+    const read = await withReadOnlyDuckDb(config.warehouse.path, async (connection) => ({
+      week: await readWeeklyMeans(connection, {
+        schema: config.dbt.schema,
+        date: run.snapshotDate,
+      }),
+      listening: await readListening(connection, config.dbt.schema),
+    }));
+    week = read.week;
+    lines.push("", formatWeeklyMeans(week), "", formatListening(read.listening));
   }
   return {
     counts,
