@@ -39,7 +39,7 @@ import { fetchStreams } from "../streams/fetch_streams.ts";
 import type { StreamName } from "../streams/names.ts";
 import { streamDefs, streamsFor } from "../streams/registry.ts";
 import type { Row, StreamDef } from "../streams/stream.ts";
-import type { FileToLoad, LoadReport } from "../warehouse/warehouse.ts";
+import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 import { type KvLike, openDeploySpotifyClient, type TokenSource } from "./tokens.ts";
 
 /** The steps that run on Deploy (no transform: dbt runs elsewhere). */
@@ -299,14 +299,7 @@ export async function runOnDeploy(
     });
 
     await step("load", async () => {
-      let report: LoadReport = {
-        warehouse: "snowflake",
-        table: "",
-        files_loaded: 0,
-        files_skipped: 0,
-        rows_loaded: 0,
-        files: [],
-      };
+      let report = loadReport("snowflake");
       if (receipts.length) {
         const { openSnowflakeWarehouse } = await import("../warehouse/snowflake.ts");
         const wh = await openSnowflakeWarehouse(warehouse, { log, store });

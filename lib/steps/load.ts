@@ -17,7 +17,7 @@ import { advanceCursor } from "../state.ts";
 import { readUploadOutput } from "../streams/handoff.ts";
 import { SAMPLE_USER } from "../streams/names.ts";
 import { openWarehouse } from "../warehouse/open.ts";
-import type { FileToLoad, LoadReport } from "../warehouse/warehouse.ts";
+import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 
 /** Options of {@link runLoadSetup}. */
 export interface RunLoadSetupOptions {
@@ -70,14 +70,7 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
   if (files.length === 0) {
     // nothing new (a poll with no new play): the warehouse is not touched — a Snowflake
     // connection would wake a billed warehouse for nothing
-    report = {
-      warehouse: config.warehouse.kind,
-      table: "",
-      files_loaded: 0,
-      files_skipped: 0,
-      rows_loaded: 0,
-      files: [],
-    };
+    report = loadReport(config.warehouse.kind);
   } else {
     const warehouse = await openWarehouse(config, { log });
     try {

@@ -29,12 +29,13 @@ import type { Logger } from "../log.ts";
 import { duckdbType, LOAD_METADATA_COLUMNS } from "../streams/columns.ts";
 import { STREAM_NAMES, STREAMS } from "../streams/registry.ts";
 import type { StreamDef } from "../streams/stream.ts";
-import type {
-  FileLoadResult,
-  FileToLoad,
-  LoadOptions,
-  LoadReport,
-  Warehouse,
+import {
+  type FileLoadResult,
+  type FileToLoad,
+  type LoadOptions,
+  type LoadReport,
+  loadReport,
+  type Warehouse,
 } from "./warehouse.ts";
 
 /** The top-tracks raw table, schema-qualified. */
@@ -184,15 +185,11 @@ export class DuckDbWarehouse implements Warehouse {
       throw error;
     }
     const tables = [...new Set(files.map((f) => rawTable(STREAMS[f.stream])))];
-    return {
-      warehouse: "duckdb",
+    return loadReport("duckdb", {
       table: tables.join(", ") || RAW_TABLE,
-      ...(migrations.length ? { migrations } : {}),
-      files_loaded: results.filter((r) => r.status === "LOADED").length,
-      files_skipped: results.filter((r) => r.status === "SKIPPED").length,
-      rows_loaded: results.reduce((n, r) => n + r.rows_loaded, 0),
       files: results,
-    };
+      migrations,
+    });
   }
 
   /** Releases the file (idempotent). */

@@ -33,12 +33,13 @@ import type { Logger } from "../log.ts";
 import { LOAD_METADATA_COLUMNS, snowflakeType } from "../streams/columns.ts";
 import { STREAMS } from "../streams/registry.ts";
 import type { StreamDef } from "../streams/stream.ts";
-import type {
-  FileLoadResult,
-  FileToLoad,
-  LoadOptions,
-  LoadReport,
-  Warehouse,
+import {
+  type FileLoadResult,
+  type FileToLoad,
+  type LoadOptions,
+  type LoadReport,
+  loadReport,
+  type Warehouse,
 } from "./warehouse.ts";
 
 /** The Snowflake settings from {@link WarehouseConfig}. */
@@ -290,14 +291,7 @@ class SnowflakeWarehouse implements Warehouse {
     files: FileToLoad[],
     options: LoadOptions = { migrationUser: "unknown" },
   ): Promise<LoadReport> {
-    const report: LoadReport = {
-      warehouse: "snowflake",
-      table: "",
-      files_loaded: 0,
-      files_skipped: 0,
-      rows_loaded: 0,
-      files: [],
-    };
+    const results: FileLoadResult[] = [];
     const tables: string[] = [];
     const migrations: string[] = [];
     for (const [name, def] of Object.entries(STREAMS)) {
@@ -308,16 +302,14 @@ class SnowflakeWarehouse implements Warehouse {
       tables.push(table);
       await this.#session.execute(createRawTableSql(this.#config, def));
       migrations.push(...await this.#migrate(def, table, options.migrationUser));
-      const results = await this.#copy(def, table, group);
-      report.files.push(...results.map((r) => ({ ...r, table })));
+      results.push(...(await this.#copy(def, table, group)).map((r) => ({ ...r, table })));
     }
-    report.table = tables.join(", ") ||
-      `${this.#config.database}.${this.#config.schema}.${RAW_TABLE}`.toUpperCase();
-    if (migrations.length) report.migrations = migrations;
-    report.files_loaded = report.files.filter((r) => r.status === "LOADED").length;
-    report.files_skipped = report.files.filter((r) => r.status === "SKIPPED").length;
-    report.rows_loaded = report.files.reduce((n, r) => n + r.rows_loaded, 0);
-    return report;
+    return loadReport("snowflake", {
+      table: tables.join(", ") ||
+        `${this.#config.database}.${this.#config.schema}.${RAW_TABLE}`.toUpperCase(),
+      files: results,
+      migrations,
+    });
   }
 
   /** Adds the columns the raw table lacks; a new USER_ID is filled for the rows already there. */

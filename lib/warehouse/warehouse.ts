@@ -43,6 +43,26 @@ export interface LoadReport {
   files: FileLoadResult[];
 }
 
+/**
+ * The load report of per-file results (counts derived from them); no files: an empty report (a
+ * load with nothing to load).
+ */
+export function loadReport(
+  warehouse: LoadReport["warehouse"],
+  options: { table?: string; files?: FileLoadResult[]; migrations?: string[] } = {},
+): LoadReport {
+  const files = options.files ?? [];
+  return {
+    warehouse,
+    table: options.table ?? "",
+    ...(options.migrations?.length ? { migrations: options.migrations } : {}),
+    files_loaded: files.filter((r) => r.status === "LOADED").length,
+    files_skipped: files.filter((r) => r.status === "SKIPPED").length,
+    rows_loaded: files.reduce((n, r) => n + r.rows_loaded, 0),
+    files,
+  };
+}
+
 /** Options of {@link Warehouse.load}. */
 export interface LoadOptions {
   /** Fills `user_id` of rows loaded before the column existed (the token store's user). */
