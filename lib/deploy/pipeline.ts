@@ -22,9 +22,11 @@ import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf } from "../errors.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
 import {
-  coverageCounts,
+  type CoverageReport,
+  coverageShare,
   enrichRows,
   type ProviderSlot,
+  sumCoverageCounts,
   type TrackRef,
 } from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
@@ -34,8 +36,9 @@ import { encodeParquet } from "../parquet/writer.ts";
 import { newRunId, validateDate } from "../run.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
 import type { PutReceipt } from "../store/object_store.ts";
-import { newestCursorInKeys } from "../streams/cursor.ts";
+import { newestCursorInKeys, partitionCursor } from "../streams/cursor.ts";
 import { fetchStreams } from "../streams/fetch_streams.ts";
+import type { FileCursor } from "../streams/handoff.ts";
 import type { StreamName } from "../streams/names.ts";
 import { streamDefs, streamsFor } from "../streams/registry.ts";
 import type { Row, StreamDef } from "../streams/stream.ts";
@@ -105,7 +108,7 @@ interface Encoded {
   data: Uint8Array;
   sha256: string;
   contentSha256: string;
-  cursor?: { user_id: string; value: string };
+  cursor?: FileCursor;
 }
 
 /**
@@ -196,13 +199,7 @@ export async function runOnDeploy(
 
     const enriched = await step("enrich", async () => {
       const providers = providerSlots(config, client);
-      const counts: Record<string, number> = {
-        rows: 0,
-        matched: 0,
-        by_id: 0,
-        by_name: 0,
-        unmatched: 0,
-      };
+      const coverages: CoverageReport[] = [];
       const value: { stream: StreamDef; rows: Row[]; skipped?: string }[] = [];
       for (const r of fetched) {
         if (!r.stream.features || r.rows.length === 0) {
@@ -219,14 +216,11 @@ export async function runOnDeploy(
             summary.warnings.push(`enrich: ${p.note}`);
           }
         }
-        for (const [k, v] of Object.entries(coverageCounts(result.coverage))) {
-          counts[k] = (counts[k] ?? 0) + v;
-        }
+        coverages.push(result.coverage);
         value.push({ ...r, rows: result.rows });
       }
-      summary.coverage = counts.rows
-        ? Math.round((counts.matched! / counts.rows) * 10_000) / 10_000
-        : 0;
+      const counts = sumCoverageCounts(coverages);
+      summary.coverage = coverageShare(counts.matched!, counts.rows!);
       return { value, counts };
     });
 
@@ -238,22 +232,13 @@ export async function runOnDeploy(
         if (r.skipped !== undefined) continue;
         for (const part of r.stream.partition(r.rows, { snapshotDate: date })) {
           const parquet = await encodeParquet(r.stream, part.rows);
-          const column = r.stream.cursor?.column;
           value.push({
             stream: r.stream,
             key: part.key,
             data: parquet.data,
             sha256: parquet.sha256,
             contentSha256: parquet.contentSha256,
-            ...(column && part.rows.length
-              ? {
-                cursor: {
-                  user_id: userId,
-                  value: part.rows.map((x) => new Date(String(x[column])).toISOString()).sort()
-                    .at(-1)!,
-                },
-              }
-              : {}),
+            cursor: partitionCursor(r.stream, part.rows),
           });
           rows += parquet.rows;
           bytes += parquet.bytes;

@@ -278,7 +278,7 @@ export async function enrichRows<R extends TrackRef>(
       by_id: byIdRows,
       by_name: byNameRows,
       unmatched: rows.length - matched,
-      share: rows.length ? Math.round((matched / rows.length) * 10_000) / 10_000 : 0,
+      share: coverageShare(matched, rows.length),
       by_source: bySource,
       providers: reports,
       name_matches: nameMatches,
@@ -303,6 +303,20 @@ export interface FormatCoverageOptions {
 export function coverageCounts(coverage: CoverageReport): Record<string, number> {
   const { rows, matched, by_id, by_name, unmatched } = coverage;
   return { rows, matched, by_id, by_name, unmatched };
+}
+
+/** Coverage counts summed over several reports (several streams), zero when there are none. */
+export function sumCoverageCounts(coverages: Iterable<CoverageReport>): Record<string, number> {
+  const total: Record<string, number> = { rows: 0, matched: 0, by_id: 0, by_name: 0, unmatched: 0 };
+  for (const c of coverages) {
+    for (const [k, v] of Object.entries(coverageCounts(c))) total[k] = (total[k] ?? 0) + v;
+  }
+  return total;
+}
+
+/** `matched / rows` rounded to 4 decimals (0 without rows): the share reported everywhere. */
+export function coverageShare(matched: number, rows: number): number {
+  return rows ? Math.round((matched / rows) * 10_000) / 10_000 : 0;
 }
 
 /** The coverage report as readable lines (printed by the pipeline's summary). */

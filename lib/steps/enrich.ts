@@ -14,9 +14,11 @@ import { createCsvProvider } from "../features/csv_provider.ts";
 import {
   coverageCounts,
   type CoverageReport,
+  coverageShare,
   enrichRows,
   formatCoverage,
   type ProviderSlot,
+  sumCoverageCounts,
   type TrackRef,
 } from "../features/enrich.ts";
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
@@ -40,13 +42,8 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
     ? await FeaturesCache.open(featuresCachePath(config), { log })
     : FeaturesCache.disabled();
   const outputs: string[] = [];
-  const counts: Record<string, number> = {
-    rows: 0,
-    matched: 0,
-    by_id: 0,
-    by_name: 0,
-    unmatched: 0,
-  };
+  const coverages: CoverageReport[] = [];
+  const perStreamCounts: Record<string, number> = {};
   const bySource: Record<string, number> = { spotify: 0, reccobeats: 0, csv: 0, none: 0 };
   const texts: string[] = [];
   const perStream: Record<string, unknown> = {};
@@ -87,9 +84,9 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
         if (p.status === "disabled" || p.status === "failed") run.warn(`enrich: ${p.note}`);
       }
       for (const [k, v] of Object.entries(coverage.by_source)) bySource[k] = (bySource[k] ?? 0) + v;
+      coverages.push(coverage);
       for (const [k, v] of Object.entries(coverageCounts(coverage))) {
-        counts[k] = (counts[k] ?? 0) + v;
-        counts[`${stream.name}_${k}`] = v;
+        perStreamCounts[`${stream.name}_${k}`] = v;
       }
       if (coverage.rows > 0 || !labelled) {
         texts.push(formatCoverage(coverage, {
@@ -115,7 +112,9 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
       outputs.push(await run.writeJson("enrich", coverageOut.file, coverageOut.value));
     }
   }
-  const share = counts.rows ? Math.round((counts.matched! / counts.rows) * 10_000) / 10_000 : 0;
+  const totals = sumCoverageCounts(coverages);
+  const counts = { ...totals, ...perStreamCounts };
+  const share = coverageShare(totals.matched!, totals.rows!);
   return {
     counts,
     summary: {

@@ -8,6 +8,7 @@
 
 import { ConfigError } from "../errors.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
+import { partitionCursor } from "../streams/cursor.ts";
 import { readStreamRows, type WriteOutput, type WrittenFile } from "../streams/handoff.ts";
 import { streamDefs } from "../streams/registry.ts";
 import { formatBytes } from "./_format.ts";
@@ -67,10 +68,8 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
         sha256: result.sha256,
         content_sha256: result.contentSha256,
       };
-      if (stream.cursor && rows.length) {
-        const values = rows.map((r) => new Date(String(r[stream.cursor!.column])).toISOString());
-        written.cursor = { user_id: String(rows[0]!.user_id), value: values.sort().at(-1)! };
-      }
+      const cursor = partitionCursor(stream, rows);
+      if (cursor) written.cursor = cursor;
       files.push(written);
       streamRows += result.rows;
       streamBytes += result.bytes;
