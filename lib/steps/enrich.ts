@@ -38,7 +38,8 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
 
   const needFeatures = streams.filter((s) => s.features && inputs.get(s)!.rows.length > 0);
   const providers = needFeatures.length ? await providersFromConfig(config, { log }) : [];
-  const cache = config.features.cache
+  // read only when some stream has rows to enrich (a poll with nothing new reads nothing)
+  const cache = config.features.cache && needFeatures.length
     ? await FeaturesCache.open(featuresCachePath(config), { log })
     : FeaturesCache.disabled();
   const outputs: string[] = [];

@@ -21,8 +21,6 @@ import { streamDefs } from "../streams/registry.ts";
 import type { StreamDef } from "../streams/stream.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 
-export { SAMPLE_USER };
-
 /** Runs the fetch step. */
 export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log, signal } = ctx;
@@ -89,7 +87,7 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
  * The stream's cursor for the user: from the pipeline state, else (state lost, or the first poll
  * after an upgrade) the newest one in the lake's keys, which is then saved as the state.
  */
-export async function cursorOf(
+async function cursorOf(
   config: Config,
   stream: StreamDef,
   userId: string,

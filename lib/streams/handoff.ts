@@ -151,21 +151,46 @@ export async function readStreamRows(
  * @throws {ConfigError} naming the file and the field.
  */
 export async function readWriteOutput(run: Run): Promise<WriteOutput> {
-  const value = await run.readJson<unknown>("write", "write.json");
+  return await readFileList(run, "write", "write.json", {
+    strings: ["key", "file", "sha256", "content_sha256"],
+    counts: ["rows", "bytes"],
+  }) as unknown as WriteOutput;
+}
+
+/**
+ * Reads and checks `upload/receipt.json`.
+ * @throws {ConfigError} naming the file and the field.
+ */
+export async function readUploadOutput(run: Run): Promise<UploadOutput> {
+  return await readFileList(run, "upload", "receipt.json", {
+    strings: ["uri", "key", "sha256"],
+    counts: ["bytes"],
+  }) as unknown as UploadOutput;
+}
+
+/**
+ * A hand-off of the form `{files: [...]}` where every file names a known stream, has the given
+ * non-empty string fields and whole non-negative counts, and an optional valid cursor.
+ */
+async function readFileList(
+  run: Run,
+  step: StepName,
+  name: string,
+  fields: { strings: readonly string[]; counts: readonly string[] },
+): Promise<Record<string, unknown>> {
+  const value = await run.readJson<unknown>(step, name);
   const bad = (what: string) =>
-    new ConfigError(`Run ${run.id}: ${run.path("write", "write.json")} ${what}`, {
-      hint: redo(run, "write"),
-    });
+    new ConfigError(`Run ${run.id}: ${run.path(step, name)} ${what}`, { hint: redo(run, step) });
   if (!isObject(value) || !Array.isArray(value.files)) throw bad(`has no "files" list`);
   value.files.forEach((f: unknown, i: number) => {
     if (!isObject(f)) throw bad(`files[${i}] is not an object`);
     if (!(STREAM_NAMES as readonly unknown[]).includes(f.stream)) {
       throw bad(`files[${i}] has no known "stream"`);
     }
-    for (const field of ["key", "file", "sha256", "content_sha256"] as const) {
+    for (const field of fields.strings) {
       if (typeof f[field] !== "string" || !f[field]) throw bad(`files[${i}] has no "${field}"`);
     }
-    for (const field of ["rows", "bytes"] as const) {
+    for (const field of fields.counts) {
       if (!Number.isInteger(f[field]) || (f[field] as number) < 0) {
         throw bad(`files[${i}] has no "${field}" count`);
       }
@@ -174,32 +199,5 @@ export async function readWriteOutput(run: Run): Promise<WriteOutput> {
       throw bad(`files[${i}] "cursor" is not {user_id, value (ISO-8601)}`);
     }
   });
-  return value as unknown as WriteOutput;
-}
-
-/**
- * Reads and checks `upload/receipt.json`.
- * @throws {ConfigError} naming the file and the field.
- */
-export async function readUploadOutput(run: Run): Promise<UploadOutput> {
-  const value = await run.readJson<unknown>("upload", "receipt.json");
-  const bad = (what: string) =>
-    new ConfigError(`Run ${run.id}: ${run.path("upload", "receipt.json")} ${what}`, {
-      hint: redo(run, "upload"),
-    });
-  if (!isObject(value) || !Array.isArray(value.files)) throw bad(`has no "files" list`);
-  value.files.forEach((f: unknown, i: number) => {
-    if (!isObject(f)) throw bad(`files[${i}] is not an object`);
-    if (!(STREAM_NAMES as readonly unknown[]).includes(f.stream)) {
-      throw bad(`files[${i}] has no known "stream"`);
-    }
-    for (const field of ["uri", "key", "sha256"] as const) {
-      if (typeof f[field] !== "string" || !f[field]) throw bad(`files[${i}] has no "${field}"`);
-    }
-    if (!Number.isInteger(f.bytes)) throw bad(`files[${i}] has no "bytes"`);
-    if (f.cursor !== undefined && !validCursor(f.cursor)) {
-      throw bad(`files[${i}] "cursor" is not {user_id, value (ISO-8601)}`);
-    }
-  });
-  return value as unknown as UploadOutput;
+  return value;
 }
