@@ -86,6 +86,18 @@ async function authorizeThroughCallback(env: Env, log: Logger) {
   return { result, authorizeUrl, page, pageText };
 }
 
+/** Starts authorize() and waits for the URL it prints; the caller awaits the flow. */
+async function startAuthorize(env: Env) {
+  const urlSeen = Promise.withResolvers<string>();
+  const flow = authorize(env.config, {
+    log: testLog().log,
+    openBrowser: false,
+    onAuthorizeUrl: (url) => urlSeen.resolve(url),
+  });
+  flow.catch(() => {}); // awaited by the test, after its callbacks
+  return { flow, authorizeUrl: await urlSeen.promise };
+}
+
 function mode(path: string): number {
   return Deno.statSync(path).mode! & 0o777;
 }
@@ -151,15 +163,7 @@ Deno.test("authorize() sends the client secret as HTTP Basic for a confidential 
 
 Deno.test("authorize() ignores a callback whose state does not match (400, nothing exchanged) and completes with the real one", async () => {
   await using env = await setup();
-  const { log } = testLog();
-  const urlSeen = Promise.withResolvers<string>();
-  const flow = authorize(env.config, {
-    log,
-    openBrowser: false,
-    onAuthorizeUrl: (url) => urlSeen.resolve(url),
-  });
-  flow.catch(() => {}); // awaited below, after the callbacks
-  const authorizeUrl = await urlSeen.promise;
+  const { flow, authorizeUrl } = await startAuthorize(env);
   const port = env.config.spotify.redirectPort;
   const forged = await fetch(`http://127.0.0.1:${port}/callback?code=AQforged&state=not-ours`);
   assertEquals(forged.status, 400);
@@ -174,15 +178,7 @@ Deno.test("authorize() ignores a callback whose state does not match (400, nothi
 
 Deno.test("authorize() gives up after too many callbacks with a foreign state, storing nothing", async () => {
   await using env = await setup();
-  const { log } = testLog();
-  const urlSeen = Promise.withResolvers<string>();
-  const flow = authorize(env.config, {
-    log,
-    openBrowser: false,
-    onAuthorizeUrl: (url) => urlSeen.resolve(url),
-  });
-  flow.catch(() => {});
-  await urlSeen.promise;
+  const { flow } = await startAuthorize(env);
   const port = env.config.spotify.redirectPort;
   for (let i = 0; i < 6; i++) {
     const r = await fetch(`http://127.0.0.1:${port}/callback?code=AQx&state=stray${i}`);
@@ -197,15 +193,8 @@ Deno.test("authorize() gives up after too many callbacks with a foreign state, s
 
 Deno.test("authorize() with a code Spotify refuses answers the callback with the error page before it stops", async () => {
   await using env = await setup();
-  const { log } = testLog();
-  const urlSeen = Promise.withResolvers<string>();
-  const flow = authorize(env.config, {
-    log,
-    openBrowser: false,
-    onAuthorizeUrl: (url) => urlSeen.resolve(url),
-  });
-  flow.catch(() => {});
-  const consent = await fetch(await urlSeen.promise, { redirect: "manual" });
+  const { flow, authorizeUrl } = await startAuthorize(env);
+  const consent = await fetch(authorizeUrl, { redirect: "manual" });
   await consent.body?.cancel();
   const callback = new URL(consent.headers.get("location")!);
   callback.searchParams.set("code", "AQnotTheCodeSpotifyIssued");
@@ -220,15 +209,8 @@ Deno.test("authorize() exchanges the code once when the callback is requested tw
   await using env = await setup();
   // the first exchange is slow, so the repeated callback arrives while it runs
   env.mock.fault("/api/token", { kind: "slow", delayMs: 300 });
-  const { log } = testLog();
-  const urlSeen = Promise.withResolvers<string>();
-  const flow = authorize(env.config, {
-    log,
-    openBrowser: false,
-    onAuthorizeUrl: (url) => urlSeen.resolve(url),
-  });
-  flow.catch(() => {}); // awaited below, after the callbacks
-  const consent = await fetch(await urlSeen.promise, { redirect: "manual" });
+  const { flow, authorizeUrl } = await startAuthorize(env);
+  const consent = await fetch(authorizeUrl, { redirect: "manual" });
   await consent.body?.cancel();
   const callback = consent.headers.get("location")!;
   const first = fetch(callback);
