@@ -14,6 +14,7 @@ with
 
 observations as (
 
+    {%- for relation in [ref('stg_spotify__top_tracks'), ref('stg_spotify__recently_played')] %}
     select
         track_id,
         {%- for feature in features %}
@@ -22,21 +23,10 @@ observations as (
         features_source,
         match_method,
         loaded_at
-    from {{ ref('stg_spotify__top_tracks') }}
+    from {{ relation }}
     where coalesce(features_source, 'none') <> 'none'
-
-    union all
-
-    select
-        track_id,
-        {%- for feature in features %}
-        {{ feature }},
-        {%- endfor %}
-        features_source,
-        match_method,
-        loaded_at
-    from {{ ref('stg_spotify__recently_played') }}
-    where coalesce(features_source, 'none') <> 'none'
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 
