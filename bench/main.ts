@@ -19,7 +19,8 @@
 
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { PROJECT_ROOT } from "../lib/config.ts";
+import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
+import { type Manifest, openRun } from "../lib/run.ts";
 import { generateCatalog, GENERATOR_VERSION } from "./generate.ts";
 
 const ROOT = PROJECT_ROOT;
@@ -74,6 +75,23 @@ async function child(action: string, args: Record<string, unknown>): Promise<Sam
 }
 
 /** Wall time of a command, in ms. */
+/** The manifest of a data folder's latest run, in the order the toolkit itself uses. */
+async function latestManifest(dataDir: string): Promise<Manifest> {
+  return (await openRun(loadConfig({ env: { PIPELINE_DATA_DIR: dataDir }, envFile: false })))
+    .manifest;
+}
+
+/** A run's step durations (ms): every step but transform, and transform. */
+function stepDurations(manifest: Manifest): { steps: number; transform: number } {
+  let steps = 0;
+  let transform = 0;
+  for (const [name, step] of Object.entries(manifest.steps)) {
+    if (name === "transform") transform = step.duration_ms ?? 0;
+    else steps += step.duration_ms ?? 0;
+  }
+  return { steps, transform };
+}
+
 async function timed(args: string[], env: Record<string, string> = {}): Promise<number> {
   const started = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
@@ -445,20 +463,7 @@ async function main(args: string[]): Promise<number> {
         PIPELINE_PROFILE: "local",
         SPOTIFY_SOURCE: "sample",
       });
-      const runsDir = join(pipelineDir, "runs");
-      const latest = [...Deno.readDirSync(runsDir)].map((e) => e.name).sort().at(-1)!;
-      const manifest = JSON.parse(await Deno.readTextFile(join(runsDir, latest, "manifest.json")));
-      let steps = 0;
-      let transform = 0;
-      for (
-        const [name, step] of Object.entries(
-          manifest.steps as Record<string, { duration_ms?: number }>,
-        )
-      ) {
-        if (name === "transform") transform = step.duration_ms ?? 0;
-        else steps += step.duration_ms ?? 0;
-      }
-      return { steps, transform, wall };
+      return { ...stepDurations(await latestManifest(pipelineDir)), wall };
     };
     try {
       log("  pipeline: warm-up");
@@ -503,14 +508,11 @@ async function main(args: string[]): Promise<number> {
       SPOTIFY_SOURCE: "sample",
     });
     const stepsOf = async (dir: string) => {
-      const runsDir = join(dir, "runs");
-      const latest = [...Deno.readDirSync(runsDir)].map((e) => e.name).sort().at(-1)!;
-      const manifest = JSON.parse(await Deno.readTextFile(join(runsDir, latest, "manifest.json")));
+      const manifest = await latestManifest(dir);
       if (manifest.status !== "succeeded") {
-        throw new Error(`poll run ${latest}: ${manifest.status}`);
+        throw new Error(`poll run ${manifest.run_id}: ${manifest.status}`);
       }
-      return Object.values(manifest.steps as Record<string, { duration_ms?: number }>)
-        .reduce((n, step) => n + (step.duration_ms ?? 0), 0);
+      return stepDurations(manifest).steps;
     };
     const fresh: { steps: number; wall: number }[] = [];
     const idle: { steps: number; wall: number }[] = [];
