@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
@@ -98,14 +99,8 @@ export interface StreamDef {
 /** Spotify user ids as they go into lake keys: as they are when key-safe, else a hash. */
 export function keySafeUser(userId: string): string {
   if (/^[A-Za-z0-9_.-]{1,64}$/.test(userId) && userId !== "." && userId !== "..") return userId;
-  // FNV-1a is enough here: the key only has to be stable and safe; user_id is in every row.
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (const ch of new TextEncoder().encode(userId)) {
-    h1 = Math.imul(h1 ^ ch, 0x01000193) >>> 0;
-    h2 = Math.imul(h2 ^ ch, 0x811c9dc5) >>> 0;
-  }
-  return `u${h1.toString(16).padStart(8, "0")}${h2.toString(16).padStart(8, "0")}`;
+  // stable and key-safe; the id itself is in every row
+  return `u${createHash("sha256").update(userId).digest("hex").slice(0, 16)}`;
 }
 
 /** `YYYY-MM-DD` check for partition values. */
