@@ -10,6 +10,7 @@ import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { PipelineApp } from "./app.ts";
 import { type CronFn, registerSchedule } from "./cron.ts";
+import { connectionCap, type GuardedServer, type GuardOptions, serveGuarded } from "./guard.ts";
 import type { PipelineFn } from "./trigger.ts";
 
 /** Shortest trigger token accepted. */
@@ -33,6 +34,11 @@ export interface ServeOptions {
    * its request) before it stops anyway; the running run is awaited regardless. Default 10 s.
    */
   shutdownGraceMs?: number;
+  /** The connection guard's deadlines and cap (defaults in {@link GuardOptions}). */
+  limits?: Pick<
+    GuardOptions,
+    "headerTimeoutMs" | "bodyTimeoutMs" | "writeTimeoutMs" | "maxHeaderBytes" | "maxConnections"
+  >;
 }
 
 /** Whether a listen address only accepts connections from this machine. */
@@ -77,15 +83,19 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
   const app = new PipelineApp({ config, log, pipeline: options.pipeline });
   const { host, port } = config.serve;
   const stopped = new AbortController();
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: GuardedServer;
   try {
-    server = Deno.serve({
+    // Deadlines, a connection cap and an accept loop that survives EMFILE in front of Deno.serve.
+    server = await serveGuarded({
+      ...options.limits,
       hostname: host,
       port,
+      log,
       onListen: (addr) => {
         const where = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
         log.info(`Listening on http://${where}:${addr.port}`, {
           auth: config.serve.triggerToken ? "bearer token" : "none (loopback only)",
+          max_connections: options.limits?.maxConnections ?? connectionCap(),
         });
         options.onListen?.(addr);
       },
@@ -153,6 +163,7 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
   clearTimeout(timer);
   if (!closed) {
     log.warn(`Stopping without waiting longer for open connections (grace ${grace} ms)`);
+    server.abort();
   }
   await app.close();
   await Promise.all(schedules.map((s) => s.catch(() => {})));

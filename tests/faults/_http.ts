@@ -12,12 +12,16 @@ import { spawnScript, waitFor } from "./_harness.ts";
 import { checkSuccess, EXIT, round, type Suite } from "./_world.ts";
 
 const TOP_TRACKS = "/v1/me/top/tracks";
+const FILE_LIMIT = 512;
+const FLOOD = 1_100;
 
 /** The HTTP cases, each a step of the suite's test. */
 export async function httpCases(t: Deno.TestContext, s: Suite): Promise<void> {
   const port = freePort();
   const server = spawnScript("serve.ts", [], s.localEnv({ PIPELINE_PORT: String(port) }), {
     cwd: s.root,
+    // A file limit a flood of sockets can reach (the half-open case below).
+    wrap: ["bash", "-c", `ulimit -n ${FILE_LIMIT} && exec "$@"`, "serve"],
     transcripts: s.transcripts,
     label: "serve",
     timeoutMs: 600_000,
@@ -141,8 +145,98 @@ export async function httpCases(t: Deno.TestContext, s: Suite): Promise<void> {
         if (problems.length) throw new Error(problems.join("; "));
       },
     );
+
+    await t.step(
+      `http: ${FLOOD} half-open connections under a ${FILE_LIMIT}-descriptor limit: serve stays up, /healthz answers and a triggered run succeeds during the flood`,
+      async () => {
+        const started = performance.now();
+        const problems: string[] = [];
+        const date = s.nextDate();
+        const sockets = await openHalfOpen(port, FLOOD);
+        try {
+          // while every socket stays open: health, then a real run (its dbt child and DuckDB
+          // need descriptors too)
+          const health = await waitFor(async () => {
+            try {
+              const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) });
+              await r.body?.cancel();
+              return r.status === 200 || undefined;
+            } catch {
+              return undefined;
+            }
+          }, { timeoutMs: 30_000, intervalMs: 200, what: "/healthz during the flood" }).then(
+            () => true,
+            () => false,
+          );
+          if (!health) problems.push("/healthz did not answer 200 within 30 s during the flood");
+          s.sources.setDay("default");
+          const r = await retryBusy(() => trigger(date));
+          if (r.status !== 200) {
+            problems.push(`trigger during the flood: ${r.status} ${JSON.stringify(r.body)}`);
+          }
+          problems.push(...await s.checkDay(date, "default"));
+          s.days.push({ date, caseId: "http-half-open-flood", variant: "default" });
+        } finally {
+          for (const c of sockets) {
+            try {
+              c.close();
+            } catch { /* closed by the server */ }
+          }
+        }
+        const after = await fetch(`${base}/healthz`).then(async (r) => {
+          await r.body?.cancel();
+          return r.status;
+        }, (e) => String(e));
+        if (after !== 200) problems.push(`/healthz after the flood: ${after}`);
+        s.record({
+          id: "http-half-open-flood",
+          category: "HTTP",
+          fault: `${FLOOD} clients open connections and never finish their headers`,
+          injected:
+            `${FLOOD} loopback sockets sending half a request head; serve under ulimit -n ${FILE_LIMIT}`,
+          outcome: "succeeded",
+          exit_code: 0,
+          resumed: problems.length === 0,
+          recovery: "none needed: heads time out, the oldest is dropped at the connection cap",
+          snapshot_date: date,
+          seconds: round((performance.now() - started) / 1000),
+        }, problems);
+      },
+    );
   } finally {
     server.kill("SIGTERM");
-    await server.result;
+  }
+  const result = await server.result;
+  if (/Too many open files|panicked/.test(result.stderr + result.stdout)) {
+    throw new Error(`serve reported running out of descriptors:\n${result.stderr.slice(-2000)}`);
+  }
+}
+
+/** `count` connections to the port, each sending half a request head and then nothing. */
+async function openHalfOpen(port: number, count: number): Promise<Deno.Conn[]> {
+  const half = new TextEncoder().encode("GET /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+  const out: Deno.Conn[] = [];
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.allSettled(
+      Array.from({ length: Math.min(100, count - i) }, async () => {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        out.push(c);
+        await c.write(half).catch(() => {});
+      }),
+    );
+    for (const b of batch) if (b.status === "rejected") throw b.reason;
+  }
+  return out;
+}
+
+/** Calls again while the server answers 503 (every connection slot busy). */
+async function retryBusy<T extends { status: number }>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    const r = await call().catch((error) => {
+      if (attempt >= 50) throw error;
+      return undefined;
+    });
+    if (r && (r.status !== 503 || attempt >= 50)) return r;
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
