@@ -9,8 +9,12 @@
  * zombie, or now belongs to another process (Linux: the process start time differs) — and taken
  * over under a short-lived takeover guard, so two processes never both take over.
  *
- * The lock assumes the data folder is on a local file system of one machine (a pid means nothing
- * on another host).
+ * A pid means nothing on another machine or in another container (its own pid namespace), so the
+ * lock is also a lease: it records its holder's host (host name and pid namespace) and a lease
+ * length, and the holder renews it (the file's modification time) every quarter of the lease while
+ * the run lives. A process on the same host judges the holder by its pid (a crash is seen at once);
+ * a process anywhere else sharing the folder sees the lock as live until the lease runs out
+ * unrenewed (default {@link LEASE_MS}; the hosts' clocks must agree to within the lease).
  * @module
  */
 
@@ -21,6 +25,9 @@ import { writeJsonAtomic } from "./fs_atomic.ts";
 
 /** File name of the lock inside the data folder. */
 export const LOCK_FILE = "pipeline.lock";
+
+/** How long a lock stays live on other hosts without a renewal. */
+export const LEASE_MS = 60_000;
 
 /** What the lock file holds. */
 export interface LockInfo {
@@ -34,6 +41,18 @@ export interface LockInfo {
   proc_start?: string;
   /** Random id of this acquisition (tells two holders with the same pid apart). */
   token: string;
+  /** The holder's host: host name and pid namespace (see {@link hostIdentity}). */
+  host?: string;
+  /** The lease: the lock is live this long after its last renewal (the file's mtime). */
+  lease_ms?: number;
+}
+
+/** What {@link isLockHolderAlive} judges by besides the file's content. */
+export interface LivenessOptions {
+  /** When the lock was last renewed (the file's mtime, ms since the epoch). */
+  renewedAt?: number;
+  /** This process's host identity (default {@link hostIdentity}). */
+  host?: string;
 }
 
 /** Options of {@link acquireRunLock}. */
@@ -41,9 +60,13 @@ export interface AcquireRunLockOptions {
   /** The run id, when known before the lock is taken (otherwise set it with `setRunId`). */
   runId?: string;
   /** Whether the process that wrote `info` is still running (default: {@link isLockHolderAlive}). */
-  isAlive?: (info: LockInfo) => boolean;
+  isAlive?: (info: LockInfo, options: LivenessOptions) => boolean;
   /** Called when a stale lock is taken over (e.g. to log it). */
   onStale?: (info: LockInfo) => void;
+  /** The lease length (default {@link LEASE_MS}); renewed every quarter of it. */
+  leaseMs?: number;
+  /** This process's host identity (default {@link hostIdentity}; tests simulate other hosts). */
+  host?: string;
 }
 
 /** Tokens of the locks this process holds (a lock with our pid but another token is stale). */
@@ -54,10 +77,32 @@ export class RunLock {
   readonly path: string;
   #info: LockInfo;
   #released = false;
+  #heartbeat?: ReturnType<typeof setInterval>;
 
   constructor(path: string, info: LockInfo) {
     this.path = path;
     this.#info = info;
+    const every = Math.max(10, Math.floor((info.lease_ms ?? LEASE_MS) / 4));
+    const beat = setInterval(() => this.#renew(), every);
+    Deno.unrefTimer(beat); // never keeps the process alive
+    this.#heartbeat = beat;
+  }
+
+  /** Renews the lease while the lock is ours (a missed beat is retried by the next). */
+  async #renew(): Promise<void> {
+    try {
+      const current = await readLockFile(this.path);
+      if (current.kind !== "ok" || current.info.token !== this.#info.token) return this.#stop();
+      const now = new Date();
+      await Deno.utime(this.path, now, now);
+    } catch {
+      // the next beat tries again
+    }
+  }
+
+  #stop(): void {
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
   }
 
   /** What the lock file says. */
@@ -75,6 +120,7 @@ export class RunLock {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    this.#stop();
     held.delete(this.#info.token);
     const current = await readLockFile(this.path);
     if (current.kind === "ok" && current.info.token === this.#info.token) {
@@ -101,10 +147,16 @@ export async function acquireRunLock(
   config: Pick<Config, "dataDir">,
   options: AcquireRunLockOptions = {},
 ): Promise<RunLock> {
-  const { runId, isAlive = isLockHolderAlive, onStale } = options;
+  const {
+    runId,
+    isAlive = isLockHolderAlive,
+    onStale,
+    leaseMs = LEASE_MS,
+    host = hostIdentity(),
+  } = options;
   const path = lockPath(config);
   try {
-    return await acquire(config, path, { runId, isAlive, onStale });
+    return await acquire(config, path, { runId, isAlive, onStale, leaseMs, host });
   } catch (error) {
     if (!isFileSystemError(error)) throw error;
     // Not a bug: the data folder cannot be used (a file, not writable, a full disk...).
@@ -118,7 +170,9 @@ export async function acquireRunLock(
 async function acquire(
   config: Pick<Config, "dataDir">,
   path: string,
-  { runId, isAlive, onStale }: AcquireRunLockOptions & { isAlive: (info: LockInfo) => boolean },
+  { runId, isAlive, onStale, leaseMs, host }:
+    & AcquireRunLockOptions
+    & Required<Pick<AcquireRunLockOptions, "isAlive" | "leaseMs" | "host">>,
 ): Promise<RunLock> {
   await Deno.mkdir(config.dataDir, { recursive: true });
   let waitedForId = 0;
@@ -131,6 +185,8 @@ async function acquire(
       ...(runId === undefined ? {} : { run_id: runId }),
       ...procStartOf(Deno.pid),
       token: crypto.randomUUID(),
+      host,
+      lease_ms: leaseMs,
     };
     // Marked held before the file exists: a concurrent acquire in this process that reads the
     // new file must see it as alive, not as a stale lock with our pid.
@@ -149,7 +205,7 @@ async function acquire(
       if (Date.now() - current.mtime < UNREADABLE_GRACE_MS) {
         throw lockedError(path, undefined);
       }
-    } else if (isAlive(current.info)) {
+    } else if (isAlive(current.info, { renewedAt: current.mtime, host })) {
       // Between taking the lock and creating its run, a holder may not have written the run id
       // yet (resume of the latest run): wait a moment so the error can name it.
       if (current.info.run_id === undefined && waitedForId++ < 25) {
@@ -170,19 +226,28 @@ async function acquire(
 /** The lock's current content, or `undefined` when no run holds it (missing, or stale). */
 export async function readRunLock(
   config: Pick<Config, "dataDir">,
-  options: Pick<AcquireRunLockOptions, "isAlive"> = {},
+  options: Pick<AcquireRunLockOptions, "isAlive" | "host"> = {},
 ): Promise<LockInfo | undefined> {
-  const { isAlive = isLockHolderAlive } = options;
+  const { isAlive = isLockHolderAlive, host = hostIdentity() } = options;
   const current = await readLockFile(lockPath(config));
-  return current.kind === "ok" && isAlive(current.info) ? current.info : undefined;
+  return current.kind === "ok" && isAlive(current.info, { renewedAt: current.mtime, host })
+    ? current.info
+    : undefined;
 }
 
 /**
- * Whether the process that wrote a lock is still running: our own pid counts only for the locks
- * this process holds; on Linux `/proc/<pid>/stat` must exist, not be a zombie and (when recorded)
- * have the same start time; elsewhere `kill(pid, SIGCONT)` must not answer "no such process".
+ * Whether the process that wrote a lock is still running. A lock from another host (or container)
+ * is live while its lease is: renewed less than `lease_ms` ago. On this host the pid decides: our
+ * own pid counts only for the locks this process holds; on Linux `/proc/<pid>/stat` must exist, not
+ * be a zombie and (when recorded) have the same start time; elsewhere `kill(pid, SIGCONT)` must not
+ * answer "no such process".
  */
-export function isLockHolderAlive(info: LockInfo): boolean {
+export function isLockHolderAlive(info: LockInfo, options: LivenessOptions = {}): boolean {
+  const { renewedAt, host = hostIdentity() } = options;
+  if (info.host !== undefined && info.host !== host) {
+    if (renewedAt === undefined || typeof info.lease_ms !== "number") return true;
+    return Date.now() - renewedAt < info.lease_ms;
+  }
   if (!Number.isSafeInteger(info.pid) || info.pid <= 0) return false;
   if (info.pid === Deno.pid) return held.has(info.token);
   const stat = readProcStat(info.pid);
@@ -204,7 +269,7 @@ const UNREADABLE_GRACE_MS = 5_000;
 const TAKEOVER_STALE_MS = 30_000;
 
 type LockRead =
-  | { kind: "ok"; info: LockInfo }
+  | { kind: "ok"; info: LockInfo; mtime: number }
   | { kind: "missing" }
   | { kind: "unreadable"; mtime: number };
 
@@ -271,7 +336,7 @@ async function readLockFile(path: string): Promise<LockRead> {
     if (typeof info?.pid !== "number" || typeof info.token !== "string") {
       throw new TypeError("missing pid or token");
     }
-    return { kind: "ok", info };
+    return { kind: "ok", info, mtime };
   } catch {
     return { kind: "unreadable", mtime };
   }
@@ -353,6 +418,34 @@ function procAvailable(): boolean {
 function procStartOf(pid: number): { proc_start?: string } {
   const stat = readProcStat(pid);
   return typeof stat === "object" && stat.start ? { proc_start: stat.start } : {};
+}
+
+let identity: string | undefined;
+
+/**
+ * This process's host as a lock sees it: the host name (the UTS namespace's, so each container has
+ * its own) and the pid namespace (`/proc/self/ns/pid`), e.g. `"web-1/pid:[4026531836]"`.
+ */
+export function hostIdentity(): string {
+  if (identity !== undefined) return identity;
+  let name = "";
+  try {
+    name = Deno.readTextFileSync("/proc/sys/kernel/hostname").trim();
+  } catch {
+    try {
+      name = Deno.hostname();
+    } catch {
+      name = "unknown-host";
+    }
+  }
+  let ns = "";
+  try {
+    ns = Deno.readLinkSync("/proc/self/ns/pid");
+  } catch {
+    // not Linux: the host name alone
+  }
+  identity = ns ? `${name}/${ns}` : name;
+  return identity;
 }
 
 /** An error of the file system (a `Deno.errors` class, or an OS error with its code). */

@@ -64,12 +64,16 @@ async function deadPid(): Promise<number> {
 }
 
 /** A separate process holding the lock until killed; resolves once it holds it. */
-async function spawnHolder(dataDir: string, runId: string): Promise<Deno.ChildProcess> {
+async function spawnHolder(
+  dataDir: string,
+  runId: string,
+  lease: { host?: string; leaseMs?: number } = {},
+): Promise<Deno.ChildProcess> {
   const code = `
     import { acquireRunLock } from ${JSON.stringify(LOCK_MODULE)};
     await acquireRunLock({ dataDir: ${JSON.stringify(dataDir)} }, { runId: ${
     JSON.stringify(runId)
-  } });
+  }, ...${JSON.stringify(lease)} });
     console.log("locked");
     setInterval(() => {}, 60_000); // hold until killed
   `;
@@ -346,4 +350,53 @@ Deno.test("runPipeline() refuses to start while another run holds the lock, crea
       await lock.release();
     }
   });
+});
+
+Deno.test("a live run on another host (container) sharing the folder is seen as live while it renews its lease, and taken over once the lease runs out", async () => {
+  await withDataDir(async (dataDir) => {
+    // Two containers: their own pid namespaces, so the holder's pid means nothing here.
+    const leaseMs = 600;
+    const holder = await spawnHolder(dataDir, "20261201T120000Z-a0a0", {
+      host: "container-a/pid:[1]",
+      leaseMs,
+    });
+    const here = { host: "container-b/pid:[2]" };
+    try {
+      const info = await readLock(dataDir);
+      assert.deepEqual([info.host, info.lease_ms], ["container-a/pid:[1]", leaseMs]);
+      // three leases long: only the heartbeat keeps it live
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, leaseMs / 2));
+        const error = await assertRejects(() => acquireRunLock({ dataDir }, here), LockedError);
+        assert.deepEqual(error.runId, "20261201T120000Z-a0a0");
+      }
+      assert.deepEqual((await readRunLock({ dataDir }, here))?.run_id, "20261201T120000Z-a0a0");
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.status;
+      await holder.stdout.cancel();
+    }
+    // killed: nobody renews; live until the lease runs out, then taken over
+    await assertRejects(() => acquireRunLock({ dataDir }, here), LockedError);
+    await new Promise((r) => setTimeout(r, leaseMs + 100));
+    assert.deepEqual(await readRunLock({ dataDir }, here), undefined);
+    const lock = await acquireRunLock({ dataDir }, { ...here, runId: "20261201T120100Z-b0b0" });
+    assert.deepEqual((await readLock(dataDir)).host, "container-b/pid:[2]");
+    await lock.release();
+  });
+});
+
+Deno.test("a lock from another host with an expired lease is stale; from this host the pid decides", () => {
+  const renewedAt = Date.now() - 120_000;
+  const foreign: LockInfo = {
+    pid: Deno.pid,
+    started_at: "2026-12-01T00:00:00.000Z",
+    token: "t",
+    host: "elsewhere",
+    lease_ms: 60_000,
+  };
+  assert.ok(!isLockHolderAlive(foreign, { renewedAt, host: "here" }));
+  assert.ok(isLockHolderAlive(foreign, { renewedAt: Date.now() - 1_000, host: "here" }));
+  // our own host: an old mtime does not matter, the pid does (pid 1 lives, but not with our token)
+  assert.ok(!isLockHolderAlive({ ...foreign, host: "here" }, { renewedAt, host: "here" }));
 });
