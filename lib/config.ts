@@ -589,7 +589,13 @@ function readSnowflake(p: Parser): SnowflakeConfig {
       SNOWFLAKE_ACCOUNT_NAME,
       "an account identifier such as myorg-myaccount (letters, digits, _ - .)",
     ),
-    user: p.required("SNOWFLAKE_USER", "the Snowflake user the pipeline connects as"),
+    user: p.matching(
+      p.required("SNOWFLAKE_USER", "the Snowflake user the pipeline connects as"),
+      "SNOWFLAKE_USER",
+      SNOWFLAKE_USER_NAME,
+      "a Snowflake login name such as PIPELINE_USER (1 to 255 characters, no control " +
+        "characters, no leading or trailing spaces)",
+    ),
     authenticator,
     privateKeyPath: p.str("SNOWFLAKE_PRIVATE_KEY_PATH"),
     privateKey: p.str("SNOWFLAKE_PRIVATE_KEY"),
@@ -672,6 +678,8 @@ const AWS_REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 /** A key prefix segment (what lake keys and Snowflake stage paths accept). */
 const KEY_SEGMENT = /^[A-Za-z0-9_=.-]+$/;
 const SNOWFLAKE_ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+/** Any login name Snowflake can hold (quoted identifiers allow spaces, `@`, `.`), but one line. */
+const SNOWFLAKE_USER_NAME = /^(?=\S)(?=[^]*\S$)[^\p{Cc}]{1,255}$/u;
 const IAM_ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
 const PEM_PRIVATE_KEY = /-----BEGIN (ENCRYPTED |RSA )?PRIVATE KEY-----/;
 /** A host name or IP literal (no scheme, port or path). */
@@ -817,7 +825,8 @@ class Parser {
   /** `value` if it matches `pattern`, else a problem naming the variable (value echoed). */
   matching(value: string, name: string, pattern: RegExp, expected: string): string {
     if (value !== "" && !pattern.test(value)) {
-      this.problem(`${name}="${value}" is not valid: expected ${expected}`);
+      // JSON quoting: the same as "value" for plain text, escaped for control characters
+      this.problem(`${name}=${JSON.stringify(value)} is not valid: expected ${expected}`);
     }
     return value;
   }

@@ -653,7 +653,7 @@ function loginError(error: unknown, config: SnowflakeWarehouseConfig, fingerprin
             fingerprint
               ? ` (its fingerprint is ${fingerprint}; compare DESC USER ${config.user} → RSA_PUBLIC_KEY_FP)`
               : ""
-          }.`,
+          }, and SNOWFLAKE_USER must name that user.`,
         cause: error,
       },
     );
