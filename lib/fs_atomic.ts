@@ -46,7 +46,7 @@ export async function writeChunksAtomic(
       } writing ${basename(path)})`,
       {
         hint:
-          "Free space there (or point PIPELINE_DATA_DIR elsewhere), then `deno task pipeline --resume`: nothing written is lost.",
+          "Free space on that device, then `deno task pipeline --resume`: nothing written is lost.",
         cause: error,
       },
     );

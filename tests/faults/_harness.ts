@@ -605,6 +605,22 @@ export function readOnlyMountWrap(dir: string): string[] {
   ];
 }
 
+/**
+ * A command prefix that runs the child with a full disk at `dir`: a 64 KiB tmpfs mounted over it
+ * and filled, in the child's own mount namespace (root; see {@link canUnshareMounts}).
+ */
+export function fullDiskMountWrap(dir: string): string[] {
+  return [
+    "unshare",
+    "-m",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o size=64k tmpfs "$0" && { head -c 1048576 /dev/zero > "$0/.filler" 2>/dev/null; true; } && shift && exec "$@"',
+    dir,
+    "--",
+  ];
+}
+
 const KILL_SHIM_C = `
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -35,6 +35,7 @@ import {
   duckCounts,
   duckSql,
   finalError,
+  fullDiskMountWrap,
   holdDuckDb,
   logLines,
   readManifest,
@@ -628,6 +629,25 @@ Deno.test({
         });
       },
     );
+
+    if (unshare) {
+      await t.step(
+        "storage: no space left on the lake's disk stops upload with exit 4 naming the folder, then resumes",
+        async () => {
+          await failThenResume(s, {
+            id: "lake-disk-full",
+            category: "storage",
+            fault: "no space left on the device holding the lake folder (ENOSPC)",
+            injected:
+              "a full 64 KiB tmpfs over the lake folder, in the child's own mount namespace",
+            step: "upload",
+            exit: EXIT.storage,
+            cause: new RegExp(`No space left on the device holding ${lake.replaceAll(".", "\\.")}`),
+            wrap: fullDiskMountWrap(lake),
+          });
+        },
+      );
+    }
 
     // ---------------------------------------------------------------- warehouse (local)
     await t.step(
