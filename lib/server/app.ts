@@ -12,21 +12,12 @@
  * @module
  */
 
-import { dirname } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf, LockedError, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
-import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
-import { readRunLock } from "../lock.ts";
-import { getRun, listRuns } from "./runs.ts";
-import {
-  type PipelineFn,
-  type RunOutcome,
-  type StartedRun,
-  startRun,
-  type TriggerParams,
-} from "./trigger.ts";
+import { type BackendRun, fileBackend, type RunBackend, type TriggerField } from "./backend.ts";
+import type { PipelineFn, TriggerParams } from "./trigger.ts";
 
 /** Largest request body accepted by default (bytes). */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
@@ -41,6 +32,11 @@ export interface PipelineAppOptions {
   pipeline?: PipelineFn;
   /** Clock for the readiness check (default: now). */
   now?: () => Date;
+  /**
+   * Where runs start and are read back (default: the run folders, {@link fileBackend}; the Deno
+   * Deploy entry passes one on Deno KV).
+   */
+  backend?: RunBackend;
 }
 
 /** A JSON error answer. */
@@ -71,30 +67,28 @@ interface Route {
   public?: boolean;
 }
 
-const BODY_KEYS = ["date", "to", "full_refresh"];
-
 /**
  * The HTTP trigger: routes, auth, bounded bodies, and the runs it started (so `close()` can stop
  * them and `?wait=true` can wait for one).
  */
 export class PipelineApp {
-  #config: Config;
   #log: Logger;
   #maxBodyBytes: number;
-  #pipeline?: PipelineFn;
-  #now: () => Date;
+  #backend: RunBackend;
   #expectedDigest?: Promise<Uint8Array>;
-  #inflight = new Map<string, Promise<RunOutcome>>();
+  #inflight = new Map<string, Promise<unknown>>();
   #stop = new AbortController();
   #closing = false;
   #routes: Record<string, Route>;
 
   constructor(options: PipelineAppOptions) {
-    this.#config = options.config;
     this.#log = options.log;
     this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.#pipeline = options.pipeline;
-    this.#now = options.now ?? (() => new Date());
+    this.#backend = options.backend ?? fileBackend(options.config, {
+      log: options.log,
+      pipeline: options.pipeline,
+      now: options.now,
+    });
     const token = options.config.serve.triggerToken;
     if (token !== undefined) {
       this.#log.addSecret(token);
@@ -152,17 +146,12 @@ export class PipelineApp {
    * Starts a run in the background (what `POST /run-top-tracks` and the cron job call).
    * Rejects with `LockedError` when a run is in progress.
    */
-  async trigger(params: TriggerParams = {}): Promise<StartedRun> {
+  async trigger(params: TriggerParams = {}): Promise<BackendRun> {
     if (this.#closing) {
       throw new HttpProblem(503, "shutting_down", "The server is stopping: no new runs");
     }
-    const started = await startRun(this.#config, {
-      log: this.#log,
-      params,
-      signal: this.#stop.signal,
-      pipeline: this.#pipeline,
-    });
-    const id = started.run.id;
+    const started = await this.#backend.start(params, this.#stop.signal);
+    const id = started.id;
     this.#inflight.set(id, started.done);
     started.done.finally(() => this.#inflight.delete(id));
     return started;
@@ -224,8 +213,8 @@ export class PipelineApp {
 
   async #trigger(request: Request, url: URL): Promise<Response> {
     const wait = parseWait(url.searchParams.get("wait"));
-    const params = parseTriggerBody(await this.#readBody(request), request);
-    let started: StartedRun;
+    const params = parseTriggerBody(await this.#readBody(request), request, this.#backend.fields);
+    let started: BackendRun;
     try {
       started = await this.trigger(params);
     } catch (error) {
@@ -243,14 +232,14 @@ export class PipelineApp {
       }
       throw error;
     }
-    const id = started.run.id;
+    const id = started.id;
     if (!wait) {
       return this.#json(202, { run_id: id, status: "running", links: { run: `/runs/${id}` } }, {
         location: `/runs/${id}`,
       });
     }
     const outcome = await started.done;
-    const run = await getRun(this.#config, id);
+    const run = await this.#backend.get(id);
     if (outcome.exitCode === 0) return this.#json(200, { run_id: id, run });
     return this.#json(500, {
       error: "run_failed",
@@ -270,7 +259,7 @@ export class PipelineApp {
       }
       limit = Number(raw);
     }
-    return this.#json(200, { runs: await listRuns(this.#config, { limit }) });
+    return this.#json(200, { runs: await this.#backend.list(limit) });
   }
 
   async #getRun(rawId: string): Promise<Response> {
@@ -286,7 +275,7 @@ export class PipelineApp {
     }
     let run;
     try {
-      run = await getRun(this.#config, id);
+      run = await this.#backend.get(id);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       throw new HttpProblem(500, "run_unreadable", error.message);
@@ -296,26 +285,7 @@ export class PipelineApp {
   }
 
   async #readyz(): Promise<Response> {
-    const config = this.#config;
-    const checks: Record<string, { ok: boolean; detail: string }> = {
-      config: { ok: true, detail: `profile ${config.profile}, valid at start-up` },
-    };
-    if (config.spotify.source === "sample") {
-      checks.spotify_tokens = { ok: true, detail: "not needed: bundled sample data (local)" };
-    } else {
-      try {
-        const tokens = await readTokenStore(config.spotify.tokensFile);
-        const age = refreshTokenAge(tokens, this.#now());
-        checks.spotify_tokens = age.warning
-          ? { ok: false, detail: age.warning }
-          : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
-      } catch (error) {
-        if (!(error instanceof PipelineError)) throw error;
-        checks.spotify_tokens = { ok: false, detail: error.message };
-      }
-    }
-    checks.data_dir = await dataDirCheck(config.dataDir);
-    const running = (await readRunLock(config))?.run_id ?? null;
+    const { checks, running } = await this.#backend.readiness();
     const ready = Object.values(checks).every((c) => c.ok);
     return this.#json(ready ? 200 : 503, { ready, checks, running });
   }
@@ -365,6 +335,10 @@ export class PipelineApp {
     if (error instanceof ConfigError) {
       return this.#json(400, { error: "bad_request", message: error.message });
     }
+    if (error instanceof PipelineError) {
+      // the server cannot answer this now (e.g. its own settings are invalid)
+      return this.#json(503, { error: "unavailable", message: error.message });
+    }
     const message = error instanceof Error ? error.message : String(error);
     this.#log.error(`HTTP handler failed: ${this.#log.redact(message)}`, {
       stack: error instanceof Error ? this.#log.redact(error.stack ?? "") : undefined,
@@ -381,7 +355,11 @@ function parseWait(value: string | null): boolean {
 }
 
 /** Validates the optional JSON body of `POST /run-top-tracks`. */
-function parseTriggerBody(bytes: Uint8Array, request: Request): TriggerParams {
+function parseTriggerBody(
+  bytes: Uint8Array,
+  request: Request,
+  fields: readonly TriggerField[],
+): TriggerParams {
   if (bytes.byteLength === 0) return {};
   const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/json") {
@@ -401,13 +379,13 @@ function parseTriggerBody(bytes: Uint8Array, request: Request): TriggerParams {
     throw new HttpProblem(400, "bad_request", "Body must be a JSON object");
   }
   const body = value as Record<string, unknown>;
-  const unknown = Object.keys(body).filter((k) => !BODY_KEYS.includes(k));
+  const unknown = Object.keys(body).filter((k) => !(fields as readonly string[]).includes(k));
   if (unknown.length) {
     throw new HttpProblem(
       400,
       "bad_request",
       `Unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")}: expected ${
-        BODY_KEYS.join(", ")
+        fields.join(", ")
       }`,
     );
   }
@@ -431,38 +409,6 @@ function parseTriggerBody(bytes: Uint8Array, request: Request): TriggerParams {
     params.fullRefresh = body.full_refresh;
   }
   return params;
-}
-
-/**
- * Whether runs can write the data folder: it (or, before the first run creates it, its nearest
- * existing parent) must be a folder where a file can be created — probed with a temp file.
- */
-async function dataDirCheck(dir: string): Promise<{ ok: boolean; detail: string }> {
-  let probe = dir;
-  for (;;) {
-    try {
-      const info = await Deno.stat(probe);
-      if (!info.isDirectory) {
-        return { ok: false, detail: `${probe} is not a directory (PIPELINE_DATA_DIR=${dir})` };
-      }
-      break;
-    } catch (error) {
-      const parent = dirname(probe);
-      if (!(error instanceof Deno.errors.NotFound) || parent === probe) {
-        return { ok: false, detail: `${probe}: ${(error as Error).message} (PIPELINE_DATA_DIR)` };
-      }
-      probe = parent;
-    }
-  }
-  try {
-    await Deno.remove(await Deno.makeTempFile({ dir: probe, prefix: ".readyz-" }));
-  } catch (error) {
-    return {
-      ok: false,
-      detail: `${probe} is not writable (PIPELINE_DATA_DIR=${dir}): ${(error as Error).message}`,
-    };
-  }
-  return { ok: true, detail: probe === dir ? dir : `${dir} (created on the first run)` };
 }
 
 function json(

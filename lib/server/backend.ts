@@ -1,0 +1,122 @@
+/**
+ * Where the HTTP trigger's runs start and are read back. `serve` uses the run folders of the data
+ * folder ({@link fileBackend}); the Deno Deploy entry uses Deno KV (`lib/deploy/backend.ts`). The
+ * routes, auth, body limits and error answers of `PipelineApp` are the same over both.
+ * @module
+ */
+
+import { dirname } from "node:path";
+import type { Config } from "../config.ts";
+import { PipelineError } from "../errors.ts";
+import { readRunLock } from "../lock.ts";
+import type { Logger } from "../log.ts";
+import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
+import { getRun, listRuns } from "./runs.ts";
+import { type PipelineFn, startRun, type TriggerParams } from "./trigger.ts";
+
+/** A field of the trigger's JSON body. */
+export type TriggerField = "date" | "to" | "full_refresh";
+
+/** One readiness check's result. */
+export interface ReadyCheck {
+  ok: boolean;
+  detail: string;
+}
+
+/** A run a backend started. */
+export interface BackendRun {
+  id: string;
+  /** Settles when the run ends; never rejects. */
+  done: Promise<{ exitCode: number; error?: string }>;
+}
+
+/** Where runs start and are read back. */
+export interface RunBackend {
+  /** The body fields `POST /run-top-tracks` accepts here. */
+  readonly fields: readonly TriggerField[];
+  /** Starts a run in the background; rejects with `LockedError` while one runs. */
+  start(params: TriggerParams, signal: AbortSignal): Promise<BackendRun>;
+  /** Recent runs, newest first. */
+  list(limit: number): Promise<unknown[]>;
+  /** One run, or `undefined`; a `ConfigError` when its record cannot be read. */
+  get(id: string): Promise<unknown | undefined>;
+  /** What `/readyz` reports, and the running run's id. */
+  readiness(): Promise<{ checks: Record<string, ReadyCheck>; running: string | null }>;
+}
+
+/** Options of {@link fileBackend}. */
+export interface FileBackendOptions {
+  log: Logger;
+  /** Default `runPipeline`. */
+  pipeline?: PipelineFn;
+  /** Clock for the readiness check (default: now). */
+  now?: () => Date;
+}
+
+/** Runs in the data folder's run folders, one at a time under the file lock (`serve`). */
+export function fileBackend(config: Config, options: FileBackendOptions): RunBackend {
+  const { log, pipeline, now = () => new Date() } = options;
+  return {
+    fields: ["date", "to", "full_refresh"],
+    async start(params, signal) {
+      const started = await startRun(config, { log, params, signal, pipeline });
+      return { id: started.run.id, done: started.done };
+    },
+    list: (limit) => listRuns(config, { limit }),
+    get: (id) => getRun(config, id),
+    async readiness() {
+      const checks: Record<string, ReadyCheck> = {
+        config: { ok: true, detail: `profile ${config.profile}, valid at start-up` },
+      };
+      if (config.spotify.source === "sample") {
+        checks.spotify_tokens = { ok: true, detail: "not needed: bundled sample data (local)" };
+      } else {
+        try {
+          const tokens = await readTokenStore(config.spotify.tokensFile);
+          const age = refreshTokenAge(tokens, now());
+          checks.spotify_tokens = age.warning
+            ? { ok: false, detail: age.warning }
+            : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
+        } catch (error) {
+          if (!(error instanceof PipelineError)) throw error;
+          checks.spotify_tokens = { ok: false, detail: error.message };
+        }
+      }
+      checks.data_dir = await dataDirCheck(config.dataDir);
+      const running = (await readRunLock(config))?.run_id ?? null;
+      return { checks, running };
+    },
+  };
+}
+
+/**
+ * Whether runs can write the data folder: it (or, before the first run creates it, its nearest
+ * existing parent) must be a folder where a file can be created — probed with a temp file.
+ */
+async function dataDirCheck(dir: string): Promise<{ ok: boolean; detail: string }> {
+  let probe = dir;
+  for (;;) {
+    try {
+      const info = await Deno.stat(probe);
+      if (!info.isDirectory) {
+        return { ok: false, detail: `${probe} is not a directory (PIPELINE_DATA_DIR=${dir})` };
+      }
+      break;
+    } catch (error) {
+      const parent = dirname(probe);
+      if (!(error instanceof Deno.errors.NotFound) || parent === probe) {
+        return { ok: false, detail: `${probe}: ${(error as Error).message} (PIPELINE_DATA_DIR)` };
+      }
+      probe = parent;
+    }
+  }
+  try {
+    await Deno.remove(await Deno.makeTempFile({ dir: probe, prefix: ".readyz-" }));
+  } catch (error) {
+    return {
+      ok: false,
+      detail: `${probe} is not writable (PIPELINE_DATA_DIR=${dir}): ${(error as Error).message}`,
+    };
+  }
+  return { ok: true, detail: probe === dir ? dir : `${dir} (created on the first run)` };
+}
