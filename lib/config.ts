@@ -9,8 +9,9 @@
  */
 
 // node:util's parseEnv reads .env files as npm:dotenv does, without loading an npm package at
-// start-up (~25 ms: issue 7, start-up).
-import { parseEnv } from "node:util";
+// start-up (~25 ms: issue 7, start-up). Imported as a namespace: Deno before 2.7 (Deno Deploy's
+// 2.5) has no parseEnv, and a named import would fail every module that loads the config.
+import * as nodeUtil from "node:util";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "./errors.ts";
@@ -657,7 +658,16 @@ function readProcessEnv(envFile: string | false | undefined): Record<string, str
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    if (text !== undefined) Object.assign(fromFile, parseEnv(text));
+    if (text !== undefined) {
+      const parseEnv = (nodeUtil as { parseEnv?: (text: string) => Record<string, string> })
+        .parseEnv;
+      if (typeof parseEnv !== "function") {
+        throw new ConfigError(
+          `Cannot read ${path}: reading a .env file needs Deno 2.7 or newer (node:util parseEnv), this is Deno ${Deno.version.deno}; set the variables in the environment instead, or upgrade Deno`,
+        );
+      }
+      Object.assign(fromFile, parseEnv(text));
+    }
   }
   return { ...fromFile, ...Deno.env.toObject() };
 }
