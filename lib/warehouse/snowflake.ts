@@ -154,6 +154,7 @@ export async function openSnowflakeSession(
   }
   const auth = await authOptions(config);
   if (auth.privateKey) log.addSecret(auth.privateKey);
+  await gzipRequestsConsistently();
   const sdk = (await import("snowflake-sdk")).default;
   sdk.configure({ logLevel: "OFF", additionalLogToConsole: false });
 
@@ -617,6 +618,47 @@ function describeTarget(config: SnowflakeWarehouseConfig): string {
 }
 
 /** Clear error for a failed login. */
+let requestsFixed = false;
+
+/**
+ * snowflake-sdk 2.3 gzips each request body in `zlib.gzip`'s callback and sets
+ * `Content-Encoding: gzip` there, but builds the request from the uncompressed body before that
+ * callback runs (`lib/http/base.js`, `prepareRequestOptions`): whether the header reaches the
+ * wire is a race. On Node and Deno 2.9 the callback comes after the request is sent (plain body,
+ * no header); on Deno 2.5 (Deno Deploy's runtime) it comes in between — a plain JSON body
+ * labelled gzip, which Snowflake cannot read, so every login fails. The SDK's own axios instance
+ * is wrapped here so each body leaves gzipped with its header, whatever the timing.
+ */
+async function gzipRequestsConsistently(): Promise<void> {
+  if (requestsFixed) return;
+  requestsFixed = true;
+  const { gzipSync } = await import("node:zlib");
+  const { Buffer } = await import("node:buffer");
+  type Instance = { request: (config: Record<string, unknown>) => Promise<unknown> };
+  // a CommonJS module with `exports.default = axios`: Deno's default export is `exports`
+  const mod = await import("snowflake-sdk/dist/lib/http/axios_instance.js") as unknown as {
+    default: Instance | { default: Instance };
+  };
+  const instance = "default" in mod.default ? mod.default.default : mod.default;
+  const request = instance.request.bind(instance);
+  instance.request = (config) => {
+    const data = config.data;
+    const isGzip = data instanceof Uint8Array && data[0] === 0x1f && data[1] === 0x8b;
+    if (data !== undefined && data !== null && !isGzip) {
+      const text = typeof data === "string"
+        ? data
+        : data instanceof Uint8Array
+        ? new TextDecoder().decode(data)
+        : JSON.stringify(data);
+      config.data = Buffer.from(gzipSync(new TextEncoder().encode(text)));
+      const headers = (config.headers ?? {}) as Record<string, string>;
+      headers["Content-Encoding"] = "gzip";
+      config.headers = headers;
+    }
+    return request(config);
+  };
+}
+
 function loginError(error: unknown, config: SnowflakeWarehouseConfig, fingerprint?: string): Error {
   if (error instanceof StorageError || error instanceof ConfigError) return error;
   const e = error as SnowflakeError & { response?: { status?: number; statusCode?: number } };
