@@ -1,53 +1,93 @@
 /**
- * The Deno Deploy entry: registers the daily cron `top-tracks` (PIPELINE_SCHEDULE, UTC) running
- * fetch → enrich → write → upload → load in the prod profile without a file system — Parquet in
- * memory, tokens in Deno KV (seeded from the SPOTIFY_TOKENS_JSON secret), S3 and Snowflake. dbt
- * runs elsewhere (see README, "Deno Deploy").
+ * The Deno Deploy entry. Deno Deploy (the platform since Deploy Classic shut down on 2026-07-20)
+ * evaluates this module's top level to find its crons, starts the app on demand, waits for its
+ * HTTP server, may run several instances at once and gives each an ephemeral disk. So:
  *
- * Deno Deploy discovers crons by evaluating the entry's top-level code, so the registration below
- * is unconditional and needs only PIPELINE_SCHEDULE; the full prod configuration (secrets
- * included) is loaded when the cron fires, so a bad secret fails that run, visibly, not the
- * deployment.
+ * 1. at the top level, before any server: the crons `top-tracks` (PIPELINE_SCHEDULE) and
+ *    `recently-played` (PIPELINE_POLL_SCHEDULE, unless `off`), registered unconditionally from
+ *    those settings alone — a bad secret fails a run, visibly, not the deployment;
+ * 2. then the HTTP server (`PORT`, default 8000): the trigger API of `serve` — `POST
+ *    /run-top-tracks` (`?wait=true`), `GET /runs`, `GET /runs/:id`, `/readyz` behind
+ *    `PIPELINE_TRIGGER_TOKEN` (Deploy apps are public: without a token only `/healthz` answers),
+ *    and `/healthz`.
  *
- * Deploy-only settings (read here, the entry): `SPOTIFY_TOKENS_JSON` (the token file `deno task
- * auth` wrote, as text) and `PIPELINE_KV_PATH` (unset on Deploy; a file or `:memory:` locally).
+ * Runs go fetch → enrich → write → upload → load in memory in the prod profile (S3 + Snowflake);
+ * everything that must outlive an instance is in Deno KV: the Spotify tokens (seeded from the
+ * `SPOTIFY_TOKENS_JSON` secret), the recently-played cursor, the run records and the run lease
+ * (one run at a time across instances and retried crons). dbt runs elsewhere (README).
  *
- * @example deno task deploy-local --once   # one run now, with Deploy-like permissions
+ * Deploy-only settings (read here, the entry): `SPOTIFY_TOKENS_JSON`, `PIPELINE_KV_PATH` (unset on
+ * Deploy; a file or `:memory:` locally) and `PORT`.
+ *
+ * @example deno task deploy-local            # the app as Deploy runs it, on :8000
+ * @example deno task deploy-local --once     # one run now, then exit
  * @module
  */
 import { parseArgs } from "node:util";
 import { createLogger, reportError } from "../lib/cli.ts";
 import { type Config, loadConfig } from "../lib/config.ts";
+import { kvBackend, misconfiguredBackend, runLeased } from "../lib/deploy/backend.ts";
+import type { DeployRunSummary } from "../lib/deploy/pipeline.ts";
+import { type DeployKv, kvTokenSource, openKv, parseTokensJson } from "../lib/deploy/tokens.ts";
 import { ConfigError, ExitCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { type DeployRunSummary, kvRunRecorder, runOnDeploy } from "../lib/deploy/pipeline.ts";
-import { kvTokenSource, openKv, parseTokensJson } from "../lib/deploy/tokens.ts";
+import { PipelineApp } from "../lib/server/app.ts";
 import { registerSchedule } from "../lib/server/cron.ts";
 
 /** Settings only the Deploy entry reads. */
 export interface DeploySettings {
-  /** Deno KV path (unset on Deploy: the deployment's database). */
+  /** Deno KV path (unset on Deploy: the app's database). */
   kvPath?: string;
   /** The token store as JSON text, to seed Deno KV. */
   tokensJson?: string;
+  /** HTTP port (Deploy's default 8000). */
+  port: number;
 }
 
 /** Reads the Deploy-only settings from the environment. */
 export function deploySettings(): DeploySettings {
   const get = (name: string) => Deno.env.get(name)?.trim() || undefined;
-  return { kvPath: get("PIPELINE_KV_PATH"), tokensJson: get("SPOTIFY_TOKENS_JSON") };
+  const port = get("PORT") ?? "8000";
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    throw new ConfigError(`PORT="${port}" is not valid: expected a port number 0 to 65535`);
+  }
+  return {
+    kvPath: get("PIPELINE_KV_PATH"),
+    tokensJson: get("SPOTIFY_TOKENS_JSON"),
+    port: Number(port),
+  };
 }
 
 /**
- * The settings needed to register the schedule — PIPELINE_SCHEDULE and the log settings —
- * validated like every setting, without requiring the prod secrets.
+ * The settings needed before any secret: the schedules, the trigger token and the log settings,
+ * validated like every setting.
  */
 export function scheduleConfig(): Config {
-  const names = ["PIPELINE_SCHEDULE", "PIPELINE_LOG_LEVEL", "PIPELINE_LOG_FORMAT"];
+  const names = [
+    "PIPELINE_SCHEDULE",
+    "PIPELINE_POLL_SCHEDULE",
+    "PIPELINE_TRIGGER_TOKEN",
+    "PIPELINE_LOG_LEVEL",
+    "PIPELINE_LOG_FORMAT",
+  ];
   return loadConfig({
     env: Object.fromEntries(names.map((n) => [n, Deno.env.get(n)])),
     envFile: false,
   });
+}
+
+let kvOpened: Promise<DeployKv> | undefined;
+/** The app's Deno KV, opened once per instance. */
+function sharedKv(settings: DeploySettings): Promise<DeployKv> {
+  kvOpened ??= openKv(settings.kvPath);
+  return kvOpened;
+}
+
+function tokenSource(kv: DeployKv, settings: DeploySettings) {
+  const seed = settings.tokensJson
+    ? parseTokensJson(settings.tokensJson, "SPOTIFY_TOKENS_JSON")
+    : undefined;
+  return kvTokenSource(kv, { seed });
 }
 
 /** Options of {@link runDeployOnce}. */
@@ -55,59 +95,112 @@ export interface RunDeployOnceOptions {
   log: Logger;
   settings: DeploySettings;
   date?: string;
+  schedule?: "daily" | "poll";
 }
 
-/** One Deploy run: opens Deno KV, runs the pipeline, records the summary, closes KV. */
+/** One run under the KV lease (a `LockedError` while another instance runs one). */
 export async function runDeployOnce(
   config: Config,
   options: RunDeployOnceOptions,
 ): Promise<DeployRunSummary> {
-  const { log, settings, date } = options;
-  const seed = settings.tokensJson
-    ? parseTokensJson(settings.tokensJson, "SPOTIFY_TOKENS_JSON")
-    : undefined;
-  const kv = await openKv(settings.kvPath);
-  try {
-    return await runOnDeploy(config, {
-      log,
-      tokens: kvTokenSource(kv, { seed }),
-      kv,
-      record: kvRunRecorder(kv),
-      date,
-    });
-  } finally {
-    kv.close();
-  }
+  const { log, settings, date, schedule } = options;
+  const kv = await sharedKv(settings);
+  const { done } = await runLeased(config, {
+    kv,
+    tokens: tokenSource(kv, settings),
+    log,
+    date,
+    schedule,
+  });
+  return await done;
 }
 
-/** What the cron runs: the prod config (secrets included) is loaded now, not at start-up. */
-async function scheduledRun(): Promise<void> {
-  const config = loadConfig({ tokensElsewhere: true });
-  await runDeployOnce(config, { log: createLogger(config), settings: deploySettings() });
+/** What a cron runs: the prod config (secrets included) is loaded now, not at start-up. */
+function scheduledRun(schedule: "daily" | "poll"): () => Promise<void> {
+  return async () => {
+    const config = loadConfig({ tokensElsewhere: true });
+    await runDeployOnce(config, {
+      log: createLogger(config),
+      settings: deploySettings(),
+      schedule,
+    });
+  };
+}
+
+/** Serves the trigger API until the process ends (SIGTERM: stops accepting, then exits). */
+export async function serveDeploy(boot: Config, log: Logger): Promise<void> {
+  const settings = deploySettings();
+  let app: PipelineApp;
+  try {
+    const config = loadConfig({ tokensElsewhere: true });
+    const kv = await sharedKv(settings);
+    const runLog = createLogger(config);
+    app = new PipelineApp({
+      config,
+      log: runLog,
+      backend: kvBackend(config, { kv, tokens: tokenSource(kv, settings), log: runLog }),
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // Serve anyway: /healthz answers, /readyz and the triggers name the problem.
+    log.error(`The app's settings are invalid: ${error.message}`, { exit_code: ExitCode.config });
+    app = new PipelineApp({ config: boot, log, backend: misconfiguredBackend(error) });
+  }
+  if (boot.serve.triggerToken === undefined) {
+    log.warn(
+      "PIPELINE_TRIGGER_TOKEN is not set: only /healthz answers (a Deploy app is public); set it as a secret",
+    );
+  }
+  const server = Deno.serve({
+    port: settings.port,
+    onListen: ({ hostname, port }) => log.info(`Listening on http://${hostname}:${port}`),
+  }, (request) => {
+    // Deploy's URL is public: without a token, nothing but /healthz (no loopback exemption here).
+    if (boot.serve.triggerToken === undefined && new URL(request.url).pathname !== "/healthz") {
+      return Response.json({
+        error: "not_configured",
+        message: "Set PIPELINE_TRIGGER_TOKEN (a secret of the app) to use this endpoint",
+      }, { status: 503, headers: { "cache-control": "no-store" } });
+    }
+    return app.handler(request);
+  });
+  const stop = () => server.shutdown();
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+  Deno.removeSignalListener("SIGTERM", stop);
+  await app.close();
 }
 
 const HELP = `scripts/deploy.ts — the Deno Deploy entry (prod profile: S3 + Snowflake, no dbt)
 
-Registers the cron "top-tracks" on PIPELINE_SCHEDULE (UTC) when the module loads.
-Locally: deno task deploy-local [--once] [--date YYYY-MM-DD]
+Registers the crons "top-tracks" (PIPELINE_SCHEDULE) and "recently-played"
+(PIPELINE_POLL_SCHEDULE) when the module loads, then serves the trigger API on PORT (8000).
+Locally: deno task deploy-local [--once [--poll] [--date YYYY-MM-DD]]
 
 Flags:
-  --once               also run the pipeline once now, then exit
+  --once               run the pipeline once now instead of serving, then exit
+  --poll               with --once: the poll (recently played) instead of the daily run
   --date YYYY-MM-DD    snapshot date of that run (default: today, UTC)
   --help               this help
 
-Settings: every prod setting (see README), plus SPOTIFY_TOKENS_JSON (the token file's content,
-seeds Deno KV) and PIPELINE_KV_PATH (local runs only).`;
+Settings: every prod setting (see README), PIPELINE_TRIGGER_TOKEN (required to use the API),
+plus SPOTIFY_TOKENS_JSON (the token file's content, seeds Deno KV), PIPELINE_KV_PATH (local
+runs only) and PORT.`;
 
 /** Local use (`--once`, `--help`); returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let log = createLogger(undefined);
   try {
-    let values: { once?: boolean; date?: string; help?: boolean };
+    let values: { once?: boolean; poll?: boolean; date?: string; help?: boolean };
     try {
       ({ values } = parseArgs({
         args,
-        options: { once: { type: "boolean" }, date: { type: "string" }, help: { type: "boolean" } },
+        options: {
+          once: { type: "boolean" },
+          poll: { type: "boolean" },
+          date: { type: "string" },
+          help: { type: "boolean" },
+        },
         strict: true,
         allowPositionals: false,
       }));
@@ -124,6 +217,7 @@ export async function main(args: string[]): Promise<number> {
       log,
       settings: deploySettings(),
       date: values.date,
+      schedule: values.poll ? "poll" : "daily",
     });
     console.log(JSON.stringify(summary, null, 2));
     return ExitCode.ok;
@@ -132,8 +226,20 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-// Top level, unconditional: this is how Deno Deploy finds the cron.
+// Top level, unconditional, before any server: this is how Deno Deploy finds the crons.
 const boot = scheduleConfig();
-registerSchedule(boot, { log: createLogger(boot), job: scheduledRun, rethrow: true });
+const bootLog = createLogger(boot);
+registerSchedule(boot, { log: bootLog, job: scheduledRun("daily"), rethrow: true });
+if (boot.serve.pollSchedule !== "off") {
+  registerSchedule(boot, {
+    log: bootLog,
+    kind: "poll",
+    job: scheduledRun("poll"),
+    rethrow: true,
+  });
+}
 
-if (import.meta.main && Deno.args.length > 0) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (Deno.args.length > 0) Deno.exit(await main(Deno.args));
+  await serveDeploy(boot, bootLog);
+}

@@ -39,11 +39,17 @@ import type { PutReceipt } from "../store/object_store.ts";
 import { newestCursorInKeys, partitionCursor } from "../streams/cursor.ts";
 import { fetchStreams } from "../streams/fetch_streams.ts";
 import type { FileCursor } from "../streams/handoff.ts";
-import type { StreamName } from "../streams/names.ts";
+import type { Schedule, StreamName } from "../streams/names.ts";
 import { streamDefs, streamsFor } from "../streams/registry.ts";
 import type { Row, StreamDef } from "../streams/stream.ts";
 import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 import { type KvLike, openDeploySpotifyClient, type TokenSource } from "./tokens.ts";
+
+/**
+ * The Deno version Deno Deploy documents it runs (docs.deno.com/deploy/reference/runtime): the
+ * Deploy test runs the entry under it too, so no newer API slips in.
+ */
+export const DEPLOY_DENO_VERSION = "2.5.0";
 
 /** The steps that run on Deploy (no transform: dbt runs elsewhere). */
 export const DEPLOY_STEPS = ["fetch", "enrich", "write", "upload", "load"] as const;
@@ -95,6 +101,10 @@ export interface RunOnDeployOptions {
   now?: () => Date;
   /** Called with the summary when the run starts and when it ends (e.g. {@link kvRunRecorder}). */
   record?: (summary: DeployRunSummary) => Promise<void>;
+  /** The run's id (default: a new one). */
+  runId?: string;
+  /** `poll`: the poll streams only (the poll cron); default the daily run. */
+  schedule?: Schedule;
 }
 
 /** KV key of a stream's cursor for a user. */
@@ -128,12 +138,12 @@ export async function runOnDeploy(
   const store = config.store;
   const warehouse = config.warehouse;
   const started = now();
-  const runId = newRunId(started);
+  const runId = options.runId ?? newRunId(started);
   const date = options.date !== undefined
     ? validateDate(options.date, "--date", started)
     : started.toISOString().slice(0, 10);
   const log = options.log.child({ run_id: runId });
-  const streams = streamDefs(streamsFor("daily", config.streams));
+  const streams = streamDefs(streamsFor(options.schedule ?? "daily", config.streams));
   const summary: DeployRunSummary = {
     run_id: runId,
     snapshot_date: date,

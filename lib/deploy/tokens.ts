@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import { SpotifyClient } from "../spotify/client.ts";
 import { refreshTokensInMemory } from "../spotify/refresh_in_memory.ts";
 import { refreshTokenAge, type StoredTokens } from "../spotify/token_store.ts";
+import type { AtomicKv } from "./lease.ts";
 
 /** The part of `Deno.Kv` used here (Deno KV's types are unstable: not referenced directly). */
 export interface KvLike {
@@ -22,6 +23,9 @@ export interface KvLike {
   ): AsyncIterable<{ key: readonly unknown[]; value: T }>;
   close(): void;
 }
+
+/** Deno KV as the Deploy entry uses it: the plain operations and the atomic ones (the lease). */
+export type DeployKv = KvLike & AtomicKv;
 
 /** Where the tokens live: loaded at the start of a run, saved after a refresh. */
 export interface TokenSource {
@@ -38,8 +42,8 @@ export const TOKENS_KEY: readonly unknown[] = ["spotify", "tokens"];
  * Opens Deno KV: the deployment's database on Deno Deploy (`path` unset), or a local file or
  * `:memory:`. Needs `--unstable-kv` outside Deno Deploy.
  */
-export async function openKv(path?: string): Promise<KvLike> {
-  const open = (Deno as unknown as { openKv?: (path?: string) => Promise<KvLike> }).openKv;
+export async function openKv(path?: string): Promise<DeployKv> {
+  const open = (Deno as unknown as { openKv?: (path?: string) => Promise<DeployKv> }).openKv;
   if (typeof open !== "function") {
     throw new ConfigError(
       "Deno KV is not available in this runtime: run with --unstable-kv (Deno Deploy has it)",
