@@ -108,6 +108,7 @@ NOP_REGEXES = [
 
 
 class Settings:
+    check_trust: bool = False
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
     accounts: set[str] = set()
@@ -267,6 +268,8 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
         raise SnowflakeError(
             "001008", "SQL compilation error:\nINCLUDE_METADATA can only be used with MATCH_BY_COLUMN_NAME.", "22023"
         )
+    if stage_key and SETTINGS.check_trust:
+        assume_integration_role(stage_key)
     token = CURRENT_COPY.set(
         {"metadata": metadata, "stage_url": stage_url, "start": dt.datetime.now(dt.timezone.utc).isoformat()}
     )
@@ -274,6 +277,73 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
         return _original_copy_into(duck_conn, current_database, current_schema, expr, params)
     finally:
         CURRENT_COPY.reset(token)
+
+
+def assume_integration_role(stage_key: tuple[str, str, str]) -> None:
+    """What Snowflake does before reading a stage with a storage integration: sts:AssumeRole on the
+    integration's role as its IAM user, with its external id. The trust policy is read from moto's
+    IAM; a refusal is reported with Snowflake's own texts (error 003167)."""
+    conn = adapter_conn()
+    row = conn.execute(
+        f"SELECT storage_integration FROM {ADAPTER_SCHEMA}.stages WHERE database_name = ? AND schema_name = ? AND name = ?",
+        list(stage_key),
+    ).fetchone()
+    if not row or not row[0]:
+        return
+    integ = conn.execute(
+        f"SELECT role_arn, iam_user_arn, external_id FROM {ADAPTER_SCHEMA}.integrations WHERE name = ?", [row[0]]
+    ).fetchone()
+    if not integ:
+        return
+    role_arn, iam_user_arn, external_id = integ
+    not_authorized = SnowflakeError(
+        "003167",
+        "Error assuming AWS_ROLE:\n"
+        f"User: {iam_user_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+        "42601",
+    )
+    import boto3
+    import botocore.exceptions
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=SETTINGS.s3_endpoint,
+        region_name=SETTINGS.s3_region,
+        aws_access_key_id="fakesnow-adapter",
+        aws_secret_access_key="fakesnow-adapter",
+    )
+    try:
+        role = iam.get_role(RoleName=str(role_arn).rsplit("/", 1)[-1])["Role"]
+    except botocore.exceptions.ClientError as error:
+        raise not_authorized from error
+    doc = role.get("AssumeRolePolicyDocument") or {}
+    if isinstance(doc, str):
+        import urllib.parse
+
+        doc = json.loads(urllib.parse.unquote(doc))
+    principal_ok = False
+    external_ok = False
+    for st in doc.get("Statement", []):
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        aws = (st.get("Principal") or {}).get("AWS", [])
+        aws = [aws] if isinstance(aws, str) else aws
+        if st.get("Effect") != "Allow" or "sts:AssumeRole" not in actions or iam_user_arn not in aws:
+            continue
+        principal_ok = True
+        wanted = ((st.get("Condition") or {}).get("StringEquals") or {}).get("sts:ExternalId")
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        if wanted is None or external_id in wanted:
+            external_ok = True
+    if not principal_ok:
+        raise not_authorized
+    if not external_ok:
+        raise SnowflakeError(
+            "003167",
+            "SQL execution error: Error assuming AWS_ROLE. Please verify the role and externalId are configured "
+            "correctly in your AWS policy.",
+            "42601",
+        )
 
 
 def patched_inserts(expr, params, urls, parquet_info=None):  # noqa: ANN001, ANN201
@@ -758,7 +828,14 @@ def main() -> None:
     parser.add_argument("--s3-region", default="us-east-1")
     parser.add_argument("--account", action="append", default=[], help="known account (repeatable)")
     parser.add_argument("--public-key", action="append", default=[], help="USER=path of a PEM public key")
+    parser.add_argument(
+        "--check-trust",
+        action="store_true",
+        help="at COPY, assume the integration's AWS role as STS would: the role must exist in moto's IAM "
+        "and trust the integration's IAM user with its external id",
+    )
     args = parser.parse_args()
+    SETTINGS.check_trust = args.check_trust
     SETTINGS.s3_endpoint = args.s3_endpoint
     SETTINGS.s3_region = args.s3_region
     SETTINGS.accounts = {a.upper() for a in args.account}

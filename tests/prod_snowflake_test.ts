@@ -527,3 +527,161 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+/** Sets (creates or updates) an IAM role's trust policy in moto; `undefined` deletes the role. */
+async function setRoleTrust(motoUrl: string, policy: unknown | undefined): Promise<void> {
+  const code = `import boto3, json, sys
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+name = sys.argv[2]
+doc = sys.argv[3]
+try:
+    iam.get_role(RoleName=name)
+    exists = True
+except iam.exceptions.NoSuchEntityException:
+    exists = False
+if doc == "-":
+    if exists:
+        iam.delete_role(RoleName=name)
+elif exists:
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=doc)
+else:
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc)
+`;
+  const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
+    args: ["-c", code, motoUrl, ROLE_ARN.split("/").at(-1)!, policy ? JSON.stringify(policy) : "-"],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
+Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto's IAM) and a stage left on an old S3_PREFIX: each a StorageError saying what to fix; fixed, the rows load once", async (t) => {
+  const moto = await startMoto();
+  const pair = await generateKeyPair();
+  const dataDir = await Deno.makeTempDir();
+  const keyPath = `${dataDir}/rsa_key.p8`;
+  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+  await createBucket(moto, BUCKET);
+  const fakesnow = await startFakesnow({
+    s3Endpoint: moto.url,
+    accounts: ["TESTACCT"],
+    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+    checkTrust: true,
+  });
+  const envFor = async (prefix: string) =>
+    await prodEnv({
+      dataDir,
+      s3Endpoint: moto.url,
+      bucket: BUCKET,
+      snowflake: fakesnow,
+      privateKeyPath: keyPath,
+      passphrase: pair.passphrase,
+      extra: { S3_PREFIX: prefix, SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+    });
+  const config = loadConfig({ env: await envFor("lake"), envFile: false });
+  assert.ok(config.warehouse.kind === "snowflake");
+  const sf = config.warehouse;
+  const load = async (cfg: Config, files: FileToLoad[]) => {
+    assert.ok(cfg.warehouse.kind === "snowflake");
+    const warehouse = await openSnowflakeWarehouse(cfg.warehouse, {
+      log: testLogger(),
+      store: cfg.store,
+    });
+    try {
+      return await warehouse.load(files);
+    } finally {
+      await warehouse.close();
+    }
+  };
+  try {
+    await withAwsEnv({}, async () => {
+      let text = "";
+      await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: (s) => text += s });
+      const trust = JSON.parse(text.slice(text.indexOf("{", text.indexOf("Now set this"))));
+      const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
+      const parquet = `${dataDir}/top_tracks.parquet`;
+      await Deno.writeFile(parquet, (await encodeTopTracksParquet(rows)).data);
+      const file = await uploadFile(config, KEY, parquet, rows[0]!.run_id);
+
+      await t.step(
+        "no such role in IAM: Snowflake's 003167 text, with the trust-policy hint",
+        async () => {
+          await setRoleTrust(moto.url, undefined);
+          const error = await rejectsWith(() => load(config, [file]), StorageError);
+          assert.match(
+            error.message,
+            /^Snowflake cannot assume the IAM role of storage integration SPOTIFY_S3_INTEGRATION \(003167\): Error assuming AWS_ROLE: User: arn:aws:iam::\d{12}:user\/\S+ is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role\/snowflake-spotify-reader/,
+          );
+          assert.match(error.hint ?? "", /DESC INTEGRATION SPOTIFY_S3_INTEGRATION/);
+          assert.match(error.hint ?? "", /STORAGE_AWS_EXTERNAL_ID/);
+          assert.ok(!/Parquet/.test(error.message + error.hint), "not a Parquet-columns problem");
+        },
+      );
+
+      await t.step(
+        "a trust policy with another external id: the documented text, the same hint",
+        async () => {
+          const wrong = structuredClone(trust);
+          wrong.Statement[0].Condition.StringEquals["sts:ExternalId"] = "not-the-integrations-id";
+          await setRoleTrust(moto.url, wrong);
+          const error = await rejectsWith(() => load(config, [file]), StorageError);
+          assert.match(
+            error.message,
+            /Error assuming AWS_ROLE\. Please verify the role and externalId are configured correctly in your AWS policy\./,
+          );
+          assert.match(error.hint ?? "", /Trust relationships/);
+        },
+      );
+
+      await t.step("the policy `load --setup --apply` printed: the file loads", async () => {
+        await setRoleTrust(moto.url, trust);
+        const report = await load(config, [file]);
+        assert.deepEqual([report.files_loaded, report.rows_loaded], [1, 21]);
+      });
+
+      const moved = loadConfig({ env: await envFor("lake2"), envFile: false });
+      const movedFile = await uploadFile(moved, KEY, parquet, rows[0]!.run_id);
+      await t.step(
+        "S3_PREFIX changed, stage not: a StorageError naming both locations, nothing loaded",
+        async () => {
+          const error = await rejectsWith(() => load(moved, [movedFile]), StorageError);
+          assert.equal(
+            error.message,
+            'Snowflake stage "SPOTIFY"."RAW"."SPOTIFY_S3_STAGE" reads s3://spotify-lake/lake/, but S3_BUCKET/S3_PREFIX put the files under s3://spotify-lake/lake2/: COPY INTO would find none of them',
+          );
+          assert.match(error.hint ?? "", /load --setup --apply/);
+        },
+      );
+
+      await t.step(
+        "load --setup --apply points the stage at the new location; the file loads",
+        async () => {
+          let out = "";
+          await runSnowflakeSetup(moved, {
+            apply: true,
+            log: testLogger(),
+            write: (s) => out += s,
+          });
+          assert.match(
+            out,
+            /reads s3:\/\/spotify-lake\/lake\/; S3_BUCKET\/S3_PREFIX say s3:\/\/spotify-lake\/lake2\/: replacing it/,
+          );
+          const session = await openSnowflakeSession(sf, { log: testLogger() });
+          try {
+            const stages = await session.execute("SHOW STAGES IN SCHEMA SPOTIFY.RAW");
+            assert.deepEqual(stages.map((s) => s.url), ["s3://spotify-lake/lake2/"]);
+          } finally {
+            await session.close();
+          }
+          const report = await load(moved, [movedFile]);
+          assert.deepEqual([report.files_loaded, report.rows_loaded], [1, 21]);
+          // and the first file is still known: loading it again loads nothing
+          const again = await load(moved, [movedFile]);
+          assert.deepEqual([again.files_loaded, again.files_skipped], [0, 1]);
+        },
+      );
+    });
+  } finally {
+    await fakesnow.stop();
+    await moto.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -98,6 +98,11 @@ export interface StartFakesnowOptions {
   publicKeys?: Record<string, string>;
   /** Users whose password logins are verified: user name → password. */
   passwords?: Record<string, string>;
+  /**
+   * Assume the storage integration's AWS role at each COPY, as Snowflake does: the role must be
+   * in moto's IAM and trust the integration's IAM user with its external id.
+   */
+  checkTrust?: boolean;
 }
 
 /**
@@ -116,6 +121,7 @@ export async function startFakesnow(options: StartFakesnowOptions = {}): Promise
   const tempFiles: string[] = [];
   if (options.s3Endpoint) args.push("--s3-endpoint", options.s3Endpoint);
   if (options.s3Region) args.push("--s3-region", options.s3Region);
+  if (options.checkTrust) args.push("--check-trust");
   for (const account of options.accounts ?? []) args.push("--account", account);
   for (const [user, pem] of Object.entries(options.publicKeys ?? {})) {
     const file = await Deno.makeTempFile({ suffix: ".pub.pem" });

@@ -264,12 +264,37 @@ class Session implements SnowflakeSession {
   }
 }
 
+/** The S3 location the external stage must read: `s3://<S3_BUCKET>/<S3_PREFIX>/`. */
+export function stageLocation(store: Extract<StoreConfig, { kind: "s3" }>): string {
+  return `s3://${store.bucket}/${store.prefix ? store.prefix + "/" : ""}`;
+}
+
+/** The URL the external stage reads now (`SHOW STAGES`), or `undefined` when it does not exist. */
+export async function currentStageUrl(
+  session: SnowflakeSession,
+  config: SnowflakeWarehouseConfig,
+): Promise<string | undefined> {
+  const rows = await session.execute(
+    `SHOW STAGES IN SCHEMA ${quoteIdent(config.database)}.${quoteIdent(config.schema)}`,
+  );
+  const name = quoteIdent(config.stage).slice(1, -1);
+  const row = rows.map(lowerKeys).find((r) => String(r.name ?? "") === name);
+  return row ? String(row.url ?? "") : undefined;
+}
+
+/** Whether two stage URLs name the same location (a trailing slash aside). */
+export function sameStageUrl(a: string, b: string): boolean {
+  const norm = (u: string) => u.trim().replace(/\/+$/, "");
+  return norm(a) === norm(b);
+}
+
 /** Loads staged files into the raw table with COPY INTO. */
 class SnowflakeWarehouse implements Warehouse {
   #session: SnowflakeSession;
   #config: SnowflakeWarehouseConfig;
   #store: Extract<StoreConfig, { kind: "s3" }>;
   #log: Logger;
+  #stageChecked = false;
 
   constructor(
     session: SnowflakeSession,
@@ -295,6 +320,7 @@ class SnowflakeWarehouse implements Warehouse {
     const results: FileLoadResult[] = [];
     const tables: string[] = [];
     const migrations: string[] = [];
+    if (files.length) await this.#checkStage();
     for (const [name, def] of Object.entries(STREAMS)) {
       const group = files.filter((f) => f.stream === name);
       if (group.length === 0) continue;
@@ -311,6 +337,26 @@ class SnowflakeWarehouse implements Warehouse {
       files: results,
       migrations,
     });
+  }
+
+  /**
+   * The stage must read where the files are: a stage left on an old S3_BUCKET/S3_PREFIX would
+   * find none of them, and COPY would report "0 files processed" as if they were loaded.
+   */
+  async #checkStage(): Promise<void> {
+    if (this.#stageChecked) return;
+    const want = stageLocation(this.#store);
+    const url = await currentStageUrl(this.#session, this.#config);
+    if (url !== undefined && !sameStageUrl(url, want)) {
+      throw new StorageError(
+        `Snowflake stage ${qualified(this.#config, this.#config.stage)} reads ${url}, but S3_BUCKET/S3_PREFIX put the files under ${want}: COPY INTO would find none of them`,
+        {
+          hint:
+            "Run `deno task load --setup --apply` to point the stage (and the integration's allowed location) at the new location, or set S3_BUCKET/S3_PREFIX back.",
+        },
+      );
+    }
+    this.#stageChecked = true;
   }
 
   /** Adds the columns the raw table lacks; a new USER_ID is filled for the rows already there. */
@@ -397,9 +443,7 @@ class SnowflakeWarehouse implements Warehouse {
 
   /** Path of a file relative to the stage's URL (`s3://bucket/prefix/`). */
   #stagePath(file: FileToLoad): string {
-    const stageUrl = `s3://${this.#store.bucket}/${
-      this.#store.prefix ? this.#store.prefix + "/" : ""
-    }`;
+    const stageUrl = stageLocation(this.#store);
     if (!file.uri.startsWith(stageUrl)) {
       throw new StorageError(
         `Cannot load ${file.uri}: the stage ${this.#config.stage} reads ${stageUrl} (S3_BUCKET/S3_PREFIX)`,
@@ -768,6 +812,32 @@ function statementError(
         qualified(config, config.fileFormat)
       } does not exist or the role cannot use it`,
       { hint: setupHint, cause: error },
+    );
+  }
+  if (/Error assuming AWS_ROLE/i.test(message)) {
+    return new StorageError(
+      `Snowflake cannot assume the IAM role of storage integration ${config.storageIntegration} (${
+        code || "error"
+      }): ${message.replace(/^\d{6} \(\w+\): /, "")}`,
+      {
+        hint:
+          `The role's trust policy (IAM → Roles → ${
+            config.awsRoleArn ?? "SNOWFLAKE_AWS_ROLE_ARN"
+          } → Trust relationships) must allow sts:AssumeRole to the integration's STORAGE_AWS_IAM_USER_ARN with sts:ExternalId = its STORAGE_AWS_EXTERNAL_ID: compare with \`DESC INTEGRATION ${config.storageIntegration}\` (\`deno task load --setup --apply\` prints the policy to paste; IAM takes a few seconds to apply a change).`,
+        cause: error,
+      },
+    );
+  }
+  if (/Failed to access remote file: access denied|Access Denied|AccessDenied/i.test(message)) {
+    return new StorageError(
+      `Snowflake was denied access to the stage's S3 files (${code || "error"}): ${
+        message.replace(/^\d{6} \(\w+\): /, "")
+      }`,
+      {
+        hint:
+          "The IAM role's permissions policy must allow s3:GetObject and s3:GetObjectVersion on the bucket/prefix's objects and s3:ListBucket on the bucket for that prefix; if it does, check its trust policy against `DESC INTEGRATION` (README, \"S3 bucket and IAM role\").",
+        cause: error,
+      },
     );
   }
   if (/^COPY INTO/i.test(sql.trim())) {

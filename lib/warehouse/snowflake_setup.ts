@@ -16,12 +16,15 @@ import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   createRawTableSql,
+  currentStageUrl,
   loadPrivateKey,
   openSnowflakeSession,
   qualified,
   quoteIdent,
   rawTableName,
+  sameStageUrl,
   type SnowflakeWarehouseConfig,
+  stageLocation,
 } from "./snowflake.ts";
 
 /** Options of {@link runSnowflakeSetup}. */
@@ -32,6 +35,8 @@ export interface RunSnowflakeSetupOptions {
   /** Where the text goes (default: stdout). */
   write?: (text: string) => void;
 }
+
+const STAGE_COMMENT = "external stage over the bucket/prefix";
 
 /** Role the setup runs as with `--apply` (integrations are account-level objects). */
 export const SETUP_ROLE = "ACCOUNTADMIN";
@@ -80,7 +85,8 @@ export async function runSnowflakeSetup(
     write(
       "\n-- Then DESC INTEGRATION gives STORAGE_AWS_IAM_USER_ARN and STORAGE_AWS_EXTERNAL_ID for the AWS role's trust policy:\n" +
         trustPolicyJson("<STORAGE_AWS_IAM_USER_ARN>", "<STORAGE_AWS_EXTERNAL_ID>") +
-        "\n\n-- Review the SQL, then run it with: deno task load --setup --apply",
+        "\n\n-- If the stage already exists with another URL (S3_BUCKET/S3_PREFIX changed), --apply replaces it." +
+        "\n-- Review the SQL, then run it with: deno task load --setup --apply",
     );
     return;
   }
@@ -97,6 +103,17 @@ export async function runSnowflakeSetup(
     noDefaultNamespace: true,
   });
   try {
+    // A stage from an earlier S3_BUCKET/S3_PREFIX: CREATE ... IF NOT EXISTS would keep it as it is.
+    const url = await currentStageUrl(session, sf).catch(() => undefined);
+    if (url !== undefined && !sameStageUrl(url, stageLocation(store))) {
+      const note = `The stage ${
+        qualified(sf, sf.stage)
+      } reads ${url}; S3_BUCKET/S3_PREFIX say ${stageLocation(store)}: replacing it`;
+      log.warn(note);
+      write(`\n-- ${note} (CREATE OR REPLACE STAGE; its grant is given again below).`);
+      const stage = statements.find((st) => st.comment === STAGE_COMMENT)!;
+      stage.sql = stage.sql.replace(/^CREATE STAGE IF NOT EXISTS/, "CREATE OR REPLACE STAGE");
+    }
     for (const [i, statement] of statements.entries()) {
       log.info(`setup ${i + 1}/${statements.length}: ${statement.comment}`);
       await session.execute(statement.sql);
@@ -136,7 +153,7 @@ export function snowflakeSetupSql(
   const integration = quoteIdent(sf.storageIntegration);
   const fileFormat = qualified(sf, sf.fileFormat);
   const stage = qualified(sf, sf.stage);
-  const location = stageUrl(store);
+  const location = stageLocation(store);
   const roleArn = sqlString(sf.awsRoleArn ?? ROLE_ARN_PLACEHOLDER);
   const formatName = sqlString(
     [sf.database, sf.schema, sf.fileFormat].map((p) => p.toUpperCase()).join("."),
@@ -189,7 +206,7 @@ export function snowflakeSetupSql(
       sql: `CREATE OR REPLACE FILE FORMAT ${fileFormat} TYPE = PARQUET USE_LOGICAL_TYPE = TRUE`,
     },
     {
-      comment: "external stage over the bucket/prefix",
+      comment: STAGE_COMMENT,
       sql: `CREATE STAGE IF NOT EXISTS ${stage}\n` +
         `  URL = ${sqlString(location)}\n` +
         `  STORAGE_INTEGRATION = ${integration}\n` +
@@ -234,10 +251,6 @@ export function trustPolicyJson(iamUserArn: string, externalId: string): string 
   );
 }
 
-function stageUrl(store: Extract<StoreConfig, { kind: "s3" }>): string {
-  return `s3://${store.bucket}/${store.prefix ? store.prefix + "/" : ""}`;
-}
-
 function sqlString(value: string): string {
   return `'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
@@ -249,7 +262,7 @@ function setupHeader(
   publicKey: string | undefined,
 ): string {
   const lines = [
-    `-- One-time Snowflake setup for account ${sf.account}, S3 location ${stageUrl(store)}`,
+    `-- One-time Snowflake setup for account ${sf.account}, S3 location ${stageLocation(store)}`,
     apply
       ? `-- Running as role ${SETUP_ROLE} (user ${sf.user}).`
       : `-- Review it, then run: deno task load --setup --apply (as a user with ${SETUP_ROLE}),`,
