@@ -109,6 +109,8 @@ NOP_REGEXES = [
 
 class Settings:
     check_trust: bool = False
+    # days the adapter's clock for Snowflake's 64-day load-metadata rule runs ahead of real time
+    clock_ahead_days: int = 0
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
     accounts: set[str] = set()
@@ -261,6 +263,33 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
             fmt = json.loads(row[0])
             options = resolve_file_format(fmt["FORMAT_NAME"], current_database, current_schema) if "FORMAT_NAME" in fmt else fmt
             new_params.append(format_property(options))
+    uncertain = False
+    kept = []
+    for param in new_params:
+        var = param.this.name.upper() if isinstance(param.this, exp.Var) else ""
+        if var == "LOAD_UNCERTAIN_FILES":  # fakesnow does not know it: handled here
+            value = param.expression
+            uncertain = value is not None and value.sql(dialect="snowflake").upper() == "TRUE"
+            continue
+        kept.append(param)
+    new_params = kept
+    force = any(isinstance(p.this, exp.Var) and p.this.name.upper() == "FORCE" for p in new_params)
+    if stage_url and not uncertain and not force:
+        files_param = next(
+            (p for p in new_params if isinstance(p.this, exp.Var) and p.this.name.upper() == "FILES"), None
+        )
+        if files_param is not None:
+            base = url if url.endswith("/") else url + "/"
+            names = [lit.name for lit in files_param.find_all(exp.Literal)]
+            certain = [n for n in names if not load_status_uncertain(duck_conn, base + n)]
+            if not certain:
+                sql = "SELECT 'Copy executed with 0 files processed.' AS status"
+                duck_conn.execute(sql)
+                return sql
+            if len(certain) < len(names):
+                new_params[new_params.index(files_param)] = exp.CopyParameter(
+                    this=exp.Var(this="FILES"), expressions=[exp.Literal.string(n) for n in certain]
+                )
     expr.set("params", new_params)
     if metadata and not any(
         isinstance(p.this, exp.Var) and p.this.name.upper() == "MATCH_BY_COLUMN_NAME" for p in new_params
@@ -277,6 +306,32 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
         return _original_copy_into(duck_conn, current_database, current_schema, expr, params)
     finally:
         CURRENT_COPY.reset(token)
+
+
+def load_status_uncertain(duck_conn, file_url: str) -> bool:  # noqa: ANN001
+    """Snowflake's rule: load metadata lives 64 days; a file with none whose LAST_MODIFIED is older
+    than that has an uncertain load status and is skipped without a word unless the COPY says
+    LOAD_UNCERTAIN_FILES = TRUE (or FORCE). The file's age is read from S3 (moto); the adapter's
+    clock may run ahead (--clock-ahead-days)."""
+    if not SETTINGS.clock_ahead_days:
+        return False
+    duck_conn.execute("SELECT 1 FROM _fs_information_schema._fs_load_history WHERE FILE_NAME = ? LIMIT 1", [file_url])
+    if duck_conn.fetchone():
+        return False
+    import boto3
+    from urllib.parse import urlparse
+
+    parts = urlparse(file_url)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=SETTINGS.s3_endpoint,
+        region_name=SETTINGS.s3_region,
+        aws_access_key_id="fakesnow-adapter",
+        aws_secret_access_key="fakesnow-adapter",
+    )
+    modified = s3.head_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["LastModified"]
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=SETTINGS.clock_ahead_days)
+    return (now - modified) > dt.timedelta(days=64)
 
 
 def assume_integration_role(stage_key: tuple[str, str, str]) -> None:
@@ -829,6 +884,12 @@ def main() -> None:
     parser.add_argument("--account", action="append", default=[], help="known account (repeatable)")
     parser.add_argument("--public-key", action="append", default=[], help="USER=path of a PEM public key")
     parser.add_argument(
+        "--clock-ahead-days",
+        type=int,
+        default=0,
+        help="run the clock of the 64-day load-metadata rule this many days ahead (files look older)",
+    )
+    parser.add_argument(
         "--check-trust",
         action="store_true",
         help="at COPY, assume the integration's AWS role as STS would: the role must exist in moto's IAM "
@@ -836,6 +897,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     SETTINGS.check_trust = args.check_trust
+    SETTINGS.clock_ahead_days = args.clock_ahead_days
     SETTINGS.s3_endpoint = args.s3_endpoint
     SETTINGS.s3_region = args.s3_region
     SETTINGS.accounts = {a.upper() for a in args.account}

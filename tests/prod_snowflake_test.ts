@@ -685,3 +685,73 @@ Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("a file never loaded whose S3 copy is older than Snowflake's 64-day load metadata is loaded (LOAD_UNCERTAIN_FILES where the raw table proves it new), once", async () => {
+  const moto = await startMoto();
+  const pair = await generateKeyPair();
+  const dataDir = await Deno.makeTempDir();
+  const keyPath = `${dataDir}/rsa_key.p8`;
+  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+  await createBucket(moto, BUCKET);
+  // the stand-in's clock for the 64-day rule runs 70 days ahead: today's upload looks 70 days old
+  const fakesnow = await startFakesnow({
+    s3Endpoint: moto.url,
+    accounts: ["TESTACCT"],
+    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+    clockAheadDays: 70,
+  });
+  try {
+    const config = loadConfig({
+      env: await prodEnv({
+        dataDir,
+        s3Endpoint: moto.url,
+        bucket: BUCKET,
+        snowflake: fakesnow,
+        privateKeyPath: keyPath,
+        passphrase: pair.passphrase,
+        extra: { S3_PREFIX: "lake", SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+      }),
+      envFile: false,
+    });
+    assert.ok(config.warehouse.kind === "snowflake");
+    const sf = config.warehouse;
+    await withAwsEnv({}, async () => {
+      await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: () => {} });
+      const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
+      const parquet = `${dataDir}/top_tracks.parquet`;
+      await Deno.writeFile(parquet, (await encodeTopTracksParquet(rows)).data);
+      const file = await uploadFile(config, KEY, parquet, rows[0]!.run_id);
+      const records: LogRecord[] = [];
+      const load = async () => {
+        const warehouse = await openSnowflakeWarehouse(sf, {
+          log: testLogger(records),
+          store: config.store,
+        });
+        try {
+          return await warehouse.load([file]);
+        } finally {
+          await warehouse.close();
+        }
+      };
+      const first = await load();
+      assert.deepEqual([first.files_loaded, first.files_skipped, first.rows_loaded], [1, 0, 21]);
+      assert.ok(
+        records.some((r) => r.level === "warn" && /load status uncertain/.test(r.msg)),
+        "the retry is logged",
+      );
+      const second = await load();
+      assert.deepEqual([second.files_loaded, second.files_skipped, second.rows_loaded], [0, 1, 0]);
+      const session = await openSnowflakeSession(sf, { log: testLogger() });
+      try {
+        const count = await session.execute("SELECT COUNT(*) AS N FROM SPOTIFY.RAW.TOP_TRACKS");
+        assert.equal(Number(count[0]?.N), 21, "loaded once");
+      } finally {
+        await session.close();
+      }
+    });
+  } finally {
+    await fakesnow.stop();
+    await moto.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

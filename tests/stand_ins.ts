@@ -103,6 +103,12 @@ export interface StartFakesnowOptions {
    * in moto's IAM and trust the integration's IAM user with its external id.
    */
   checkTrust?: boolean;
+  /**
+   * Days the clock of Snowflake's 64-day load-metadata rule runs ahead: files never loaded whose
+   * S3 LAST_MODIFIED looks older than 64 days are skipped without a word unless the COPY says
+   * LOAD_UNCERTAIN_FILES = TRUE, as Snowflake does.
+   */
+  clockAheadDays?: number;
 }
 
 /**
@@ -122,6 +128,7 @@ export async function startFakesnow(options: StartFakesnowOptions = {}): Promise
   if (options.s3Endpoint) args.push("--s3-endpoint", options.s3Endpoint);
   if (options.s3Region) args.push("--s3-region", options.s3Region);
   if (options.checkTrust) args.push("--check-trust");
+  if (options.clockAheadDays) args.push("--clock-ahead-days", String(options.clockAheadDays));
   for (const account of options.accounts ?? []) args.push("--account", account);
   for (const [user, pem] of Object.entries(options.publicKeys ?? {})) {
     const file = await Deno.makeTempFile({ suffix: ".pub.pem" });

@@ -18,7 +18,10 @@
  * only works together with MATCH_BY_COLUMN_NAME, whereas a transforming COPY (`FROM (SELECT
  * $1:col, METADATA$FILENAME ...)`) cannot use MATCH_BY_COLUMN_NAME and would have to list and
  * cast all 31 Parquet columns by hand. Snowflake's load metadata (64 days) makes a file that
- * was already loaded load nothing; the COPY result rows become the {@link LoadReport}.
+ * was already loaded load nothing; the COPY result rows become the {@link LoadReport}. A file the
+ * metadata no longer covers (never loaded, uploaded over 64 days before) is skipped by COPY as
+ * "load status uncertain": when the raw table's SOURCE_FILE has no row from it, it is copied
+ * again with LOAD_UNCERTAIN_FILES = TRUE.
  *
  * Identifiers come from validated settings and are upper-cased and double-quoted (the same
  * object as the unquoted name). COPY's stage path and FILES are not bindable positions in
@@ -349,7 +352,9 @@ class SnowflakeWarehouse implements Warehouse {
     const url = await currentStageUrl(this.#session, this.#config);
     if (url !== undefined && !sameStageUrl(url, want)) {
       throw new StorageError(
-        `Snowflake stage ${qualified(this.#config, this.#config.stage)} reads ${url}, but S3_BUCKET/S3_PREFIX put the files under ${want}: COPY INTO would find none of them`,
+        `Snowflake stage ${
+          qualified(this.#config, this.#config.stage)
+        } reads ${url}, but S3_BUCKET/S3_PREFIX put the files under ${want}: COPY INTO would find none of them`,
         {
           hint:
             "Run `deno task load --setup --apply` to point the stage (and the integration's allowed location) at the new location, or set S3_BUCKET/S3_PREFIX back.",
@@ -397,9 +402,47 @@ class SnowflakeWarehouse implements Warehouse {
   }
 
   async #copy(stream: StreamDef, table: string, files: FileToLoad[]): Promise<FileLoadResult[]> {
+    const results = await this.#copyOnce(stream, table, files, false);
+    // Snowflake keeps load metadata 64 days: a file never loaded whose S3 LAST_MODIFIED is older
+    // (a late resume, a backfill of old uploads) is skipped without a word. The raw table's
+    // SOURCE_FILE proves which skipped files never loaded: those are copied again with
+    // LOAD_UNCERTAIN_FILES = TRUE (a file it knows is still skipped, so nothing loads twice).
+    const skipped = files.filter((_, i) => results[i]!.status === "SKIPPED");
+    if (skipped.length === 0) return results;
+    const paths = skipped.map((f) => this.#stagePath(f));
+    const binds = paths.map(() => "?").join(", ");
+    const present = new Set(
+      (await this.#session.execute(
+        `SELECT DISTINCT ${quoteIdent("SOURCE_FILE")} AS F FROM ${
+          qualified(this.#config, rawTableName(stream))
+        } WHERE ${quoteIdent("SOURCE_FILE")} IN (${binds})`,
+        paths,
+      )).map((r) => String(lowerKeys(r).f ?? "")),
+    );
+    const unseen = skipped.filter((_, i) => !present.has(paths[i]!));
+    if (unseen.length === 0) return results;
+    this.#log.warn(
+      `COPY INTO ${table} skipped ${unseen.length} file(s) the raw table has no row from (load status uncertain: Snowflake's load metadata lasts 64 days); copying them with LOAD_UNCERTAIN_FILES = TRUE`,
+      { files: unseen.map((f) => f.uri) },
+    );
+    const again = await this.#copyOnce(stream, table, unseen, true);
+    return results.map((r) => {
+      const i = unseen.findIndex((f) => f.uri === r.file);
+      return i >= 0 ? again[i]! : r;
+    });
+  }
+
+  async #copyOnce(
+    stream: StreamDef,
+    table: string,
+    files: FileToLoad[],
+    loadUncertain: boolean,
+  ): Promise<FileLoadResult[]> {
     const paths = files.map((f) => this.#stagePath(f));
     const folder = commonFolder(paths);
-    const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)), stream);
+    const sql = copySql(this.#config, folder, paths.map((p) => p.slice(folder.length)), stream, {
+      loadUncertain,
+    });
     const started = performance.now();
     let rows: Record<string, unknown>[];
     try {
@@ -465,6 +508,7 @@ export function copySql(
   folder: string,
   files: string[],
   stream: StreamDef = STREAMS.top_tracks,
+  options: { loadUncertain?: boolean } = {},
 ): string {
   for (const f of [folder, ...files]) {
     if (f && !STAGE_PATH.test(f.replace(/\/$/, ""))) {
@@ -483,6 +527,7 @@ export function copySql(
     `  MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE`,
     `  INCLUDE_METADATA = (SOURCE_FILE = METADATA$FILENAME, LOADED_AT = METADATA$START_SCAN_TIME)`,
     `  ON_ERROR = ABORT_STATEMENT`,
+    ...(options.loadUncertain ? ["  LOAD_UNCERTAIN_FILES = TRUE"] : []),
   ].join("\n");
 }
 
@@ -820,10 +865,9 @@ function statementError(
         code || "error"
       }): ${message.replace(/^\d{6} \(\w+\): /, "")}`,
       {
-        hint:
-          `The role's trust policy (IAM → Roles → ${
-            config.awsRoleArn ?? "SNOWFLAKE_AWS_ROLE_ARN"
-          } → Trust relationships) must allow sts:AssumeRole to the integration's STORAGE_AWS_IAM_USER_ARN with sts:ExternalId = its STORAGE_AWS_EXTERNAL_ID: compare with \`DESC INTEGRATION ${config.storageIntegration}\` (\`deno task load --setup --apply\` prints the policy to paste; IAM takes a few seconds to apply a change).`,
+        hint: `The role's trust policy (IAM → Roles → ${
+          config.awsRoleArn ?? "SNOWFLAKE_AWS_ROLE_ARN"
+        } → Trust relationships) must allow sts:AssumeRole to the integration's STORAGE_AWS_IAM_USER_ARN with sts:ExternalId = its STORAGE_AWS_EXTERNAL_ID: compare with \`DESC INTEGRATION ${config.storageIntegration}\` (\`deno task load --setup --apply\` prints the policy to paste; IAM takes a few seconds to apply a change).`,
         cause: error,
       },
     );

@@ -106,9 +106,9 @@ export async function runSnowflakeSetup(
     // A stage from an earlier S3_BUCKET/S3_PREFIX: CREATE ... IF NOT EXISTS would keep it as it is.
     const url = await currentStageUrl(session, sf).catch(() => undefined);
     if (url !== undefined && !sameStageUrl(url, stageLocation(store))) {
-      const note = `The stage ${
-        qualified(sf, sf.stage)
-      } reads ${url}; S3_BUCKET/S3_PREFIX say ${stageLocation(store)}: replacing it`;
+      const note = `The stage ${qualified(sf, sf.stage)} reads ${url}; S3_BUCKET/S3_PREFIX say ${
+        stageLocation(store)
+      }: replacing it`;
       log.warn(note);
       write(`\n-- ${note} (CREATE OR REPLACE STAGE; its grant is given again below).`);
       const stage = statements.find((st) => st.comment === STAGE_COMMENT)!;
