@@ -13,6 +13,7 @@ import { listRunIds, openRun } from "../lib/run.ts";
 import { listRuns } from "../lib/server/runs.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_spotify_test_util.ts";
 import { mockEnv, startMockSpotify, writeMockTokens } from "./mock_spotify.ts";
+import { denoBinary } from "./stand_ins.ts";
 
 const ROOT = `${PROJECT_ROOT}/`;
 const CLI = `${ROOT}scripts/cli.ts`;
@@ -305,4 +306,27 @@ Deno.test("exit 6: a single step (fetch, load) is refused while another run hold
 Deno.test("exit 1 is kept for unexpected errors (anything not a PipelineError)", () => {
   assertEquals(exitCodeOf(new TypeError("a bug")), ExitCode.internal);
   assertEquals(ExitCode.internal, 1);
+});
+
+Deno.test("deno task compile checks the running Deno first: older than 2.7.0 (no --self-extracting) is exit 2 naming the minimum", async () => {
+  const { denoAtLeast } = await import("../lib/deno_version.ts");
+  const { compileArgs, MIN_COMPILE_DENO } = await import("../scripts/compile.ts");
+  assertEquals(
+    [denoAtLeast("2.9.6", "2.7.0"), denoAtLeast("2.7.0", "2.7.0"), denoAtLeast("2.5.0", "2.7.0")],
+    [true, true, false],
+  );
+  assertEquals(denoAtLeast("2.10.0", "2.7.0"), true, "numeric, not string, order");
+  const args = compileArgs();
+  assert(args.includes("--self-extracting") && args.at(-1) === "scripts/cli.ts");
+  const old = await denoBinary("2.5.0");
+  const out = await new Deno.Command(old, {
+    args: ["run", "--allow-run", "--allow-read", "--allow-env", `${ROOT}scripts/compile.ts`],
+    env: { DENO_TLS_CA_STORE: "system", NO_COLOR: "1", PIPELINE_LOG_FORMAT: "json" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 2, stderr);
+  assertStringIncludes(stderr, `needs Deno ${MIN_COMPILE_DENO} or newer; this is Deno 2.5.0`);
+  assert(!stderr.includes("Download"), "stopped before deno compile started");
 });

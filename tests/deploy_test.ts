@@ -31,6 +31,7 @@ import {
 import { featuresForTopTracks, type MockSpotify, startMockSpotify } from "./mock_spotify.ts";
 import {
   createBucket,
+  denoBinary,
   freePort,
   generateKeyPair,
   prodEnv,
@@ -76,24 +77,6 @@ const RUNTIMES: Runtime[] = [
     command: [await denoBinary(DEPLOY_DENO_VERSION)],
   }]),
 ];
-
-/**
- * The binary of a Deno version, fetched from npm (`npx deno@<version>`) once; the binary itself,
- * not npx's wrapper, so that a signal reaches the entry.
- */
-async function denoBinary(version: string): Promise<string> {
-  const out = await new Deno.Command("npx", {
-    args: ["-y", `deno@${version}`, "eval", "console.log(Deno.execPath())"],
-    env: { DENO_TLS_CA_STORE: "system", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const path = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success || !path) {
-    throw new Error(`npx deno@${version} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return path;
-}
 
 /** Arguments that run the entry as the platform does (`--allow-all`), `Deno.cron` recorded. */
 function entryArgs(args: string[]): string[] {

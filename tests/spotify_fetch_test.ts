@@ -330,6 +330,7 @@ Deno.test("a 403 is not retried and says what to check", async () => {
   );
   assertStringIncludes(error.message, "HTTP 403");
   assertStringIncludes(error.hint ?? "", "User Management");
+  assertStringIncludes(error.hint ?? "", "Premium");
   assertEquals(env.mock.requestsTo(TOP).length, 1);
 });
 

@@ -375,3 +375,31 @@ export async function rejectsWith<E extends Error>(
   }
   throw new Error(`expected ${type.name}, but the promise resolved`);
 }
+
+const binaries = new Map<string, Promise<string>>();
+
+/**
+ * The binary of a Deno version, fetched from npm (`npx deno@<version>`) once per process; the
+ * binary itself, not npx's wrapper, so that a signal reaches the program it runs.
+ */
+export function denoBinary(version: string): Promise<string> {
+  let found = binaries.get(version);
+  if (!found) {
+    found = (async () => {
+      const out = await new Deno.Command("npx", {
+        args: ["-y", `deno@${version}`, "eval", "console.log(Deno.execPath())"],
+        // an older Deno reads the system's CA store only when told (npm through a proxy)
+        env: { DENO_TLS_CA_STORE: "system", NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const path = new TextDecoder().decode(out.stdout).trim();
+      if (!out.success || !path) {
+        throw new Error(`npx deno@${version} failed: ${new TextDecoder().decode(out.stderr)}`);
+      }
+      return path;
+    })();
+    binaries.set(version, found);
+  }
+  return found;
+}

@@ -370,14 +370,14 @@ export async function getPage(
       }
       if (error.status === 429 && isQuotaExceeded(error.body)) {
         throw new QuotaExceededError(
-          `Spotify's daily quota for this app is used up (HTTP 429 QUOTA_EXCEEDED) while fetching ${what}: not retried; it resets within a day`,
+          `Spotify's daily quota for this app is used up (HTTP 429 QUOTA_EXCEEDED) while fetching ${what}: not retried; it resets within a day (the quota is shared by every user of the app)`,
           { cause: error },
         );
       }
       const hints: Record<number, string> = {
         401: "Spotify rejected the access token even after a refresh: run `deno task auth` again",
         403:
-          `Spotify refused access: in development mode the user must be added under User Management in the app's dashboard, and the token needs scope ${scope} (run \`deno task auth\`)`,
+          `Spotify refused access: an app in development mode needs an owner with Spotify Premium (since 2026) and serves only the users (at most 5) added under User Management in its dashboard; the token also needs scope ${scope} (run \`deno task auth\`)`,
         429: "Spotify kept rate-limiting after the retries: try again later",
       };
       throw new SourceError(
