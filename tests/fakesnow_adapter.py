@@ -308,6 +308,19 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
         CURRENT_COPY.reset(token)
 
 
+def moto_client(service: str):  # noqa: ANN201
+    """A boto3 client for moto (every AWS service on the S3 endpoint)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=SETTINGS.s3_endpoint,
+        region_name=SETTINGS.s3_region,
+        aws_access_key_id="fakesnow-adapter",
+        aws_secret_access_key="fakesnow-adapter",
+    )
+
+
 def load_status_uncertain(duck_conn, file_url: str) -> bool:  # noqa: ANN001
     """Snowflake's rule: load metadata lives 64 days; a file with none whose LAST_MODIFIED is older
     than that has an uncertain load status and is skipped without a word unless the COPY says
@@ -318,18 +331,10 @@ def load_status_uncertain(duck_conn, file_url: str) -> bool:  # noqa: ANN001
     duck_conn.execute("SELECT 1 FROM _fs_information_schema._fs_load_history WHERE FILE_NAME = ? LIMIT 1", [file_url])
     if duck_conn.fetchone():
         return False
-    import boto3
     from urllib.parse import urlparse
 
     parts = urlparse(file_url)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=SETTINGS.s3_endpoint,
-        region_name=SETTINGS.s3_region,
-        aws_access_key_id="fakesnow-adapter",
-        aws_secret_access_key="fakesnow-adapter",
-    )
-    modified = s3.head_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["LastModified"]
+    modified = moto_client("s3").head_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["LastModified"]
     now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=SETTINGS.clock_ahead_days)
     return (now - modified) > dt.timedelta(days=64)
 
@@ -357,18 +362,10 @@ def assume_integration_role(stage_key: tuple[str, str, str]) -> None:
         f"User: {iam_user_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
         "42601",
     )
-    import boto3
     import botocore.exceptions
 
-    iam = boto3.client(
-        "iam",
-        endpoint_url=SETTINGS.s3_endpoint,
-        region_name=SETTINGS.s3_region,
-        aws_access_key_id="fakesnow-adapter",
-        aws_secret_access_key="fakesnow-adapter",
-    )
     try:
-        role = iam.get_role(RoleName=str(role_arn).rsplit("/", 1)[-1])["Role"]
+        role = moto_client("iam").get_role(RoleName=str(role_arn).rsplit("/", 1)[-1])["Role"]
     except botocore.exceptions.ClientError as error:
         raise not_authorized from error
     doc = role.get("AssumeRolePolicyDocument") or {}

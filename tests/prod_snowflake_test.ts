@@ -23,6 +23,7 @@ import {
   PROJECT_ROOT,
   rejectsWith,
   startFakesnow,
+  type StartFakesnowOptions,
   startMoto,
   withAwsEnv,
 } from "./stand_ins.ts";
@@ -553,7 +554,8 @@ else:
   if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
 }
 
-Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto's IAM) and a stage left on an old S3_PREFIX: each a StorageError saying what to fix; fixed, the rows load once", async (t) => {
+/** moto, a key pair and fakesnow (with `options`), and the prod config for an S3 prefix. */
+async function snowflakeWorld(options: Partial<StartFakesnowOptions> = {}) {
   const moto = await startMoto();
   const pair = await generateKeyPair();
   const dataDir = await Deno.makeTempDir();
@@ -564,26 +566,34 @@ Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto
     s3Endpoint: moto.url,
     accounts: ["TESTACCT"],
     publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-    checkTrust: true,
+    ...options,
   });
-  const envFor = async (prefix: string) =>
-    await prodEnv({
-      dataDir,
-      s3Endpoint: moto.url,
-      bucket: BUCKET,
-      snowflake: fakesnow,
-      privateKeyPath: keyPath,
-      passphrase: pair.passphrase,
-      extra: { S3_PREFIX: prefix, SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+  const configFor = async (prefix: string) =>
+    loadConfig({
+      env: await prodEnv({
+        dataDir,
+        s3Endpoint: moto.url,
+        bucket: BUCKET,
+        snowflake: fakesnow,
+        privateKeyPath: keyPath,
+        passphrase: pair.passphrase,
+        extra: { S3_PREFIX: prefix, SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+      }),
+      envFile: false,
     });
-  const config = loadConfig({ env: await envFor("lake"), envFile: false });
-  assert.ok(config.warehouse.kind === "snowflake");
-  const sf = config.warehouse;
-  const load = async (cfg: Config, files: FileToLoad[]) => {
-    assert.ok(cfg.warehouse.kind === "snowflake");
-    const warehouse = await openSnowflakeWarehouse(cfg.warehouse, {
-      log: testLogger(),
-      store: cfg.store,
+  /** The sample's 21 enriched rows as the write step's Parquet, uploaded under `KEY`. */
+  const uploadSample = async (config: Config) => {
+    const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
+    const parquet = `${dataDir}/top_tracks.parquet`;
+    await Deno.writeFile(parquet, (await encodeTopTracksParquet(rows)).data);
+    return await uploadFile(config, KEY, parquet, rows[0]!.run_id);
+  };
+  /** One load through a new warehouse connection. */
+  const load = async (config: Config, files: FileToLoad[], records?: LogRecord[]) => {
+    assert.ok(config.warehouse.kind === "snowflake");
+    const warehouse = await openSnowflakeWarehouse(config.warehouse, {
+      log: testLogger(records),
+      store: config.store,
     });
     try {
       return await warehouse.load(files);
@@ -591,15 +601,31 @@ Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto
       await warehouse.close();
     }
   };
-  try {
-    await withAwsEnv({}, async () => {
+  return {
+    moto,
+    configFor,
+    uploadSample,
+    load,
+    async [Symbol.asyncDispose]() {
+      await fakesnow.stop();
+      await moto.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto's IAM) and a stage left on an old S3_PREFIX: each a StorageError saying what to fix; fixed, the rows load once", async (t) => {
+  await using w = await snowflakeWorld({ checkTrust: true });
+  const { moto, load } = w;
+  const config = await w.configFor("lake");
+  assert.ok(config.warehouse.kind === "snowflake");
+  const sf = config.warehouse;
+  await withAwsEnv({}, async () => {
+    {
       let text = "";
       await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: (s) => text += s });
       const trust = JSON.parse(text.slice(text.indexOf("{", text.indexOf("Now set this"))));
-      const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
-      const parquet = `${dataDir}/top_tracks.parquet`;
-      await Deno.writeFile(parquet, (await encodeTopTracksParquet(rows)).data);
-      const file = await uploadFile(config, KEY, parquet, rows[0]!.run_id);
+      const file = await w.uploadSample(config);
 
       await t.step(
         "no such role in IAM: Snowflake's 003167 text, with the trust-policy hint",
@@ -637,8 +663,8 @@ Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto
         assert.deepEqual([report.files_loaded, report.rows_loaded], [1, 21]);
       });
 
-      const moved = loadConfig({ env: await envFor("lake2"), envFile: false });
-      const movedFile = await uploadFile(moved, KEY, parquet, rows[0]!.run_id);
+      const moved = await w.configFor("lake2");
+      const movedFile = await w.uploadSample(moved);
       await t.step(
         "S3_PREFIX changed, stage not: a StorageError naming both locations, nothing loaded",
         async () => {
@@ -678,80 +704,34 @@ Deno.test("Snowflake assuming the integration's AWS role (trust policy from moto
           assert.deepEqual([again.files_loaded, again.files_skipped], [0, 1]);
         },
       );
-    });
-  } finally {
-    await fakesnow.stop();
-    await moto.stop();
-    await Deno.remove(dataDir, { recursive: true });
-  }
+    }
+  });
 });
 
 Deno.test("a file never loaded whose S3 copy is older than Snowflake's 64-day load metadata is loaded (LOAD_UNCERTAIN_FILES where the raw table proves it new), once", async () => {
-  const moto = await startMoto();
-  const pair = await generateKeyPair();
-  const dataDir = await Deno.makeTempDir();
-  const keyPath = `${dataDir}/rsa_key.p8`;
-  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
-  await createBucket(moto, BUCKET);
   // the stand-in's clock for the 64-day rule runs 70 days ahead: today's upload looks 70 days old
-  const fakesnow = await startFakesnow({
-    s3Endpoint: moto.url,
-    accounts: ["TESTACCT"],
-    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-    clockAheadDays: 70,
+  await using w = await snowflakeWorld({ clockAheadDays: 70 });
+  const config = await w.configFor("lake");
+  assert.ok(config.warehouse.kind === "snowflake");
+  const sf = config.warehouse;
+  await withAwsEnv({}, async () => {
+    await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: () => {} });
+    const file = await w.uploadSample(config);
+    const records: LogRecord[] = [];
+    const first = await w.load(config, [file], records);
+    assert.deepEqual([first.files_loaded, first.files_skipped, first.rows_loaded], [1, 0, 21]);
+    assert.ok(
+      records.some((r) => r.level === "warn" && /load status uncertain/.test(r.msg)),
+      "the retry is logged",
+    );
+    const second = await w.load(config, [file]);
+    assert.deepEqual([second.files_loaded, second.files_skipped, second.rows_loaded], [0, 1, 0]);
+    const session = await openSnowflakeSession(sf, { log: testLogger() });
+    try {
+      const count = await session.execute("SELECT COUNT(*) AS N FROM SPOTIFY.RAW.TOP_TRACKS");
+      assert.equal(Number(count[0]?.N), 21, "loaded once");
+    } finally {
+      await session.close();
+    }
   });
-  try {
-    const config = loadConfig({
-      env: await prodEnv({
-        dataDir,
-        s3Endpoint: moto.url,
-        bucket: BUCKET,
-        snowflake: fakesnow,
-        privateKeyPath: keyPath,
-        passphrase: pair.passphrase,
-        extra: { S3_PREFIX: "lake", SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
-      }),
-      envFile: false,
-    });
-    assert.ok(config.warehouse.kind === "snowflake");
-    const sf = config.warehouse;
-    await withAwsEnv({}, async () => {
-      await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: () => {} });
-      const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
-      const parquet = `${dataDir}/top_tracks.parquet`;
-      await Deno.writeFile(parquet, (await encodeTopTracksParquet(rows)).data);
-      const file = await uploadFile(config, KEY, parquet, rows[0]!.run_id);
-      const records: LogRecord[] = [];
-      const load = async () => {
-        const warehouse = await openSnowflakeWarehouse(sf, {
-          log: testLogger(records),
-          store: config.store,
-        });
-        try {
-          return await warehouse.load([file]);
-        } finally {
-          await warehouse.close();
-        }
-      };
-      const first = await load();
-      assert.deepEqual([first.files_loaded, first.files_skipped, first.rows_loaded], [1, 0, 21]);
-      assert.ok(
-        records.some((r) => r.level === "warn" && /load status uncertain/.test(r.msg)),
-        "the retry is logged",
-      );
-      const second = await load();
-      assert.deepEqual([second.files_loaded, second.files_skipped, second.rows_loaded], [0, 1, 0]);
-      const session = await openSnowflakeSession(sf, { log: testLogger() });
-      try {
-        const count = await session.execute("SELECT COUNT(*) AS N FROM SPOTIFY.RAW.TOP_TRACKS");
-        assert.equal(Number(count[0]?.N), 21, "loaded once");
-      } finally {
-        await session.close();
-      }
-    });
-  } finally {
-    await fakesnow.stop();
-    await moto.stop();
-    await Deno.remove(dataDir, { recursive: true });
-  }
 });
