@@ -108,6 +108,8 @@ NOP_REGEXES = [
 
 
 class Settings:
+    s3_key_id: str = "fakesnow-adapter"
+    s3_secret: str = "fakesnow-adapter"
     check_trust: bool = False
     # days the adapter's clock for Snowflake's 64-day load-metadata rule runs ahead of real time
     clock_ahead_days: int = 0
@@ -147,7 +149,7 @@ def setup_duckdb() -> None:
         endpoint = re.sub(r"^https?://", "", SETTINGS.s3_endpoint).rstrip("/")
         use_ssl = SETTINGS.s3_endpoint.startswith("https://")
         conn.execute(
-            "CREATE OR REPLACE SECRET adapter_s3 (TYPE S3, KEY_ID 'fakesnow-adapter', SECRET 'fakesnow-adapter', "
+            f"CREATE OR REPLACE SECRET adapter_s3 (TYPE S3, KEY_ID '{SETTINGS.s3_key_id}', SECRET '{SETTINGS.s3_secret}', "
             f"REGION '{SETTINGS.s3_region}', ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL {str(use_ssl).lower()})"
         )
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ADAPTER_SCHEMA}")
@@ -304,6 +306,17 @@ def patched_copy_into(duck_conn, current_database, current_schema, expr: exp.Cop
     )
     try:
         return _original_copy_into(duck_conn, current_database, current_schema, expr, params)
+    except (duckdb.Error, ProgrammingError) as error:
+        # S3 answered 403 to httpfs (the adapter's credentials may not read the bucket): what
+        # Snowflake says when its role may not read the stage's files.
+        text = str(error)
+        if "403" in text or "AccessDenied" in text:
+            raise SnowflakeError(
+                "091003",
+                "Failure using stage area. Cause: [Access Denied (Status Code: 403; Error Code: AccessDenied)]",
+                "22000",
+            ) from None
+        raise
     finally:
         CURRENT_COPY.reset(token)
 
@@ -316,8 +329,8 @@ def moto_client(service: str):  # noqa: ANN201
         service,
         endpoint_url=SETTINGS.s3_endpoint,
         region_name=SETTINGS.s3_region,
-        aws_access_key_id="fakesnow-adapter",
-        aws_secret_access_key="fakesnow-adapter",
+        aws_access_key_id=SETTINGS.s3_key_id,
+        aws_secret_access_key=SETTINGS.s3_secret,
     )
 
 
@@ -880,6 +893,8 @@ def main() -> None:
     parser.add_argument("--s3-region", default="us-east-1")
     parser.add_argument("--account", action="append", default=[], help="known account (repeatable)")
     parser.add_argument("--public-key", action="append", default=[], help="USER=path of a PEM public key")
+    parser.add_argument("--s3-key-id", default="fakesnow-adapter", help="the key stages read S3 with")
+    parser.add_argument("--s3-secret", default="fakesnow-adapter")
     parser.add_argument(
         "--clock-ahead-days",
         type=int,
@@ -894,6 +909,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     SETTINGS.check_trust = args.check_trust
+    SETTINGS.s3_key_id = args.s3_key_id
+    SETTINGS.s3_secret = args.s3_secret
     SETTINGS.clock_ahead_days = args.clock_ahead_days
     SETTINGS.s3_endpoint = args.s3_endpoint
     SETTINGS.s3_region = args.s3_region

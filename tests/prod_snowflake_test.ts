@@ -22,9 +22,11 @@ import {
   prodEnv,
   PROJECT_ROOT,
   rejectsWith,
+  type StandIn,
   startFakesnow,
   type StartFakesnowOptions,
   startMoto,
+  type StartMotoOptions,
   withAwsEnv,
 } from "./stand_ins.ts";
 
@@ -555,18 +557,27 @@ else:
 }
 
 /** moto, a key pair and fakesnow (with `options`), and the prod config for an S3 prefix. */
-async function snowflakeWorld(options: Partial<StartFakesnowOptions> = {}) {
-  const moto = await startMoto();
+async function snowflakeWorld(
+  options: Partial<StartFakesnowOptions> = {},
+  more: {
+    moto?: StartMotoOptions;
+    /** Runs after moto is up, before fakesnow starts; its result is added to `options`. */
+    prepare?: (moto: StandIn) => Promise<Partial<StartFakesnowOptions>>;
+  } = {},
+) {
+  const moto = await startMoto(more.moto);
   const pair = await generateKeyPair();
   const dataDir = await Deno.makeTempDir();
   const keyPath = `${dataDir}/rsa_key.p8`;
   await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
   await createBucket(moto, BUCKET);
+  const prepared = await more.prepare?.(moto);
   const fakesnow = await startFakesnow({
     s3Endpoint: moto.url,
     accounts: ["TESTACCT"],
     publicKeys: { PIPELINE_USER: pair.publicKeyPem },
     ...options,
+    ...prepared,
   });
   const configFor = async (prefix: string) =>
     loadConfig({
@@ -734,4 +745,46 @@ Deno.test("a file never loaded whose S3 copy is older than Snowflake's 64-day lo
       await session.close();
     }
   });
+});
+
+Deno.test("Snowflake denied reading the stage's S3 files (moto enforcing IAM on the stand-in's key): a StorageError pointing at the role's permissions policy", async () => {
+  const keys: Record<string, { id: string; secret: string }> = {};
+  // moto enforces IAM after 7 unauthenticated requests: the bucket and two users with their keys
+  await using w = await snowflakeWorld({}, {
+    moto: { enforceIamAfter: 7 },
+    async prepare(moto) {
+      const code = `import boto3, json, sys
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+def user(name, actions):
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({
+      "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": actions}]}))
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"id": k["AccessKeyId"], "secret": k["SecretAccessKey"]}
+print(json.dumps({"writer": user("writer", ["s3:*"]), "stage": user("stage", ["s3:ListBucket"])}))
+`;
+      const out = await new Deno.Command(`${PROJECT_ROOT}/.venv/bin/python`, {
+        args: ["-c", code, moto.url],
+      }).output();
+      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+      Object.assign(keys, JSON.parse(new TextDecoder().decode(out.stdout)));
+      // the stage reads with a key that may list the bucket but not read its objects
+      return { s3Key: keys.stage! };
+    },
+  });
+  const config = await w.configFor("lake");
+  await withAwsEnv(
+    { AWS_ACCESS_KEY_ID: keys.writer!.id, AWS_SECRET_ACCESS_KEY: keys.writer!.secret },
+    async () => {
+      await runSnowflakeSetup(config, { apply: true, log: testLogger(), write: () => {} });
+      const file = await w.uploadSample(config);
+      const error = await rejectsWith(() => w.load(config, [file]), StorageError);
+      assert.equal(
+        error.message,
+        "Snowflake was denied access to the stage's S3 files (091003): Failure using stage area. Cause: [Access Denied (Status Code: 403; Error Code: AccessDenied)]",
+      );
+      assert.match(error.hint ?? "", /s3:GetObject/);
+      assert.ok(!/Parquet/.test(error.message + error.hint), "not a Parquet-columns problem");
+    },
+  );
 });

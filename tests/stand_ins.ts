@@ -109,6 +109,8 @@ export interface StartFakesnowOptions {
    * LOAD_UNCERTAIN_FILES = TRUE, as Snowflake does.
    */
   clockAheadDays?: number;
+  /** The AWS key the stand-in's stages read S3 with (as Snowflake's role does); default a fixed one. */
+  s3Key?: { id: string; secret: string };
 }
 
 /**
@@ -129,6 +131,9 @@ export async function startFakesnow(options: StartFakesnowOptions = {}): Promise
   if (options.s3Region) args.push("--s3-region", options.s3Region);
   if (options.checkTrust) args.push("--check-trust");
   if (options.clockAheadDays) args.push("--clock-ahead-days", String(options.clockAheadDays));
+  if (options.s3Key) {
+    args.push("--s3-key-id", options.s3Key.id, "--s3-secret", options.s3Key.secret);
+  }
   for (const account of options.accounts ?? []) args.push("--account", account);
   for (const [user, pem] of Object.entries(options.publicKeys ?? {})) {
     const file = await Deno.makeTempFile({ suffix: ".pub.pem" });
