@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { type Config, loadConfig } from "../../lib/config.ts";
 import { exitCodeOf, StorageError } from "../../lib/errors.ts";
 import { Logger } from "../../lib/log.ts";
@@ -416,7 +417,9 @@ function holdCopies(p: Prod, options: { times: number; ms: number }) {
   let done: () => void = () => {};
   let idle = Promise.resolve();
   p.sf.rule = async (req) => {
-    if (!new TextDecoder().decode(req.body).includes("COPY INTO")) return undefined;
+    // the driver gzips request bodies
+    const body = req.headers.get("content-encoding") === "gzip" ? gunzipSync(req.body) : req.body;
+    if (!new TextDecoder().decode(body).includes("COPY INTO")) return undefined;
     state.seen++;
     if (state.held >= options.times) return undefined;
     state.held++;
