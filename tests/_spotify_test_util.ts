@@ -5,11 +5,12 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import nodeAssert from "node:assert/strict";
 import { Logger } from "../lib/log.ts";
 
 /** Root of the project, with a trailing slash. */
-export const ROOT: string = new URL("..", import.meta.url).pathname;
+export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 
 /** Asserts that `value` is truthy. */
 export function assert(value: unknown, message?: string): asserts value {

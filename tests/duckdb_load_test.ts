@@ -27,7 +27,7 @@ import {
 } from "./_enriched_rows.ts";
 
 const KEY = "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet";
-const PYTHON = new URL("../.venv/bin/python", import.meta.url).pathname;
+const PYTHON = fileURLToPath(new URL("../.venv/bin/python", import.meta.url));
 const quiet = () => new Logger({ level: "error", sink: () => {} });
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -257,7 +257,7 @@ Deno.test("a warehouse file locked by another process is a StorageError naming t
          for await (const _ of Deno.stdin.readable) { /* wait for EOF */ }
          db.closeSync();`,
       ],
-      cwd: new URL("..", import.meta.url).pathname,
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

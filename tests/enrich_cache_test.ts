@@ -6,6 +6,7 @@
  * only means scanning. The enrich step uses it from the second run on.
  */
 
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
@@ -16,7 +17,7 @@ import { createRun } from "../lib/run.ts";
 import { runStep } from "../lib/steps.ts";
 import type { EnrichOutput } from "../lib/types.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/audio_features/", import.meta.url).pathname;
+const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/audio_features/", import.meta.url));
 const KAGGLE_10K = join(FIXTURES, "maharshipandya_sample10k_Nima-ml.csv");
 
 const IDS = ["4ChVFOiAIPwnKLgWGUcErS", "5TUKBnpG0UD8Et7nPf3NnW", "6PT6nSEatLEKVLOo4asoAr"];
@@ -191,7 +192,10 @@ Deno.test("lookupCatalog() answers by scanning when the cache folder cannot be w
 Deno.test("enrich step: the second run answers from the catalog index and writes the same rows", async () => {
   await withDir(async (dir) => {
     const catalog = join(dir, "catalog.csv");
-    await oldCopy(new URL("../data/audio_features_sample.csv", import.meta.url).pathname, catalog);
+    await oldCopy(
+      fileURLToPath(new URL("../data/audio_features_sample.csv", import.meta.url)),
+      catalog,
+    );
     const config = loadConfig({
       env: {
         PIPELINE_DATA_DIR: dir,

@@ -7,6 +7,7 @@
  * building blocks it relies on: number reading, artist-key hashing from bytes, repeat marking.
  */
 
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
@@ -15,7 +16,7 @@ import { fingerprint, FingerprintSet, markRepeats } from "../lib/features/_id_se
 import { type CatalogScan, type NameQuery, scanCatalog } from "../lib/features/csv_catalog.ts";
 import { foldText } from "../lib/features/normalize.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/audio_features/", import.meta.url).pathname;
+const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/audio_features/", import.meta.url));
 
 /** A small seeded PRNG (mulberry32). */
 function rng(seed: number): () => number {

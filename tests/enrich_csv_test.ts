@@ -5,6 +5,7 @@
  * CRLF, out-of-range values, duplicates, missing files and columns, malformed quoting.
  */
 
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PROJECT_ROOT as ROOT } from "../lib/config.ts";
@@ -13,7 +14,7 @@ import { parseArtists, scanCatalog } from "../lib/features/csv_catalog.ts";
 import { checkFeature, extractTrackId, FEATURE_RANGES } from "../lib/features/provider.ts";
 import type { FeatureName } from "../lib/types.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/audio_features/", import.meta.url).pathname;
+const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/audio_features/", import.meta.url));
 const KAGGLE_10K = join(FIXTURES, "maharshipandya_sample10k_Nima-ml.csv");
 const KAGGLE_2K = join(FIXTURES, "maharshipandya_sample2k_ismayc.csv");
 const EXCEL_500 = join(FIXTURES, "maharshipandya_head500_excel_mohammedamer711.csv");

@@ -7,6 +7,7 @@
  * computation, and (c) reading the object back and hashing it.
  */
 
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { loadConfig, type StoreConfig } from "../lib/config.ts";
 import { StorageError } from "../lib/errors.ts";
@@ -52,7 +53,7 @@ iam = boto3.client("iam", **kw)
 ${script}
 `;
   const out = await new Deno.Command(
-    `${new URL("../.venv/bin/python", import.meta.url).pathname}`,
+    `${fileURLToPath(new URL("../.venv/bin/python", import.meta.url))}`,
     {
       args: ["-c", py, moto.url],
     },

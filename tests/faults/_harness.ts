@@ -6,12 +6,13 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { Config } from "../../lib/config.ts";
 import { listRunIds, type Manifest, type StepName } from "../../lib/run.ts";
 
 /** Root of the project, with a trailing slash. */
-export const ROOT: string = new URL("../../", import.meta.url).pathname;
+export const ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 /** The project's venv Python (duckdb, boto3, moto, fakesnow). */
 export const VENV_PYTHON = `${ROOT}.venv/bin/python`;
 
