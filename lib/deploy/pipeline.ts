@@ -415,5 +415,6 @@ export async function recentDeployRuns(kv: KvLike, limit = 20): Promise<DeployRu
   ) {
     out.push(entry.value);
   }
-  return out;
+  // run ids order by the second; two runs of one second are ordered by their start
+  return out.sort((a, b) => b.started_at.localeCompare(a.started_at));
 }
