@@ -22,6 +22,7 @@ import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { ConfigError, LockedError } from "./errors.ts";
 import { writeJsonAtomic } from "./fs_atomic.ts";
+import { sleep } from "./http.ts";
 
 /** File name of the lock inside the data folder. */
 export const LOCK_FILE = "pipeline.lock";
@@ -453,8 +454,4 @@ function isFileSystemError(error: unknown): error is Error {
   if (!(error instanceof Error)) return false;
   if (Object.values(Deno.errors).some((type) => error instanceof type)) return true;
   return typeof (error as { code?: unknown }).code === "string";
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -20,6 +20,7 @@ import { StorageError } from "../errors.ts";
 import { sha256Hex } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectInfo, ObjectStore, PutOptions, PutReceipt } from "./object_store.ts";
+import { oneLine } from "../text.ts";
 
 /** The S3 settings from {@link StoreConfig}. */
 export type S3StoreConfig = Extract<StoreConfig, { kind: "s3" }>;
@@ -438,7 +439,7 @@ class S3Store implements ObjectStore {
         attempts ? ` after ${attempts} attempt${attempts === 1 ? "" : "s"}` : ""
       }${
         e?.message && e.message !== name && e.message !== "UnknownError"
-          ? `: ${oneLine(e.message)}`
+          ? `: ${oneLine(e.message, 300)}`
           : ""
       }`,
       { cause: error },
@@ -466,10 +467,6 @@ function contentTypeOf(key: string): string {
   if (key.endsWith(".parquet")) return "application/vnd.apache.parquet";
   if (key.endsWith(".json")) return "application/json";
   return "application/octet-stream";
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim().slice(0, 300);
 }
 
 function toBase64(bytes: Uint8Array): string {

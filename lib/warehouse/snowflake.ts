@@ -34,6 +34,7 @@ import type { StoreConfig, WarehouseConfig } from "../config.ts";
 import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { LOAD_METADATA_COLUMNS, snowflakeType } from "../streams/columns.ts";
+import { oneLine } from "../text.ts";
 import { STREAMS } from "../streams/registry.ts";
 import type { StreamDef } from "../streams/stream.ts";
 import {
@@ -907,10 +908,6 @@ function statementError(
 function httpStatusOf(message: string): number | undefined {
   const m = /\b(?:status(?: code)?|HTTP)\s*:?\s*(\d{3})\b/i.exec(message);
   return m ? Number(m[1]) : undefined;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim().slice(0, 400);
 }
 
 function firstLine(sql: string): string {
