@@ -177,3 +177,99 @@ Deno.test("import: not JSON, truncated, empty, not an export, or a bad value →
   assertEquals(detectHistoryFormat({ ts: 1 }), undefined);
   assertEquals(basename("a/b.json"), "b.json");
 });
+
+/** A zip of `entries` (name → bytes), written with the same library the importer reads with. */
+async function writeZip(path: string, entries: Record<string, Uint8Array | string>): Promise<void> {
+  const zip = await import("@zip.js/zip.js");
+  zip.configure({ useWebWorkers: false });
+  const writer = new zip.ZipWriter(new zip.BlobWriter("application/zip"));
+  for (const [name, data] of Object.entries(entries)) {
+    await writer.add(
+      name,
+      typeof data === "string" ? new zip.TextReader(data) : new zip.Uint8ArrayReader(data),
+    );
+  }
+  await Deno.writeFile(path, new Uint8Array(await (await writer.close()).arrayBuffer()));
+}
+
+Deno.test("import reads an export as Spotify sends it: a zip read in place, a folder, loose files — each file once; the PDF and playlists listed as skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import_zip_" });
+  try {
+    const audio = FILES.filter((f) => f.includes("efrrowini_Streaming_History_Audio"));
+    const entries: Record<string, Uint8Array | string> = {
+      "Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf": "%PDF-1.4 ...",
+      "Spotify Extended Streaming History/Playlist1.json": '{"playlists": []}',
+    };
+    for (const f of audio) {
+      entries[`Spotify Extended Streaming History/${f.replace(/^efrrowini_/, "")}`] = Deno
+        .readFileSync(join(HISTORY, f));
+    }
+    const zipPath = join(dir, "my_spotify_data.zip");
+    await writeZip(zipPath, entries);
+    const { readExport } = await import("../lib/import/export_files.ts");
+    // the zip, then its folder (the same zip again, and a loose copy of one of its files)
+    await Deno.copyFile(join(HISTORY, audio[0]!), join(dir, "loose.json"));
+    const got = await readExport([zipPath, dir], { userId: "u1" });
+    assertEquals(got.files.map((f) => f.name.replace(dir, "<dir>")), [
+      "<dir>/my_spotify_data.zip!Spotify Extended Streaming History/Streaming_History_Audio_2022.json",
+      "<dir>/my_spotify_data.zip!Spotify Extended Streaming History/Streaming_History_Audio_2023.json",
+      "<dir>/loose.json",
+    ]);
+    assertEquals(got.skipped.map((s) => [s.name.replace(dir, "<dir>"), s.reason]), [
+      [
+        "<dir>/my_spotify_data.zip!Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf",
+        "not JSON",
+      ],
+      [
+        "<dir>/my_spotify_data.zip!Spotify Extended Streaming History/Playlist1.json",
+        "not a streaming history",
+      ],
+    ]);
+    const raw = audio.flatMap((f) => JSON.parse(Deno.readTextFileSync(join(HISTORY, f))) as Raw[]);
+    const want = expected(raw);
+    // the loose copy repeats the 2022 file: all of it is duplicates
+    assertEquals(got.duplicates, want.duplicates + 35);
+    assertEquals(got.rows.length, raw.length - want.duplicates);
+    // rows name their file without the local folders
+    assert(got.rows.every((r) => !r.source_file.includes(dir)), "no local path in a row");
+    assert(got.rows.some((r) => r.source_file.startsWith("my_spotify_data.zip!")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("import: a zip with junk, a cut-short history inside a zip, a missing path → one line naming it, nothing read", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import_bad_" });
+  const { readExport } = await import("../lib/import/export_files.ts");
+  const fails = async (paths: string[]) => {
+    try {
+      await readExport(paths, { userId: "u" });
+    } catch (error) {
+      assert(error instanceof HistoryFileError, String(error));
+      assert(!error.message.includes("\n"), error.message);
+      return error.message.replaceAll(dir, "<dir>");
+    }
+    throw new Error("accepted");
+  };
+  try {
+    await Deno.writeFile(join(dir, "junk.zip"), new Uint8Array(4096).fill(7));
+    assertStringIncludes(
+      await fails([join(dir, "junk.zip")]),
+      "<dir>/junk.zip: not a readable zip",
+    );
+    const real = Deno.readTextFileSync(join(HISTORY, FILES.find((f) => f.includes("Audio_2022"))!));
+    await writeZip(join(dir, "cut.zip"), {
+      "Streaming_History_Audio_2022.json": real.slice(0, real.length - 100),
+    });
+    assertStringIncludes(
+      await fails([join(dir, "cut.zip")]),
+      "<dir>/cut.zip!Streaming_History_Audio_2022.json: not JSON",
+    );
+    assertStringIncludes(
+      await fails([join(dir, "nope")]),
+      "Cannot import <dir>/nope: no such file or folder",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

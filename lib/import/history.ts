@@ -75,9 +75,17 @@ export interface HistoryFile {
   counts: HistoryCounts;
 }
 
+/** Why a file cannot be read as a streaming history. */
+export type HistoryProblem = "not_json" | "not_history" | "bad_value" | "unreadable";
+
 /** The error of a file that is not a readable export: names the file (and the row). */
 export class HistoryFileError extends ConfigError {
   override name = "HistoryFileError";
+  readonly problem: HistoryProblem;
+  constructor(message: string, problem: HistoryProblem = "unreadable") {
+    super(message);
+    this.problem = problem;
+  }
 }
 
 const EXTENDED_MARKERS = ["ts", "ms_played"];
@@ -100,8 +108,10 @@ export function detectHistoryFormat(value: unknown): HistoryFormat | undefined {
 
 /** Options of {@link parseHistoryFile}. */
 export interface ParseHistoryOptions {
-  /** The file's name in messages and in `source_file`. */
+  /** The file's name in messages (and in `source_file` unless `sourceFile` is given). */
   file: string;
+  /** What `source_file` says (e.g. the name without the local folders). */
+  sourceFile?: string;
   /** Whose history it is. */
   userId: string;
 }
@@ -118,7 +128,7 @@ export function parseHistoryFile(text: string, options: ParseHistoryOptions): Hi
     value = JSON.parse(text);
   } catch (error) {
     const what = text.trim() === "" ? "it is empty" : (error as Error).message;
-    throw new HistoryFileError(`Cannot read ${file}: not JSON (${what})`);
+    throw new HistoryFileError(`Cannot read ${file}: not JSON (${what})`, "not_json");
   }
   const format = detectHistoryFormat(value);
   if (!format) {
@@ -126,12 +136,13 @@ export function parseHistoryFile(text: string, options: ParseHistoryOptions): Hi
       `Cannot read ${file}: not a Spotify streaming history (expected a JSON array of streams with ${
         EXTENDED_MARKERS.join(" and ")
       }, or ${ACCOUNT_MARKERS.join(" and ")})`,
+      "not_history",
     );
   }
   const counts: HistoryCounts = { rows: 0, tracks: 0, episodes: 0, audiobooks: 0, unknown: 0 };
   const rows = (value as unknown[]).map((raw, i) => {
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-      throw new HistoryFileError(`Cannot read ${file}: row ${i + 1} is not an object`);
+      throw new HistoryFileError(`Cannot read ${file}: row ${i + 1} is not an object`, "bad_value");
     }
     const at = new FieldReader(raw as Record<string, unknown>, file, i + 1);
     const row = format === "extended" ? extendedRow(at, options) : accountRow(at, options);
@@ -145,7 +156,10 @@ export function parseHistoryFile(text: string, options: ParseHistoryOptions): Hi
   return { format, rows, counts };
 }
 
-function extendedRow(at: FieldReader, { file, userId }: ParseHistoryOptions): HistoryRow {
+function extendedRow(
+  at: FieldReader,
+  { file, userId, sourceFile = file }: ParseHistoryOptions,
+): HistoryRow {
   const trackUri = at.uri("spotify_track_uri", "track");
   const episodeUri = at.uri("spotify_episode_uri", "episode");
   const audiobookUri = at.uri("audiobook_uri", "audiobook");
@@ -182,7 +196,7 @@ function extendedRow(at: FieldReader, { file, userId }: ParseHistoryOptions): Hi
     offline: at.bool("offline"),
     offline_timestamp: at.offlineTimestamp("offline_timestamp"),
     incognito_mode: at.bool("incognito_mode"),
-    source_file: file,
+    source_file: sourceFile,
   };
   if (row.content_type === "unknown" && (row.track_name || row.episode_name)) {
     // names without a uri: still a track or an episode
@@ -191,7 +205,10 @@ function extendedRow(at: FieldReader, { file, userId }: ParseHistoryOptions): Hi
   return row;
 }
 
-function accountRow(at: FieldReader, { file, userId }: ParseHistoryOptions): HistoryRow {
+function accountRow(
+  at: FieldReader,
+  { file, userId, sourceFile = file }: ParseHistoryOptions,
+): HistoryRow {
   const track = at.text("trackName");
   const artist = at.text("artistName");
   const episode = at.text("episodeName");
@@ -230,7 +247,7 @@ function accountRow(at: FieldReader, { file, userId }: ParseHistoryOptions): His
     offline: null,
     offline_timestamp: null,
     incognito_mode: null,
-    source_file: file,
+    source_file: sourceFile,
   };
 }
 
@@ -252,6 +269,7 @@ class FieldReader {
       `Cannot read ${this.#file}: row ${this.#row}, "${field}" is ${
         value.slice(0, 60)
       }: expected ${expected}`,
+      "bad_value",
     );
   }
 
