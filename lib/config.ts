@@ -14,6 +14,7 @@
 import * as nodeUtil from "node:util";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseCron } from "./cron_expr.ts";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 import { STREAM_NAMES, type StreamName } from "./streams/names.ts";
@@ -680,9 +681,6 @@ function fileExists(path: string): boolean {
   }
 }
 
-const CRON_FIELD = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
-/** Allowed values of the 5 cron fields: minute, hour, day of month, month, day of week. */
-const CRON_RANGES: readonly [number, number][] = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
 const S3_BUCKET_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 const AWS_REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 /** A key prefix segment (what lake keys and Snowflake stage paths accept). */
@@ -812,19 +810,7 @@ class Parser {
 
   cron(name: string, fallback: string): string {
     const v = this.str(name) ?? fallback;
-    const fields = v.split(/\s+/);
-    const inRange = (f: string, [min, max]: [number, number]) =>
-      f.split(",").every((part) => {
-        const [range, step] = part.split("/");
-        if (step !== undefined && Number(step) < 1) return false;
-        if (range === "*") return true;
-        const [a, b = a] = range!.split("-").map(Number);
-        return a! >= min && b! <= max && a! <= b!;
-      });
-    if (
-      fields.length !== 5 ||
-      !fields.every((f, i) => CRON_FIELD.test(f) && inRange(f, CRON_RANGES[i]!))
-    ) {
+    if (parseCron(v) === undefined) {
       this.problem(
         `${name}="${v}" is not valid: expected a 5-field cron expression such as "0 0 * * *" (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)`,
       );

@@ -705,3 +705,19 @@ Deno.test("stopping serve does not wait for an idle client that never finishes i
   assert(performance.now() - started < 5_000, "within the grace, not the client's pleasure");
   assertStringIncludes(lines.join("\n"), "without waiting longer for open connections");
 });
+
+Deno.test("parseCron(): the values each field selects, as crontab(5) reads them; anything else is undefined", async () => {
+  const { parseCron } = await import("../lib/cron_expr.ts");
+  const f = parseCron("*/15 6-8 1,15 * 1-5")!;
+  assertEquals(f[0], [0, 15, 30, 45]);
+  assertEquals(f[1], [6, 7, 8]);
+  assertEquals(f[2], [1, 15]);
+  assertEquals(f[3]!.length, 12);
+  assertEquals(f[4], [1, 2, 3, 4, 5]);
+  assertEquals(parseCron("5/20 * * * *")![0], [5, 25, 45], "a/n runs to the end of the range");
+  for (
+    const bad of ["61 * * * *", "*/0 * * * *", "5-1 * * * *", "0 0 * *", "0 0 * * 8", "x * * * *"]
+  ) {
+    assertEquals(parseCron(bad), undefined, bad);
+  }
+});

@@ -8,6 +8,7 @@
  */
 
 import type { Config } from "../config.ts";
+import { parseCron } from "../cron_expr.ts";
 import { ConfigError, exitCodeOf, LockedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -121,19 +122,9 @@ export function registerSchedule(
  */
 export function toDenoCronSchedule(schedule: string): string {
   const fields = schedule.trim().split(/\s+/);
-  const weekday = fields[4];
-  if (fields.length !== 5 || weekday === undefined || weekday === "*") return schedule;
-  const days = new Set<number>();
-  for (const part of weekday.split(",")) {
-    const m = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
-    if (!m) return schedule;
-    const step = m[4] === undefined ? 1 : Number(m[4]);
-    const from = m[1] === "*" ? 0 : Number(m[2]);
-    // "a/n" runs from a to the end of the range, as in cron(8)
-    const to = m[1] === "*" ? 7 : m[3] !== undefined ? Number(m[3]) : m[4] !== undefined ? 7 : from;
-    if (step < 1 || from > to || to > 7) return schedule;
-    for (let d = from; d <= to; d += step) days.add(d % 7);
-  }
-  const list = days.size === 7 ? "*" : [...days].sort((a, b) => a - b).map((d) => d + 1).join(",");
+  const weekdays = parseCron(schedule)?.[4];
+  if (!weekdays || fields[4] === "*") return schedule;
+  const days = [...new Set(weekdays.map((d) => d % 7))].sort((a, b) => a - b);
+  const list = days.length === 7 ? "*" : days.map((d) => d + 1).join(",");
   return [...fields.slice(0, 4), list].join(" ");
 }
