@@ -5,12 +5,11 @@
  * @module
  */
 
-import * as oauth from "oauth4webapi";
 import type { Config } from "../config.ts";
 import { SourceError } from "../errors.ts";
 import { fetchWithRetry, HttpError } from "../http.ts";
 import type { Logger } from "../log.ts";
-import { oauthContext, tokenError, tokensFromResponse } from "./_oauth.ts";
+import { exchangeRefreshToken } from "./refresh_in_memory.ts";
 import { readTokenStore, type StoredTokens, writeTokenStore } from "./token_store.ts";
 
 /** Refresh this long before the access token's stated expiry. */
@@ -138,36 +137,16 @@ export class SpotifyClient {
   }
 
   async #refresh(signal?: AbortSignal): Promise<void> {
-    const ctx = oauthContext(this.#config, {
+    const fresh = await exchangeRefreshToken(this.#config, this.#tokens, {
       log: this.#log,
-      clientId: this.#tokens.client_id,
       signal,
+      now: this.#now,
     });
-    let result: oauth.TokenEndpointResponse;
-    try {
-      const response = await oauth.refreshTokenGrantRequest(
-        ctx.as,
-        ctx.client,
-        ctx.clientAuth,
-        this.#tokens.refresh_token,
-        ctx.options,
-      );
-      result = await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response);
-    } catch (error) {
-      throw tokenError(error, ctx.tokenUrl, "refresh_token");
-    }
-    this.#log.addSecret(result.access_token);
-    this.#log.addSecret(result.refresh_token);
-    const tokens = tokensFromResponse(result, {
-      clientId: ctx.client.client_id,
-      now: this.#now(),
-      previous: this.#tokens,
-    });
-    await writeTokenStore(this.#tokensFile, tokens);
-    this.#tokens = tokens;
+    await writeTokenStore(this.#tokensFile, fresh.tokens);
+    this.#tokens = fresh.tokens;
     this.#log.info("Spotify access token refreshed", {
-      expires_at: tokens.expires_at,
-      refresh_token_rotated: result.refresh_token !== undefined,
+      expires_at: fresh.tokens.expires_at,
+      refresh_token_rotated: fresh.rotated,
     });
   }
 

@@ -1,7 +1,7 @@
 /**
- * Refreshing the Spotify access token without a token file — for the Deno Deploy entry, which
- * cannot write files and keeps the tokens in Deno KV (or env) instead. Same token request,
- * error mapping and token shape as {@link SpotifyClient.refresh}, which saves to the file.
+ * Refreshing the Spotify access token: the token request, its error mapping and the new token
+ * shape, once. {@link SpotifyClient.refresh} saves the result to the token file; the Deno Deploy
+ * entry keeps it in Deno KV.
  * @module
  */
 
@@ -21,14 +21,15 @@ export interface RefreshTokensInMemoryOptions {
 
 /**
  * Exchanges the refresh token for a new access token and returns the new tokens (a response
- * without `refresh_token` keeps the old one); nothing is written — the caller stores them.
+ * without `refresh_token` keeps the old one), and whether the refresh token was rotated; nothing
+ * is written — the caller stores them (the client to the token file, Deploy to Deno KV).
  * @throws SourceError for `invalid_grant` (run `deno task auth` again) and other token failures
  */
-export async function refreshTokensInMemory(
+export async function exchangeRefreshToken(
   config: Config,
   tokens: StoredTokens,
   options: RefreshTokensInMemoryOptions,
-): Promise<StoredTokens> {
+): Promise<{ tokens: StoredTokens; rotated: boolean }> {
   const { log, signal, now = () => new Date() } = options;
   log.addSecret(tokens.access_token);
   log.addSecret(tokens.refresh_token);
@@ -53,9 +54,19 @@ export async function refreshTokensInMemory(
     now: now(),
     previous: tokens,
   });
-  log.info("Spotify access token refreshed (kept in memory)", {
-    expires_at: fresh.expires_at,
-    refresh_token_rotated: result.refresh_token !== undefined,
+  return { tokens: fresh, rotated: result.refresh_token !== undefined };
+}
+
+/** {@link exchangeRefreshToken}, logged as kept in memory (the Deno Deploy entry). */
+export async function refreshTokensInMemory(
+  config: Config,
+  tokens: StoredTokens,
+  options: RefreshTokensInMemoryOptions,
+): Promise<StoredTokens> {
+  const fresh = await exchangeRefreshToken(config, tokens, options);
+  options.log.info("Spotify access token refreshed (kept in memory)", {
+    expires_at: fresh.tokens.expires_at,
+    refresh_token_rotated: fresh.rotated,
   });
-  return fresh;
+  return fresh.tokens;
 }
