@@ -16,7 +16,13 @@ import { pathToFileURL } from "node:url";
 import { StorageError } from "../errors.ts";
 import { readJsonIfExists, sha256Hex, writeFileAtomic, writeJsonAtomic } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
-import type { ObjectInfo, ObjectStore, PutOptions, PutReceipt } from "./object_store.ts";
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  type PutReceipt,
+  putReceipt,
+} from "./object_store.ts";
 
 /** Suffix of the metadata sidecar written beside each object. */
 export const META_SUFFIX = ".meta.json";
@@ -104,14 +110,7 @@ export class FolderStore implements ObjectStore {
       this.#log?.info(`Identical object already stored at ${key}: nothing written`, {
         uri: this.uri(key),
       });
-      return {
-        uri: this.uri(key),
-        key,
-        bytes: stored.bytes,
-        sha256: stored.sha256,
-        ...(stored.contentSha256 ? { contentSha256: stored.contentSha256 } : {}),
-        skipped: true,
-      };
+      return putReceipt(this.uri(key), key, { ...stored, sha256: stored.sha256 }, true);
     }
     await this.#io(`write "${key}" to`, async () => {
       await writeFileAtomic(path, data);
@@ -128,14 +127,12 @@ export class FolderStore implements ObjectStore {
       await writeJsonAtomic(path + META_SUFFIX, sidecar);
     });
     this.#log?.info(`Stored ${key} (${data.length} bytes)`, { uri: this.uri(key) });
-    return {
-      uri: this.uri(key),
+    return putReceipt(
+      this.uri(key),
       key,
-      bytes: data.length,
-      sha256,
-      ...(options.contentSha256 ? { contentSha256: options.contentSha256 } : {}),
-      skipped: false,
-    };
+      { bytes: data.length, sha256, contentSha256: options.contentSha256 },
+      false,
+    );
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

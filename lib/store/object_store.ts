@@ -40,6 +40,23 @@ export interface PutReceipt {
   skipped: boolean;
 }
 
+/** The receipt of a put: of the object already stored (`skipped`), or of the one just written. */
+export function putReceipt(
+  uri: string,
+  key: string,
+  object: { bytes: number; sha256: string; contentSha256?: string },
+  skipped: boolean,
+): PutReceipt {
+  return {
+    uri,
+    key,
+    bytes: object.bytes,
+    sha256: object.sha256,
+    ...(object.contentSha256 ? { contentSha256: object.contentSha256 } : {}),
+    skipped,
+  };
+}
+
 /** An object store. */
 export interface ObjectStore {
   readonly kind: "folder" | "s3";

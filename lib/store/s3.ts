@@ -19,7 +19,13 @@ import type { StoreConfig } from "../config.ts";
 import { StorageError } from "../errors.ts";
 import { sha256Hex } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
-import type { ObjectInfo, ObjectStore, PutOptions, PutReceipt } from "./object_store.ts";
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  type PutReceipt,
+  putReceipt,
+} from "./object_store.ts";
 import { oneLine } from "../text.ts";
 
 /** The S3 settings from {@link StoreConfig}. */
@@ -128,14 +134,7 @@ class S3Store implements ObjectStore {
         uri: this.uri(key),
         bytes: stored.bytes,
       });
-      return {
-        uri: this.uri(key),
-        key,
-        bytes: stored.bytes,
-        sha256: stored.sha256,
-        ...(stored.contentSha256 ? { contentSha256: stored.contentSha256 } : {}),
-        skipped: true,
-      };
+      return putReceipt(this.uri(key), key, { ...stored, sha256: stored.sha256 }, true);
     }
 
     const metadata: Record<string, string> = { [META_SHA256]: sha256 };
@@ -181,14 +180,12 @@ class S3Store implements ObjectStore {
       parts,
       ms: Math.round(performance.now() - started),
     });
-    return {
-      uri: this.uri(key),
+    return putReceipt(
+      this.uri(key),
       key,
-      bytes: data.byteLength,
-      sha256,
-      ...(options.contentSha256 ? { contentSha256: options.contentSha256 } : {}),
-      skipped: false,
-    };
+      { bytes: data.byteLength, sha256, contentSha256: options.contentSha256 },
+      false,
+    );
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
