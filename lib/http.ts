@@ -101,6 +101,38 @@ export class BodyTooLargeError extends SourceError {
   override name = "BodyTooLargeError";
 }
 
+/**
+ * The bytes of `body` (empty for none), or `undefined` as soon as they pass `maxBytes` (the rest
+ * is not read: the stream is cancelled).
+ */
+export async function readAtMost(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (body) {
+    const reader = body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel();
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 /** The response with its body read into memory (at most `maxBytes`), or the error reading it. */
 async function readBody(
   response: Response,
@@ -118,27 +150,8 @@ async function readBody(
       await response.body?.cancel();
       return tooLarge();
     }
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    if (response.body) {
-      const reader = response.body.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        total += value.length;
-        if (total > maxBytes) {
-          await reader.cancel();
-          return tooLarge();
-        }
-        chunks.push(value);
-      }
-    }
-    const body = new Uint8Array(total);
-    let offset = 0;
-    for (const c of chunks) {
-      body.set(c, offset);
-      offset += c.length;
-    }
+    const body = await readAtMost(response.body, maxBytes);
+    if (body === undefined) return tooLarge();
     const empty = response.status === 204 || response.status === 205 || response.status === 304;
     return new Response(empty ? null : body, {
       status: response.status,

@@ -16,6 +16,7 @@ import type { Config } from "../config.ts";
 import { ConfigError, exitCodeOf, LockedError, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
+import { readAtMost } from "../http.ts";
 import { type BackendRun, fileBackend, type RunBackend, type TriggerField } from "./backend.ts";
 import type { PipelineFn, TriggerParams } from "./trigger.ts";
 
@@ -296,27 +297,9 @@ export class PipelineApp {
       new HttpProblem(413, "payload_too_large", `Request body over ${max} bytes`);
     const declared = request.headers.get("content-length");
     if (declared !== null && Number(declared) > max) throw tooLarge();
-    if (!request.body) return new Uint8Array();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = request.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > max) {
-        await reader.cancel();
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.byteLength;
-    }
-    return out;
+    const body = await readAtMost(request.body, max);
+    if (body === undefined) throw tooLarge();
+    return body;
   }
 
   /** A JSON response, with every registered secret redacted. */
