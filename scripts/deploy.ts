@@ -139,12 +139,18 @@ export async function serveDeploy(boot: Config, log: Logger): Promise<void> {
       config,
       log: runLog,
       backend: kvBackend(config, { kv, tokens: tokenSource(kv, settings), log: runLog }),
+      requireToken: true,
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Serve anyway: /healthz answers, /readyz and the triggers name the problem.
     log.error(`The app's settings are invalid: ${error.message}`, { exit_code: ExitCode.config });
-    app = new PipelineApp({ config: boot, log, backend: misconfiguredBackend(error) });
+    app = new PipelineApp({
+      config: boot,
+      log,
+      backend: misconfiguredBackend(error),
+      requireToken: true,
+    });
   }
   if (boot.serve.triggerToken === undefined) {
     log.warn(
@@ -154,16 +160,7 @@ export async function serveDeploy(boot: Config, log: Logger): Promise<void> {
   const server = Deno.serve({
     port: settings.port,
     onListen: ({ hostname, port }) => log.info(`Listening on http://${hostname}:${port}`),
-  }, (request) => {
-    // Deploy's URL is public: without a token, nothing but /healthz (no loopback exemption here).
-    if (boot.serve.triggerToken === undefined && new URL(request.url).pathname !== "/healthz") {
-      return Response.json({
-        error: "not_configured",
-        message: "Set PIPELINE_TRIGGER_TOKEN (a secret of the app) to use this endpoint",
-      }, { status: 503, headers: { "cache-control": "no-store" } });
-    }
-    return app.handler(request);
-  });
+  }, app.handler);
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGTERM", stop);
   await server.finished;

@@ -38,6 +38,11 @@ export interface PipelineAppOptions {
    * Deploy entry passes one on Deno KV).
    */
   backend?: RunBackend;
+  /**
+   * Without a trigger token, refuse every endpoint but `/healthz` (503 `not_configured`) instead
+   * of serving loopback requests: for a public app (Deno Deploy), where no request is local.
+   */
+  requireToken?: boolean;
 }
 
 /** A JSON error answer. */
@@ -77,6 +82,7 @@ export class PipelineApp {
   #maxBodyBytes: number;
   #backend: RunBackend;
   #expectedDigest?: Promise<Uint8Array>;
+  #requireToken: boolean;
   #inflight = new Map<string, Promise<unknown>>();
   #stop = new AbortController();
   #closing = false;
@@ -85,6 +91,7 @@ export class PipelineApp {
   constructor(options: PipelineAppOptions) {
     this.#log = options.log;
     this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#requireToken = options.requireToken ?? false;
     this.#backend = options.backend ?? fileBackend(options.config, {
       log: options.log,
       pipeline: options.pipeline,
@@ -194,7 +201,16 @@ export class PipelineApp {
   }
 
   async #authorize(request: Request): Promise<void> {
-    if (this.#expectedDigest === undefined) return checkLoopbackRequest(request);
+    if (this.#expectedDigest === undefined) {
+      if (this.#requireToken) {
+        throw new HttpProblem(
+          503,
+          "not_configured",
+          "Set PIPELINE_TRIGGER_TOKEN (a secret of the app) to use this endpoint",
+        );
+      }
+      return checkLoopbackRequest(request);
+    }
     const header = request.headers.get("authorization");
     const challenge = { "www-authenticate": 'Bearer realm="spotify-pipeline"' };
     if (!header) {
