@@ -27,8 +27,6 @@ export interface GuardOptions {
   port: number;
   handler: (request: Request) => Response | Promise<Response>;
   log: Logger;
-  /** Called once listening, with the bound TCP address. */
-  onListen?: (addr: Deno.NetAddr) => void;
   /** Time for a client to send the whole request head (10 s). */
   headerTimeoutMs?: number;
   /** Time for a client to send the body after its head (30 s). */
@@ -215,8 +213,6 @@ export async function serveGuarded(options: GuardOptions): Promise<GuardedServer
   })();
 
   const addr = listener.addr as Deno.NetAddr;
-  options.onListen?.(addr);
-
   return {
     addr,
     maxConnections: cap,
@@ -253,7 +249,7 @@ async function readHead(
   conn: Deno.Conn,
   { timeoutMs, maxBytes }: { timeoutMs: number; maxBytes: number },
 ): Promise<Head> {
-  const deadline = Deadline.after(timeoutMs);
+  const deadline = new Deadline(timeoutMs);
   try {
     let buf = new Uint8Array(0);
     const chunk = new Uint8Array(8192);
@@ -295,14 +291,10 @@ class Deadline {
   #timer: ReturnType<typeof setTimeout>;
   #expired: Promise<typeof TIMED_OUT>;
 
-  private constructor(ms: number) {
+  constructor(ms: number) {
     let fire!: () => void;
     this.#expired = new Promise((resolve) => (fire = () => resolve(TIMED_OUT)));
     this.#timer = setTimeout(fire, ms);
-  }
-
-  static after(ms: number): Deadline {
-    return new Deadline(ms);
   }
 
   race<T>(work: Promise<T>): Promise<T | typeof TIMED_OUT> {
@@ -370,7 +362,7 @@ async function pumpBody(
   timeoutMs: number,
 ): Promise<void> {
   if (length <= 0) return;
-  const deadline = Deadline.after(timeoutMs);
+  const deadline = new Deadline(timeoutMs);
   try {
     const chunk = new Uint8Array(Math.min(65536, length));
     let left = length;
@@ -397,7 +389,7 @@ async function pump(from: Deno.Conn, to: Deno.Conn, writeTimeoutMs: number): Pro
 }
 
 async function writeAll(to: Deno.Conn, bytes: Uint8Array, timeoutMs: number): Promise<void> {
-  const deadline = Deadline.after(timeoutMs);
+  const deadline = new Deadline(timeoutMs);
   try {
     let at = 0;
     while (at < bytes.length) {

@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { PipelineApp } from "./app.ts";
 import { type CronFn, registerSchedule } from "./cron.ts";
-import { connectionCap, type GuardedServer, type GuardOptions, serveGuarded } from "./guard.ts";
+import { type GuardedServer, type GuardOptions, serveGuarded } from "./guard.ts";
 import type { PipelineFn } from "./trigger.ts";
 
 /** Shortest trigger token accepted. */
@@ -91,14 +91,6 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
       hostname: host,
       port,
       log,
-      onListen: (addr) => {
-        const where = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-        log.info(`Listening on http://${where}:${addr.port}`, {
-          auth: config.serve.triggerToken ? "bearer token" : "none (loopback only)",
-          max_connections: options.limits?.maxConnections ?? connectionCap(),
-        });
-        options.onListen?.(addr);
-      },
       handler: app.handler,
     });
   } catch (error) {
@@ -115,6 +107,13 @@ export async function serve(config: Config, options: ServeOptions): Promise<void
       }`,
     );
   }
+  const { addr } = server;
+  const where = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  log.info(`Listening on http://${where}:${addr.port}`, {
+    auth: config.serve.triggerToken ? "bearer token" : "none (loopback only)",
+    max_connections: server.maxConnections,
+  });
+  options.onListen?.(addr);
   const schedules: Promise<void>[] = [];
   if (options.cron) {
     try {
