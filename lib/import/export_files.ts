@@ -109,13 +109,13 @@ function jsonFile(path: string, size: number): ExportFile {
     name: path,
     label: basename(path),
     size,
-    text: () => {
+    text: async () => {
       if (size > MAX_EXPORT_FILE_BYTES) {
         throw new HistoryFileError(
           `Cannot import ${path}: ${size} bytes is over ${MAX_EXPORT_FILE_BYTES} (not an export file)`,
         );
       }
-      return Deno.readTextFile(path);
+      return await Deno.readTextFile(path);
     },
   };
 }

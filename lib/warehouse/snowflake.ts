@@ -723,7 +723,6 @@ async function gzipRequestsConsistently(): Promise<void> {
   if (requestsFixed) return;
   requestsFixed = true;
   const { gzipSync } = await import("node:zlib");
-  const { Buffer } = await import("node:buffer");
   type Instance = { request: (config: Record<string, unknown>) => Promise<unknown> };
   // a CommonJS module with `exports.default = axios`: Deno's default export is `exports`
   const mod = await import("snowflake-sdk/dist/lib/http/axios_instance.js") as unknown as {
@@ -735,12 +734,10 @@ async function gzipRequestsConsistently(): Promise<void> {
     const data = config.data;
     const isGzip = data instanceof Uint8Array && data[0] === 0x1f && data[1] === 0x8b;
     if (data !== undefined && data !== null && !isGzip) {
-      const text = typeof data === "string"
-        ? data
-        : data instanceof Uint8Array
-        ? new TextDecoder().decode(data)
-        : JSON.stringify(data);
-      config.data = Buffer.from(gzipSync(new TextEncoder().encode(text)));
+      // a Buffer from gzipSync, as the SDK's own gzip gives
+      config.data = gzipSync(
+        typeof data === "string" || data instanceof Uint8Array ? data : JSON.stringify(data),
+      );
       const headers = (config.headers ?? {}) as Record<string, string>;
       headers["Content-Encoding"] = "gzip";
       config.headers = headers;
