@@ -30,15 +30,11 @@ import {
 } from "./_spotify_test_util.ts";
 import { featuresForTopTracks, type MockSpotify, startMockSpotify } from "./mock_spotify.ts";
 import {
-  createBucket,
   denoBinary,
   freePort,
-  generateKeyPair,
   prodEnv,
   PROJECT_ROOT,
-  type StandIn,
-  startFakesnow,
-  startMoto,
+  startProdStandIns,
   TEST_AWS_ENV,
   withAwsEnv,
 } from "./stand_ins.ts";
@@ -231,33 +227,12 @@ for (const runtime of RUNTIMES) {
     name:
       `[${runtime.label}] the Deploy app as the platform runs it: crons registered before it serves, /healthz in time, 401 without the token, one run across two instances (KV lease), runs in KV, rows in Snowflake once`,
     async fn() {
-      const moto = await startMoto();
-      const pair = await generateKeyPair();
-      const dataDir = await Deno.makeTempDir({ prefix: "deploy_test_" });
+      await using w = await startProdStandIns({ bucket: BUCKET, dataDirPrefix: "deploy_test_" });
+      const { dataDir, pair } = w;
       const mock = startMockSpotify({ audioFeatures: featuresForTopTracks() });
-      let fakesnow: StandIn | undefined;
       const entries: RunningEntry[] = [];
       try {
-        await createBucket(moto, BUCKET);
-        fakesnow = await startFakesnow({
-          s3Endpoint: moto.url,
-          accounts: ["TESTACCT"],
-          publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-        });
-        const keyPath = `${dataDir}/rsa_key.p8`;
-        await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
-        const base = await prodEnv({
-          dataDir,
-          s3Endpoint: moto.url,
-          bucket: BUCKET,
-          snowflake: fakesnow,
-          privateKeyPath: keyPath,
-          passphrase: pair.passphrase,
-          extra: {
-            S3_PREFIX: "lake",
-            SNOWFLAKE_AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/snowflake-spotify-reader",
-          },
-        });
+        const base = await w.env();
         // One-time setup, as `deno task load --setup --apply` does it (not part of a Deploy run).
         const setupConfig = loadConfig({ env: base, envFile: false });
         await withAwsEnv(
@@ -376,10 +351,7 @@ for (const runtime of RUNTIMES) {
         for (const secret of [pair.passphrase, TRIGGER_TOKEN]) assert(!all.includes(secret));
       } finally {
         for (const e of entries) await e.stop();
-        await fakesnow?.stop();
-        await moto.stop();
         await mock.close();
-        await Deno.remove(dataDir, { recursive: true });
       }
     },
   });

@@ -22,15 +22,7 @@ import {
   startMockSpotify,
   writeMockTokens,
 } from "./mock_spotify.ts";
-import {
-  createBucket,
-  generateKeyPair,
-  prodEnv,
-  type StandIn,
-  startFakesnow,
-  startMoto,
-  TEST_AWS_ENV,
-} from "./stand_ins.ts";
+import { startProdStandIns, TEST_AWS_ENV } from "./stand_ins.ts";
 
 const BUCKET = "spotify-prod-lake";
 const DATE = "2026-03-02";
@@ -58,34 +50,16 @@ Deno.test({
   name:
     "prod profile: load --setup --apply, then pipeline twice on one day — rows loaded and modelled once, nothing new the second time",
   async fn() {
-    const moto = await startMoto();
-    const pair = await generateKeyPair();
-    const dataDir = await Deno.makeTempDir({ prefix: "prod_pipeline_test_" });
+    await using w = await startProdStandIns({
+      bucket: BUCKET,
+      dataDirPrefix: "prod_pipeline_test_",
+    });
+    const { dataDir, pair } = w;
     const mock: MockSpotify = startMockSpotify({ audioFeatures: featuresForTopTracks() });
-    let fakesnow: StandIn | undefined;
     try {
-      await createBucket(moto, BUCKET);
-      fakesnow = await startFakesnow({
-        s3Endpoint: moto.url,
-        accounts: ["TESTACCT"],
-        publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-      });
-      const keyPath = `${dataDir}/rsa_key.p8`;
-      await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
       await writeMockTokens(mock, `${dataDir}/spotify_tokens.json`);
       const env: Record<string, string> = {
-        ...await prodEnv({
-          dataDir,
-          s3Endpoint: moto.url,
-          bucket: BUCKET,
-          snowflake: fakesnow,
-          privateKeyPath: keyPath,
-          passphrase: pair.passphrase,
-          extra: {
-            S3_PREFIX: "lake",
-            SNOWFLAKE_AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/snowflake-spotify-reader",
-          },
-        }),
+        ...await w.env(),
         PIPELINE_LOG_LEVEL: "info",
         PIPELINE_LOG_FORMAT: "json",
         SPOTIFY_API_URL: mock.url,
@@ -204,10 +178,7 @@ Deno.test({
       assert.deepEqual([load2.files_loaded, load2.files_skipped, load2.rows_loaded], [0, 2, 0]);
       assert.deepEqual(await counts(), after1);
     } finally {
-      await fakesnow?.stop();
-      await moto.stop();
       await mock.close();
-      await Deno.remove(dataDir, { recursive: true });
     }
   },
 });

@@ -16,23 +16,20 @@ import type { FileToLoad } from "../lib/warehouse/warehouse.ts";
 import { encodeTopTracksParquet } from "../lib/parquet/writer.ts";
 import { sampleEnrichedRows } from "./_enriched_rows.ts";
 import {
-  createBucket,
   freePort,
   generateKeyPair,
-  prodEnv,
+  type ProdStandInsOptions,
   PROJECT_ROOT,
   rejectsWith,
-  type StandIn,
-  startFakesnow,
   type StartFakesnowOptions,
-  startMoto,
-  type StartMotoOptions,
+  startProdStandIns,
+  TEST_ROLE_ARN,
   withAwsEnv,
 } from "./stand_ins.ts";
 
 const BUCKET = "spotify-lake";
 const KEY = "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet";
-const ROLE_ARN = "arn:aws:iam::123456789012:role/snowflake-spotify-reader";
+const ROLE_ARN = TEST_ROLE_ARN;
 
 function testLogger(records: LogRecord[] = []): Logger {
   return new Logger({ level: "debug", format: "json", sink: (r) => records.push(r) });
@@ -118,34 +115,19 @@ async function uploadFile(config: Config, key: string, path: string, runId: stri
 }
 
 Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async (t) => {
-  const moto = await startMoto();
-  const pair = await generateKeyPair();
-  const dataDir = await Deno.makeTempDir();
-  const keyPath = `${dataDir}/rsa_key.p8`;
-  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
-  await createBucket(moto, BUCKET);
-  const fakesnow = await startFakesnow({
-    s3Endpoint: moto.url,
-    accounts: ["TESTACCT"],
-    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-    passwords: { PIPELINE_USER: "the-right-password-0123" },
-  });
-  const baseEnv = await prodEnv({
-    dataDir,
-    s3Endpoint: moto.url,
+  await using w = await startProdStandIns({
     bucket: BUCKET,
-    snowflake: fakesnow,
-    privateKeyPath: keyPath,
-    passphrase: pair.passphrase,
-    extra: { S3_PREFIX: "lake", SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
+    fakesnow: { passwords: { PIPELINE_USER: "the-right-password-0123" } },
   });
+  const { pair, dataDir } = w;
+  const baseEnv = await w.env();
   const configWith = (extra: Record<string, string> = {}) =>
     loadConfig({ env: { ...baseEnv, ...extra }, envFile: false });
   const config = configWith();
   assert.ok(config.warehouse.kind === "snowflake");
   const sf = config.warehouse;
 
-  try {
+  {
     await withAwsEnv({}, async () => {
       await t.step(
         "load --setup prints the SQL for review, with the user's public key",
@@ -524,10 +506,6 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
         },
       );
     });
-  } finally {
-    await fakesnow.stop();
-    await moto.stop();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
@@ -556,42 +534,15 @@ else:
   if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
 }
 
-/** moto, a key pair and fakesnow (with `options`), and the prod config for an S3 prefix. */
+/** The prod stand-ins (fakesnow with `options`) and the config for an S3 prefix. */
 async function snowflakeWorld(
   options: Partial<StartFakesnowOptions> = {},
-  more: {
-    moto?: StartMotoOptions;
-    /** Runs after moto is up, before fakesnow starts; its result is added to `options`. */
-    prepare?: (moto: StandIn) => Promise<Partial<StartFakesnowOptions>>;
-  } = {},
+  more: Partial<Pick<ProdStandInsOptions, "moto" | "prepare">> = {},
 ) {
-  const moto = await startMoto(more.moto);
-  const pair = await generateKeyPair();
-  const dataDir = await Deno.makeTempDir();
-  const keyPath = `${dataDir}/rsa_key.p8`;
-  await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
-  await createBucket(moto, BUCKET);
-  const prepared = await more.prepare?.(moto);
-  const fakesnow = await startFakesnow({
-    s3Endpoint: moto.url,
-    accounts: ["TESTACCT"],
-    publicKeys: { PIPELINE_USER: pair.publicKeyPem },
-    ...options,
-    ...prepared,
-  });
+  const w = await startProdStandIns({ bucket: BUCKET, fakesnow: options, ...more });
+  const { moto, dataDir } = w;
   const configFor = async (prefix: string) =>
-    loadConfig({
-      env: await prodEnv({
-        dataDir,
-        s3Endpoint: moto.url,
-        bucket: BUCKET,
-        snowflake: fakesnow,
-        privateKeyPath: keyPath,
-        passphrase: pair.passphrase,
-        extra: { S3_PREFIX: prefix, SNOWFLAKE_AWS_ROLE_ARN: ROLE_ARN },
-      }),
-      envFile: false,
-    });
+    loadConfig({ env: await w.env(prefix), envFile: false });
   /** The sample's 21 enriched rows as the write step's Parquet, uploaded under `KEY`. */
   const uploadSample = async (config: Config) => {
     const rows = sampleEnrichedRows({ snapshotDate: "2026-01-31" });
@@ -617,11 +568,7 @@ async function snowflakeWorld(
     configFor,
     uploadSample,
     load,
-    async [Symbol.asyncDispose]() {
-      await fakesnow.stop();
-      await moto.stop();
-      await Deno.remove(dataDir, { recursive: true });
-    },
+    [Symbol.asyncDispose]: () => w[Symbol.asyncDispose](),
   };
 }
 

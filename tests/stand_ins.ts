@@ -408,3 +408,81 @@ export function denoBinary(version: string): Promise<string> {
   }
   return found;
 }
+
+/** The IAM role the prod tests' storage integration names. */
+export const TEST_ROLE_ARN = "arn:aws:iam::123456789012:role/snowflake-spotify-reader";
+
+/** Options of {@link startProdStandIns}. */
+export interface ProdStandInsOptions {
+  bucket: string;
+  /** Prefix of the temp data folder. */
+  dataDirPrefix?: string;
+  moto?: StartMotoOptions;
+  fakesnow?: Partial<StartFakesnowOptions>;
+  /** Runs once moto is up (and the bucket made), before fakesnow starts; adds to its options. */
+  prepare?: (moto: StandIn) => Promise<Partial<StartFakesnowOptions>>;
+}
+
+/** The prod stand-ins of a test; `await using` stops them and removes the data folder. */
+export interface ProdStandIns {
+  moto: StandIn;
+  fakesnow: StandIn;
+  pair: Awaited<ReturnType<typeof generateKeyPair>>;
+  dataDir: string;
+  keyPath: string;
+  /** The prod env over both stand-ins, the key pair's private key file, and `S3_PREFIX`. */
+  env(prefix?: string): Promise<Record<string, string>>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * moto with the bucket, a key pair whose public key fakesnow verifies for PIPELINE_USER, and the
+ * prod settings over both (the set-up every prod test starts from).
+ */
+export async function startProdStandIns(options: ProdStandInsOptions): Promise<ProdStandIns> {
+  const moto = await startMoto(options.moto);
+  const dataDir = await Deno.makeTempDir({ prefix: options.dataDirPrefix ?? "prod_" });
+  let fakesnow: StandIn | undefined;
+  try {
+    const pair = await generateKeyPair();
+    const keyPath = `${dataDir}/rsa_key.p8`;
+    await Deno.writeTextFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+    await createBucket(moto, options.bucket);
+    const prepared = await options.prepare?.(moto);
+    fakesnow = await startFakesnow({
+      s3Endpoint: moto.url,
+      accounts: ["TESTACCT"],
+      publicKeys: { PIPELINE_USER: pair.publicKeyPem },
+      ...options.fakesnow,
+      ...prepared,
+    });
+    const sf = fakesnow;
+    return {
+      moto,
+      fakesnow: sf,
+      pair,
+      dataDir,
+      keyPath,
+      env: (prefix = "lake") =>
+        prodEnv({
+          dataDir,
+          s3Endpoint: moto.url,
+          bucket: options.bucket,
+          snowflake: sf,
+          privateKeyPath: keyPath,
+          passphrase: pair.passphrase,
+          extra: { S3_PREFIX: prefix, SNOWFLAKE_AWS_ROLE_ARN: TEST_ROLE_ARN },
+        }),
+      async [Symbol.asyncDispose]() {
+        await sf.stop();
+        await moto.stop();
+        await Deno.remove(dataDir, { recursive: true });
+      },
+    };
+  } catch (error) {
+    await fakesnow?.stop();
+    await moto.stop();
+    await Deno.remove(dataDir, { recursive: true });
+    throw error;
+  }
+}
