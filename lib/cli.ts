@@ -30,6 +30,8 @@ export interface TaskSpec {
   /** Environment variables the task reads (names from {@link SETTINGS}). */
   env: string[];
   examples: string[];
+  /** The positional arguments the task takes (shown in help), if any. */
+  positionals?: string;
 }
 
 const RUN_FLAG: FlagSpec = {
@@ -68,6 +70,40 @@ const SNOWFLAKE_ENV = SETTINGS.map((s) => s.name).filter((n) => n.startsWith("SN
 
 /** Every task's interface (light: importing this loads no step). */
 export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = {
+  import: {
+    name: "import",
+    summary:
+      "Import Spotify's privacy export (Extended streaming history, Account data): files, folders or the zip, read in place → Parquet by month → upload → load. Streams already loaded are left out; `deno task transform` then builds the models.",
+    positionals: "<path>...",
+    flags: {
+      user: {
+        type: "string",
+        value: "<id>",
+        description:
+          "Spotify user id the history belongs to (default: the token store's user; the local sample's `sample` when there is none)",
+      },
+      resume: { type: "boolean", description: "finish the latest unfinished import run" },
+      run: { type: "string", value: "<id>", description: "continue this import run" },
+      from: { type: "string", value: "<step>", description: "with --run: first step to run" },
+    },
+    env: [
+      ...CORE_ENV,
+      "SPOTIFY_TOKENS_FILE",
+      "FEATURES_PROVIDERS",
+      "FEATURES_CACHE",
+      "AUDIO_FEATURES_CSV",
+      "DUCKDB_PATH",
+      "PIPELINE_LAKE_DIR",
+      ...S3_ENV,
+      ...SNOWFLAKE_ENV,
+    ],
+    examples: [
+      "deno task import ~/Downloads/my_spotify_data.zip",
+      "deno task import ../shared/fixtures/spotify/history",
+      "deno task import --user alice Streaming_History_Audio_2023.json",
+      "deno task import --resume",
+    ],
+  },
   auth: {
     name: "auth",
     summary:
@@ -211,7 +247,7 @@ export function helpText(spec: TaskSpec): string {
   });
   const envWidth = Math.max(...env.map(([a]) => a!.length));
   return [
-    `deno task ${spec.name} — ${spec.summary}`,
+    `deno task ${spec.name}${spec.positionals ? ` ${spec.positionals}` : ""} — ${spec.summary}`,
     "",
     "Flags:",
     ...flags.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`),
@@ -231,11 +267,27 @@ export type Flags = Record<string, string | boolean | undefined>;
 
 /** Parses `args` against the task's flags; unknown flags are a {@link ConfigError}. */
 export function parseFlags(spec: TaskSpec, args: string[]): Flags {
+  return parseCommand(spec, args).flags;
+}
+
+/**
+ * Parses `args` into the task's flags and (for a task that takes them) positional arguments;
+ * unknown flags, and positionals for a task without, are a {@link ConfigError}.
+ */
+export function parseCommand(
+  spec: TaskSpec,
+  args: string[],
+): { flags: Flags; positionals: string[] } {
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
   for (const [name, f] of Object.entries(spec.flags)) options[name] = { type: f.type };
   try {
-    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
-    return values as Flags;
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: spec.positionals !== undefined,
+    });
+    return { flags: values as Flags, positionals };
   } catch (error) {
     throw new ConfigError(`${(error as Error).message} (see \`deno task ${spec.name} --help\`)`);
   }
@@ -278,18 +330,20 @@ export function reportError(log: Logger, error: unknown): number {
 export async function taskMain(
   spec: TaskSpec,
   args: string[],
-  body: (ctx: { config: Config; log: Logger; flags: Flags }) => Promise<void>,
+  body: (
+    ctx: { config: Config; log: Logger; flags: Flags; positionals: string[] },
+  ) => Promise<void>,
 ): Promise<number> {
   let log = createLogger(undefined);
   try {
-    const flags = parseFlags(spec, args);
+    const { flags, positionals } = parseCommand(spec, args);
     if (flags.help) {
       console.log(helpText(spec));
       return ExitCode.ok;
     }
     const config = loadConfig();
     log = createLogger(config);
-    await body({ config, log, flags });
+    await body({ config, log, flags, positionals });
     return ExitCode.ok;
   } catch (error) {
     return reportError(log, error);

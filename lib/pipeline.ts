@@ -11,6 +11,7 @@ import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import {
   createRun,
+  type ImportRequest,
   newRunId,
   openRun,
   type Run,
@@ -36,8 +37,10 @@ export interface PipelineOptions {
   to?: string;
   /** Streams of a new run (default: `config.streams`, narrowed to the schedule's). */
   streams?: readonly StreamName[];
-  /** `daily` (default: every step) or `poll` (the poll streams, fetch → load). */
+  /** `daily` (default: fetch → transform), `poll` (the poll streams, fetch → load) or `import`. */
   schedule?: Schedule;
+  /** An import run's request (a new import run). */
+  import?: ImportRequest;
   /** Extra flags passed to every step (e.g. `full-refresh`). */
   flags?: Record<string, string | boolean | undefined>;
   signal?: AbortSignal;
@@ -69,8 +72,9 @@ export async function runPipeline(
 ): Promise<PipelineResult> {
   const { log } = options;
   const schedule = options.schedule ?? "daily";
-  const from = stepName(options.from, "--from") ?? "fetch";
-  const to = stepName(options.to, "--to") ?? SCHEDULE_STEPS[schedule].at(-1)!;
+  const planned = SCHEDULE_STEPS[schedule];
+  const from = stepName(options.from, "--from") ?? planned[0]!;
+  const to = stepName(options.to, "--to") ?? planned.at(-1)!;
   const steps = STEP_NAMES.slice(STEP_NAMES.indexOf(from), STEP_NAMES.indexOf(to) + 1);
   if (steps.length === 0) throw new ConfigError(`--from ${from} comes after --to ${to}`);
   if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
@@ -80,13 +84,14 @@ export async function runPipeline(
   if (streams.length === 0) {
     throw new ConfigError(
       `No stream to run: the ${schedule} schedule runs ${
-        schedule === "poll" ? "recently_played" : "every stream"
+        streamsFor(schedule, STREAM_NAMES).join(", ")
       }, and PIPELINE_STREAMS/--streams selects ${(options.streams ?? config.streams).join(", ")}`,
     );
   }
 
   // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
-  const continuing = options.runId !== undefined || options.resume === true || from !== "fetch";
+  const continuing = options.runId !== undefined || options.resume === true ||
+    from !== planned[0];
   const newId = continuing ? undefined : newRunId();
   const lock = await acquireRunLock(config, {
     runId: options.runId ?? newId,
@@ -128,19 +133,20 @@ async function runSteps(
       id: newId,
       streams: options.streams,
       schedule: options.schedule,
+      import: options.import,
     });
   if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
   options.onRun?.(run);
   const runLog = log.child({ run_id: run.id });
   runLog.info(
     `${
-      run.schedule === "poll" ? "poll" : "pipeline"
+      run.schedule === "daily" ? "pipeline" : run.schedule
     }: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, streams ${
       run.streams.join(", ")
-    }, steps ${steps.join(" → ")})`,
+    }, steps ${steps.filter((s) => run.plannedSteps.includes(s)).join(" → ")})`,
   );
 
-  if (config.spotify.source === "api") {
+  if (config.spotify.source === "api" && run.schedule !== "import") {
     // Spotify ends refresh tokens 6 months after consent: say so from 30 days before.
     const warning = await refreshTokenWarning(config);
     if (warning) {
@@ -211,7 +217,7 @@ export function formatSummary(run: Run, config: Config): string {
   lines.push(
     "",
     `Run ${m.run_id} — ${
-      run.schedule === "poll" ? "poll" : "snapshot"
+      run.schedule === "daily" ? "snapshot" : run.schedule
     } ${m.snapshot_date} — ${m.status}`,
     `  streams: ${run.streams.join(", ")}`,
   );

@@ -16,17 +16,32 @@ import {
   writeFileAtomic,
   writeJsonAtomic,
 } from "./fs_atomic.ts";
-import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
+import { type Schedule, SCHEDULES, STREAM_NAMES, type StreamName } from "./streams/names.ts";
 
-/** Names of the pipeline steps, in order. */
-export const STEP_NAMES = ["fetch", "enrich", "write", "upload", "load", "transform"] as const;
+/**
+ * Names of the steps, in order: `import` reads a privacy export (the import schedule's first
+ * step, in place of fetch → enrich → write), the others are the pipeline's.
+ */
+export const STEP_NAMES = [
+  "import",
+  "fetch",
+  "enrich",
+  "write",
+  "upload",
+  "load",
+  "transform",
+] as const;
 /** A pipeline step. */
 export type StepName = typeof STEP_NAMES[number];
 
-/** The steps each schedule runs: the daily pipeline all of them, a poll up to the load. */
+/**
+ * The steps each schedule runs: the daily pipeline fetch → transform, a poll up to the load, an
+ * import its own first step, then upload and load (`deno task transform` builds the models).
+ */
 export const SCHEDULE_STEPS: Readonly<Record<Schedule, readonly StepName[]>> = {
-  daily: STEP_NAMES,
+  daily: ["fetch", "enrich", "write", "upload", "load", "transform"],
   poll: ["fetch", "enrich", "write", "upload", "load"],
+  import: ["import", "upload", "load"],
 };
 
 /** Status of a step or run (`partial`: a run stopped early on purpose, e.g. `--to write`). */
@@ -57,6 +72,13 @@ export interface StepRecord {
   exit_code?: number;
 }
 
+/** The paths an import run reads and whose history it is. */
+export interface ImportRequest {
+  /** Absolute paths: files, folders or zips. */
+  paths: string[];
+  user_id: string;
+}
+
 /** The run manifest (`manifest.json`). */
 export interface Manifest {
   version: 1;
@@ -68,8 +90,10 @@ export interface Manifest {
   status: Status;
   /** The streams the run carries (manifests from before streams: `top_tracks` only). */
   streams?: StreamName[];
-  /** `daily` (the pipeline, default) or `poll` (the poll streams, up to the load). */
+  /** `daily` (the pipeline, default), `poll` (the poll streams, up to the load) or `import`. */
   schedule?: Schedule;
+  /** What an import run reads (so `import --resume` reads the same). */
+  import?: ImportRequest;
   steps: Partial<Record<StepName, StepRecord>>;
   warnings: string[];
 }
@@ -271,7 +295,8 @@ export class Run {
         }…, the manifest says ${want.sha256.slice(0, 12)}…)`;
       }
     }
-    const previous = STEP_NAMES[STEP_NAMES.indexOf(step) - 1];
+    const planned = this.plannedSteps;
+    const previous = planned[planned.indexOf(step) - 1];
     const before = previous === undefined ? undefined : this.manifest.steps[previous];
     if (before?.finished_at && before.finished_at > record.started_at) {
       return `${previous} finished again after ${step} ran, so ${step}'s input changed`;
@@ -301,6 +326,8 @@ export interface CreateRunOptions {
   streams?: readonly StreamName[];
   /** Default `daily`. */
   schedule?: Schedule;
+  /** An import run's request. */
+  import?: ImportRequest;
 }
 
 /** Creates a new run folder with a fresh manifest. */
@@ -330,6 +357,7 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     status: "running",
     streams: STREAM_NAMES.filter((n) => (options.streams ?? config.streams).includes(n)),
     schedule: options.schedule ?? "daily",
+    ...(options.import ? { import: options.import } : {}),
     steps: {},
     warnings: [],
   });
@@ -361,7 +389,7 @@ export async function openRun(config: Config, options: OpenRunOptions = {}): Pro
       }
       throw new ConfigError(
         `No unfinished ${
-          options.schedule === "poll" ? "poll " : options.schedule === "daily" ? "daily " : ""
+          options.schedule ? `${options.schedule} ` : ""
         }run in ${config.runsDir}: nothing to resume`,
       );
     }
@@ -478,8 +506,18 @@ function manifestProblem(value: unknown, id: string): string | undefined {
   ) {
     return `"streams" is not a list of ${STREAM_NAMES.join(", ")}`;
   }
-  if (value.schedule !== undefined && value.schedule !== "daily" && value.schedule !== "poll") {
-    return `"schedule" is not daily or poll`;
+  if (value.schedule !== undefined && !(SCHEDULES as readonly unknown[]).includes(value.schedule)) {
+    return `"schedule" is not ${SCHEDULES.join(", ")}`;
+  }
+  if (value.schedule === "import") {
+    const req = value.import;
+    if (
+      !isObject(req) || !Array.isArray(req.paths) || req.paths.length === 0 ||
+      !req.paths.every((p) => typeof p === "string" && p !== "") ||
+      typeof req.user_id !== "string" || req.user_id === ""
+    ) {
+      return `"import" is not {paths: [...], user_id}`;
+    }
   }
   if (!isObject(value.steps)) return `"steps" is not an object`;
   for (const [step, record] of Object.entries(value.steps)) {

@@ -33,6 +33,7 @@ export interface StepOutcome {
 export type StepFn = (ctx: StepContext) => Promise<StepOutcome>;
 
 const LOADERS: Record<StepName, () => Promise<StepFn>> = {
+  import: async () => (await import("./steps/import.ts")).importStep,
   fetch: async () => (await import("./steps/fetch.ts")).fetchStep,
   enrich: async () => (await import("./steps/enrich.ts")).enrichStep,
   write: async () => (await import("./steps/write.ts")).writeStep,

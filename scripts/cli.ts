@@ -50,6 +50,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
     summary: "run every step in order (--resume, --from, --to, --run)",
     load: async () => (await import("./pipeline.ts")).main,
   },
+  import: {
+    summary: "import Spotify's privacy export (files, folders, the zip) into streaming_history",
+    load: async () => (await import("./import.ts")).main,
+  },
   poll: {
     summary: "collect recently played since the last poll (fetch → load, no dbt); every 30 min",
     load: async () => (await import("./poll.ts")).main,

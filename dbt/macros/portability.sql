@@ -67,3 +67,19 @@
     select {% for k in keep %}r.{{ k }}, {% endfor %}cast(f.value as varchar) as {{ as_name }}
     from {{ relation }} as r, lateral flatten(input => r.{{ column }}) as f
 {% endmacro %}
+
+{#- The type of a list of strings (raw artist_ids/artist_names). -#}
+{% macro string_array_type() %}
+    {{ return(adapter.dispatch('string_array_type', 'spotify_pipeline')()) }}
+{% endmacro %}
+
+{% macro default__string_array_type() %}varchar[]{% endmacro %}
+{% macro snowflake__string_array_type() %}array{% endmacro %}
+
+{#- The first string of a list (null for an empty or null list). -#}
+{% macro array_first(column) %}
+    {{ return(adapter.dispatch('array_first', 'spotify_pipeline')(column)) }}
+{% endmacro %}
+
+{% macro default__array_first(column) %}{{ column }}[1]{% endmacro %}
+{% macro snowflake__array_first(column) %}{{ column }}[0]::varchar{% endmacro %}

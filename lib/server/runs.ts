@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Schedule } from "../streams/names.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
@@ -44,7 +45,7 @@ export interface RunSummary {
   steps: Partial<Record<StepName, StepSummary>>;
   /** The streams the run carries, and its schedule (`daily` or `poll`). */
   streams: string[];
-  schedule: "daily" | "poll";
+  schedule: Schedule;
   /** Share of top tracks that got audio features (from the enrich step), when known. */
   coverage: number | null;
   /**

@@ -21,7 +21,7 @@ export interface TriggerParams {
   /** dbt: rebuild incremental models. */
   fullRefresh?: boolean;
   /** `poll`: the poll streams up to the load (the poll schedule); default the daily run. */
-  schedule?: Schedule;
+  schedule?: Exclude<Schedule, "import">;
 }
 
 /** How a background run ended. */

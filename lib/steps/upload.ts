@@ -10,7 +10,12 @@ import { ConfigError } from "../errors.ts";
 import { sha256Hex } from "../fs_atomic.ts";
 import { openObjectStore } from "../store/open.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
-import { readWriteOutput, type UploadedFile, type UploadOutput } from "../streams/handoff.ts";
+import {
+  readWriteOutput,
+  type UploadedFile,
+  type UploadOutput,
+  writerOf,
+} from "../streams/handoff.ts";
 import { formatBytes } from "./_format.ts";
 
 /** Media type of the Parquet files. */
@@ -20,7 +25,10 @@ export const PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet";
 export async function uploadStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log } = ctx;
   const written = await readWriteOutput(run);
-  const hint = `Redo write: \`deno task pipeline --run ${run.id} --from write\`.`;
+  const writer = writerOf(run);
+  const hint = writer === "import"
+    ? `Redo the import: \`deno task import --run ${run.id} --from import\`.`
+    : `Redo write: \`deno task pipeline --run ${run.id} --from write\`.`;
   // Every file is checked before anything is put: a changed file stops the step up front.
   const data: Uint8Array[] = [];
   for (const file of written.files) {

@@ -81,7 +81,8 @@ export function columnsAt(stream: StreamDef, step: "fetch" | "enrich"): readonly
 }
 
 function redo(run: Run, step: StepName): string {
-  return `Redo ${step}: \`deno task pipeline --run ${run.id} --from ${step}\`.`;
+  const task = run.schedule === "import" ? "import" : "pipeline";
+  return `Redo ${step}: \`deno task ${task} --run ${run.id} --from ${step}\`.`;
 }
 
 function validCursor(v: unknown): v is FileCursor {
@@ -146,12 +147,17 @@ export async function readStreamRows(
   return value as unknown as StreamRows;
 }
 
+/** The step that writes a run's Parquet files: `write`, or `import` in an import run. */
+export function writerOf(run: Run): "write" | "import" {
+  return run.plannedSteps.includes("import") ? "import" : "write";
+}
+
 /**
- * Reads and checks `write/write.json`.
+ * Reads and checks `write/write.json` (`import/write.json` in an import run).
  * @throws {ConfigError} naming the file and the field.
  */
 export async function readWriteOutput(run: Run): Promise<WriteOutput> {
-  return await readFileList(run, "write", "write.json", {
+  return await readFileList(run, writerOf(run), "write.json", {
     strings: ["key", "file", "sha256", "content_sha256"],
     counts: ["rows", "bytes"],
   }) as unknown as WriteOutput;

@@ -7,6 +7,7 @@ import { ConfigError } from "../errors.ts";
 import { type Schedule, STREAM_NAMES, type StreamName } from "./names.ts";
 import { RECENTLY_PLAYED } from "./recently_played.ts";
 import type { StreamDef } from "./stream.ts";
+import { STREAMING_HISTORY } from "./streaming_history.ts";
 import { TOP_ARTISTS } from "./top_artists.ts";
 import { TOP_TRACKS } from "./top_tracks.ts";
 
@@ -17,6 +18,7 @@ export const STREAMS: Readonly<Record<StreamName, StreamDef>> = {
   top_tracks: TOP_TRACKS,
   recently_played: RECENTLY_PLAYED,
   top_artists: TOP_ARTISTS,
+  streaming_history: STREAMING_HISTORY,
 };
 
 /** The definitions of `names`, in the registry's order. */

@@ -32,6 +32,10 @@ import type { StreamDef } from "../streams/stream.ts";
 import {
   type FileLoadResult,
   type FileToLoad,
+  type KnownTrack,
+  knownTracksSql,
+  LOADED_KEY_COLUMNS,
+  type LoadedStreamKey,
   type LoadOptions,
   type LoadReport,
   loadReport,
@@ -190,6 +194,29 @@ export class DuckDbWarehouse implements Warehouse {
       files: results,
       migrations,
     });
+  }
+
+  /** The user's imported streams with `ts` in [from, to): their key fields. */
+  async loadedStreamKeys(userId: string, from: string, to: string): Promise<LoadedStreamKey[]> {
+    if (this.#closed) throw new StorageError(`The DuckDB warehouse ${this.path} is closed`);
+    const reader = await this.#connection.runAndReadAll(
+      `SELECT CAST(epoch_ms(ts) AS DOUBLE) AS ts_ms, ${LOADED_KEY_COLUMNS.join(", ")}
+       FROM ${rawTable(STREAMS.streaming_history)}
+       WHERE user_id = $1 AND ts >= $2::TIMESTAMPTZ AND ts < $3::TIMESTAMPTZ`,
+      [userId, from, to],
+    );
+    return reader.getRowObjectsJS() as unknown as LoadedStreamKey[];
+  }
+
+  /** Every track with an id in the raw tables, with its title and primary artist. */
+  async knownTracks(): Promise<KnownTrack[]> {
+    if (this.#closed) throw new StorageError(`The DuckDB warehouse ${this.path} is closed`);
+    const reader = await this.#connection.runAndReadAll(knownTracksSql(
+      (stream) =>
+        stream.columns.some((c) => c.name === "artist_names") ? "artist_names[1]" : "artist_name",
+      rawTable,
+    ));
+    return reader.getRowObjectsJS() as unknown as KnownTrack[];
   }
 
   /** Releases the file (idempotent). */

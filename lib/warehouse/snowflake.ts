@@ -40,6 +40,10 @@ import type { StreamDef } from "../streams/stream.ts";
 import {
   type FileLoadResult,
   type FileToLoad,
+  type KnownTrack,
+  knownTracksSql,
+  LOADED_KEY_COLUMNS,
+  type LoadedStreamKey,
   type LoadOptions,
   type LoadReport,
   loadReport,
@@ -341,6 +345,43 @@ class SnowflakeWarehouse implements Warehouse {
       files: results,
       migrations,
     });
+  }
+
+  /** The user's imported streams with `ts` in [from, to): their key fields. */
+  async loadedStreamKeys(userId: string, from: string, to: string): Promise<LoadedStreamKey[]> {
+    const def = STREAMS.streaming_history;
+    await this.#session.execute(createRawTableSql(this.#config, def));
+    const rows = await this.#session.execute(
+      `SELECT DATE_PART(epoch_millisecond, TS) AS TS_MS, ${
+        LOADED_KEY_COLUMNS.map((c) => c.toUpperCase()).join(", ")
+      } FROM ${qualified(this.#config, rawTableName(def))}
+       WHERE USER_ID = ? AND TS >= ?::TIMESTAMP_TZ AND TS < ?::TIMESTAMP_TZ`,
+      [userId, from, to],
+    );
+    return rows.map((r) => {
+      const out: Record<string, unknown> = { ts_ms: Number(r.TS_MS) };
+      for (const c of LOADED_KEY_COLUMNS) out[c] = r[c.toUpperCase()] ?? null;
+      return out as unknown as LoadedStreamKey;
+    });
+  }
+
+  /** Every track with an id in the raw tables, with its title and primary artist. */
+  async knownTracks(): Promise<KnownTrack[]> {
+    for (const def of Object.values(STREAMS)) {
+      await this.#session.execute(createRawTableSql(this.#config, def));
+    }
+    const rows = await this.#session.execute(knownTracksSql(
+      (s) =>
+        s.columns.some((c) => c.name === "artist_names")
+          ? "ARTIST_NAMES[0]::VARCHAR"
+          : "ARTIST_NAME",
+      (s) => qualified(this.#config, rawTableName(s)),
+    ));
+    return rows.map((r) => ({
+      track_id: String(r.TRACK_ID),
+      track_name: String(r.TRACK_NAME),
+      artist_name: String(r.ARTIST_NAME),
+    }));
   }
 
   /**

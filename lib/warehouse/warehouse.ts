@@ -6,6 +6,8 @@
  */
 
 import type { StreamName } from "../streams/names.ts";
+import { STREAMS } from "../streams/registry.ts";
+import type { StreamDef } from "../streams/stream.ts";
 
 /** A file to load, from the upload receipt. */
 export interface FileToLoad {
@@ -69,9 +71,69 @@ export interface LoadOptions {
   migrationUser: string;
 }
 
+/** A track the warehouse knows by id, with its title and primary artist (name matches). */
+export interface KnownTrack {
+  track_id: string;
+  track_name: string;
+  artist_name: string;
+}
+
+/** One loaded streaming-history row's key fields (see `streamKeyOf`). */
+export interface LoadedStreamKey {
+  /** Milliseconds since 1970 (UTC). */
+  ts_ms: number;
+  uri: string | null;
+  content_type: string;
+  track_name: string | null;
+  artist_name: string | null;
+  show_name: string | null;
+  episode_name: string | null;
+  audiobook_chapter_title: string | null;
+}
+
 /** A warehouse loader. */
 export interface Warehouse {
   /** Loads the files (skipping already-loaded ones) in one transaction/statement. */
   load(files: FileToLoad[], options?: LoadOptions): Promise<LoadReport>;
+  /**
+   * The key fields of the user's `streaming_history` rows already loaded with `ts` in
+   * [`from`, `to`) (ISO 8601): what an import leaves out.
+   */
+  loadedStreamKeys(userId: string, from: string, to: string): Promise<LoadedStreamKey[]>;
+  /** Every track with an id in the raw tables (top tracks, plays, imported history). */
+  knownTracks(): Promise<KnownTrack[]>;
   close(): Promise<void>;
+}
+
+/** The columns {@link Warehouse.loadedStreamKeys} reads, as SQL select items. */
+export const LOADED_KEY_COLUMNS = [
+  "uri",
+  "content_type",
+  "track_name",
+  "artist_name",
+  "show_name",
+  "episode_name",
+  "audiobook_chapter_title",
+] as const;
+
+/**
+ * The distinct (track_id, track_name, primary artist) of every raw table with tracks (for
+ * streaming_history, the rows whose id came from the export's URI).
+ * @param primaryArtist the SQL of a stream's primary artist
+ * @param table the SQL of a stream's raw table
+ */
+export function knownTracksSql(
+  primaryArtist: (stream: StreamDef) => string,
+  table: (stream: StreamDef) => string,
+): string {
+  const parts = Object.values(STREAMS)
+    .filter((s) => ["track_id", "track_name"].every((n) => s.columns.some((c) => c.name === n)))
+    .map((s) =>
+      `SELECT track_id, track_name, ${primaryArtist(s)} AS artist_name FROM ${table(s)}` +
+      ` WHERE track_id IS NOT NULL AND track_name IS NOT NULL` +
+      (s.columns.some((c) => c.name === "track_match") ? ` AND track_match = 'uri'` : "")
+    );
+  return `SELECT DISTINCT track_id, track_name, artist_name FROM (${
+    parts.join(" UNION ALL ")
+  }) AS t WHERE artist_name IS NOT NULL`;
 }

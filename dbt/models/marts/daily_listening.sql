@@ -1,7 +1,9 @@
 {#-
   Per user and UTC day: plays, minutes listened, distinct tracks and distinct artists. Minutes
-  are the played tracks' durations (the recently-played endpoint does not say how much of a
-  track was heard). Rebuilt in full from `plays` (a table: one row per user-day).
+  are how long each play played when the export says so (ms_played), else the track's duration
+  (the recently-played endpoint does not say how much of a track was heard). Distinct artists
+  count artist ids (export-only plays have names only: not counted). Rebuilt in full from
+  `plays` (a table: one row per user-day).
 -#}
 {{ config(materialized='table') }}
 
@@ -33,8 +35,8 @@ daily as (
         user_id,
         played_date as play_date,
         count(*) as plays,
-        round(sum(duration_ms) / 60000.0, 2) as minutes,
-        count(distinct track_id) as distinct_tracks,
+        round(sum(coalesce(ms_played, duration_ms)) / 60000.0, 2) as minutes,
+        count(distinct play_key) as distinct_tracks,
         min(played_at) as first_played_at,
         max(played_at) as last_played_at
     from plays
