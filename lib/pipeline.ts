@@ -22,7 +22,6 @@ import {
 import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
 import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
-import { streamsFor } from "./streams/registry.ts";
 
 /** Options of {@link runPipeline}. */
 export interface PipelineOptions {
@@ -80,14 +79,7 @@ export async function runPipeline(
   if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
     throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
   }
-  const streams = streamsFor(schedule, options.streams ?? config.streams);
-  if (streams.length === 0) {
-    throw new ConfigError(
-      `No stream to run: the ${schedule} schedule runs ${
-        streamsFor(schedule, STREAM_NAMES).join(", ")
-      }, and PIPELINE_STREAMS/--streams selects ${(options.streams ?? config.streams).join(", ")}`,
-    );
-  }
+  const streams = options.streams ?? config.streams;
 
   // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
   const continuing = options.runId !== undefined || options.resume === true ||

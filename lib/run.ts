@@ -17,6 +17,7 @@ import {
   writeJsonAtomic,
 } from "./fs_atomic.ts";
 import { type Schedule, SCHEDULES, STREAM_NAMES, type StreamName } from "./streams/names.ts";
+import { streamsFor } from "./streams/registry.ts";
 
 /**
  * Names of the steps, in order: `import` reads a privacy export (the import schedule's first
@@ -337,6 +338,16 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     ? validateDate(options.date, "--date", now)
     : now.toISOString().slice(0, 10);
   const id = options.id === undefined ? newRunId(now) : validateRunId(options.id);
+  const schedule = options.schedule ?? "daily";
+  // the streams of the run's schedule (the daily run never carries the imported history)
+  const streams = streamsFor(schedule, options.streams ?? config.streams);
+  if (streams.length === 0) {
+    throw new ConfigError(
+      `No stream to run: the ${schedule} schedule runs ${
+        streamsFor(schedule, STREAM_NAMES).join(", ")
+      }, and PIPELINE_STREAMS/--streams selects ${(options.streams ?? config.streams).join(", ")}`,
+    );
+  }
   const dir = join(config.runsDir, id);
   try {
     await Deno.mkdir(dir, { recursive: true });
@@ -355,8 +366,8 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     created_at: stamp,
     updated_at: stamp,
     status: "running",
-    streams: STREAM_NAMES.filter((n) => (options.streams ?? config.streams).includes(n)),
-    schedule: options.schedule ?? "daily",
+    streams,
+    schedule,
     ...(options.import ? { import: options.import } : {}),
     steps: {},
     warnings: [],

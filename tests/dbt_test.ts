@@ -320,7 +320,7 @@ Deno.test("dbt build: latest load of a day wins, incremental runs touch only new
         await loadRaw(warehouse, LOAD_B);
         const { run, outcome } = await transform(config, "2026-11-24");
 
-        assert.equal(outcome.counts?.models, 11);
+        assert.equal(outcome.counts?.models, 12);
         assert.equal(outcome.counts?.tests_failed, 0);
         assert.ok(
           (outcome.counts?.tests_passed ?? 0) >= 50,
@@ -554,6 +554,7 @@ Deno.test("dbt parse for the snowflake target: profile renders from SNOWFLAKE_* 
       "inter_weekly_listening_audio_features",
       "plays",
       "stg_spotify__recently_played",
+      "stg_spotify__streaming_history",
       "stg_spotify__top_artists",
       "stg_spotify__top_tracks",
       "top_artists",
