@@ -6,7 +6,9 @@
  *
  * Actions: `enrich` (the CSV provider through the enrichment engine, with a cache folder),
  * `scan` (the catalog reader alone), `duckdb` (read_csv + join of the ids: the reference),
- * `parquet` (write N top-tracks rows), `noop` (a baseline process).
+ * `parquet` (write N top-tracks rows), `import` (`deno task import` of a folder, in a fresh data
+ * folder), `duckdb_json` (DuckDB `read_json` of the same files to Parquet: the reference),
+ * `noop` (a baseline process).
  * @module
  */
 
@@ -172,7 +174,64 @@ async function parquet(args: Args) {
   }
 }
 
+/** `deno task import <dir>` in this process (timed after the imports, like the other actions). */
+async function importHistory(args: Args) {
+  const dataDir = await Deno.makeTempDir({ prefix: "bench_import_" });
+  Deno.env.set("PIPELINE_DATA_DIR", dataDir);
+  Deno.env.set("PIPELINE_PROFILE", "local");
+  Deno.env.set("SPOTIFY_SOURCE", "sample");
+  Deno.env.set("FEATURES_PROVIDERS", "csv");
+  Deno.env.set("PIPELINE_LOG_LEVEL", "warn");
+  const { main } = await import("../scripts/import.ts");
+  const { loadConfig } = await import("../lib/config.ts");
+  const { openRun } = await import("../lib/run.ts");
+  try {
+    const started = performance.now();
+    const code = await main(["--user", "bench", String(args.dir)]);
+    const ms = performance.now() - started;
+    if (code !== 0) throw new Error(`import exited ${code}`);
+    const run = await openRun(loadConfig({ env: { PIPELINE_DATA_DIR: dataDir }, envFile: false }));
+    const steps = Object.fromEntries(
+      Object.entries(run.manifest.steps).map(([k, v]) => [k, v?.duration_ms]),
+    );
+    return {
+      ms,
+      rows: run.manifest.steps.load?.counts?.rows_loaded,
+      read: run.manifest.steps.import?.counts?.rows_read,
+      steps,
+    };
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+/** DuckDB's `read_json` of the same files to one Parquet file (zstd): the reference. */
+async function duckdbJson(args: Args) {
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const dir = await Deno.makeTempDir({ prefix: "bench_duckdb_json_" });
+  const db = await DuckDBInstance.create(":memory:");
+  const con = await db.connect();
+  try {
+    const out = join(dir, "history.parquet");
+    const started = performance.now();
+    await con.run(
+      `COPY (SELECT * FROM read_json('${
+        String(args.dir)
+      }/*.json', format = 'array')) TO '${out}' (FORMAT parquet, COMPRESSION zstd)`,
+    );
+    const ms = performance.now() - started;
+    const rows = (await con.runAndReadAll(`SELECT count(*)::INTEGER FROM '${out}'`)).getRowsJS();
+    return { ms, rows: Number(rows[0]?.[0]) };
+  } finally {
+    con.closeSync();
+    db.closeSync();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 const ACTIONS: Record<string, (args: Args) => Promise<Record<string, unknown>>> = {
+  import: importHistory,
+  duckdb_json: duckdbJson,
   enrich,
   scan,
   duckdb,

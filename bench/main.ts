@@ -12,11 +12,18 @@
  * 2 enrichment, catalog unchanged (index); 3 peak RSS during 1; 4 the pure-JS reader's
  * throughput and RSS; 5 start-up of `fetch --help` / `enrich --help` (vs a bare `deno run`) and
  * the heavy SDKs they must not load; 6 `deno task pipeline` on the sample data; 7 Parquet write
- * of 1M rows.
+ * of 1M rows; 8 the poll cycle; 9 `deno task import` of 1M streams of a generated privacy export
+ * (`bench/generate_history.ts`, ~12 MB files) to loaded rows, vs DuckDB's `read_json` of the same
+ * files to Parquet (runs at most twice: a run takes about a minute).
  * @example deno task bench --runs 5 --only 1,2,3
  * @module
  */
 
+import {
+  type GeneratedHistory,
+  generateHistory,
+  HISTORY_GENERATOR_VERSION,
+} from "./generate_history.ts";
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
@@ -588,6 +595,68 @@ async function main(args: string[]): Promise<number> {
         (median(big.subject.map((x) => Number(x.rss_before_kb))) / 1024).toFixed(0)
       } MB; writing adds ${median(big.subject.map(over)).toFixed(0)} MB ` +
         `(${over(small).toFixed(0)} MB for 100k rows)`,
+    });
+  }
+
+  // 9: importing 1M streams of a privacy export (extended format, ~12 MB files) to loaded rows,
+  // against DuckDB's read_json of the same files to Parquet, side by side in one run.
+  if (want("9")) {
+    log("Scenario 9: deno task import, 1M streams, vs DuckDB read_json → Parquet");
+    const historyDir = join(dir, `history_1m_v${HISTORY_GENERATOR_VERSION}`);
+    let generated: GeneratedHistory;
+    try {
+      generated = JSON.parse(await Deno.readTextFile(join(historyDir, "history.json")));
+    } catch {
+      log(`  generating 1M streams (seeded) in ${historyDir} ...`);
+      await Deno.remove(historyDir, { recursive: true }).catch(() => {});
+      generated = await generateHistory(join(historyDir, "export"), { streams: 1_000_000 });
+      await Deno.writeTextFile(join(historyDir, "history.json"), JSON.stringify(generated));
+    }
+    const subject: Sample[] = [];
+    const reference: Sample[] = [];
+    for (let i = 0; i < Math.min(runs, 2); i++) {
+      subject.push(await child("import", { dir: generated.dir }));
+      reference.push(await child("duckdb_json", { dir: generated.dir }));
+      log(
+        `  import ${subject.at(-1)!.ms.toFixed(0)} ms, DuckDB ${
+          reference.at(-1)!.ms.toFixed(0)
+        } ms`,
+      );
+    }
+    raw.import = { subject, reference, generated };
+    const s = stats(subject.map((x) => x.ms));
+    const ref = median(reference.map((x) => x.ms));
+    const rows = Number(subject[0]!.rows);
+    const steps = subject[0]!.steps as Record<string, number>;
+    results.push({
+      id: "9a",
+      name: `import 1M streams (${generated.files} files, ${
+        (generated.bytes / 1e6).toFixed(0)
+      } MB) to loaded rows`,
+      unit: "ms",
+      runs: subject.length,
+      ...s,
+      reference: { name: "DuckDB read_json → Parquet", median: ref },
+      ratio: s.median / ref,
+      target: "≤ 2× DuckDB",
+      met: s.median <= 2 * ref,
+      note: `${Math.round(rows / (s.median / 1000))} streams/s loaded (${rows} after ${
+        Number(subject[0]!.read) - rows
+      } duplicates); steps: import ${steps.import} ms, upload ${steps.upload} ms, load ${steps.load} ms`,
+    });
+    const rss = stats(subject.map((x) => x.hwm_kb / 1024));
+    results.push({
+      id: "9b",
+      name: "import 1M streams: peak RSS",
+      unit: "MB",
+      runs: subject.length,
+      ...rss,
+      reference: {
+        name: "DuckDB read_json → Parquet",
+        median: median(reference.map((x) => x.hwm_kb / 1024)),
+      },
+      target: "≤ 300 MB",
+      met: rss.median <= 300,
     });
   }
 

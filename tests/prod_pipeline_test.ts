@@ -7,6 +7,7 @@
  * model's row count unchanged.
  */
 
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
@@ -22,6 +23,7 @@ import {
   startMockSpotify,
   writeMockTokens,
 } from "./mock_spotify.ts";
+import { expectedStreams, HISTORY } from "./_history_expect.ts";
 import { startProdStandIns, TEST_AWS_ENV } from "./stand_ins.ts";
 
 const BUCKET = "spotify-prod-lake";
@@ -177,6 +179,38 @@ Deno.test({
       const load2 = await readJson<LoadReport>(`${run2}/load/report.json`);
       assert.deepEqual([load2.files_loaded, load2.files_skipped, load2.rows_loaded], [0, 2, 0]);
       assert.deepEqual(await counts(), after1);
+
+      // The privacy export, through S3 and COPY INTO: an endsong file (ids) and account data
+      // (names only); a re-import adds nothing; plays then holds the polls' 2 plus the export's.
+      const files = ["erickmay_endsong_1.json", "zoetrev_StreamingHistory_podcast_0.json"];
+      const paths = files.map((f) => join(HISTORY, f));
+      const imported = await task("import.ts", paths, env, dataDir);
+      assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+      const again = await task("import.ts", paths, env, dataDir);
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.match(again.stdout, /Import: 0 new streams/);
+      const transform = await task("transform.ts", [], env, dataDir);
+      assert.equal(transform.code, 0, transform.stderr + transform.stdout);
+      const session = await openSnowflakeSession(
+        config.warehouse as typeof config.warehouse & { kind: "snowflake" },
+        { log: new Logger({ level: "error", sink: () => {} }) },
+      );
+      try {
+        const byType = await session.execute(
+          "SELECT CONTENT_TYPE, COUNT(*) AS N FROM SPOTIFY.RAW.STREAMING_HISTORY WHERE USER_ID = 'mockuser' GROUP BY 1 ORDER BY 1",
+        );
+        const want = expectedStreams(files);
+        assert.deepEqual(
+          Object.fromEntries(byType.map((r) => [String(r.CONTENT_TYPE), Number(r.N)])),
+          Object.fromEntries(Object.entries(want).sort(([a], [b]) => a < b ? -1 : 1)),
+        );
+        const [plays] = await session.execute(
+          "SELECT COUNT(*) AS N, COUNT_IF(SOURCE = 'export') AS E FROM SPOTIFY.ANALYTICS.PLAYS",
+        );
+        assert.deepEqual([Number(plays!.N), Number(plays!.E)], [2 + want.track!, want.track]);
+      } finally {
+        await session.close();
+      }
     } finally {
       await mock.close();
     }

@@ -184,6 +184,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
             );
             assert.deepEqual(tables.map((r) => r.TABLE_NAME).sort(), [
               "RECENTLY_PLAYED",
+              "STREAMING_HISTORY",
               "TOP_ARTISTS",
               "TOP_TRACKS",
             ]);

@@ -251,6 +251,15 @@ function accountRow(
   };
 }
 
+const URI_PATTERNS = new Map<string, RegExp>();
+
+/** `spotify:<kind>:<id>`, compiled once per kind. */
+function uriPattern(kind: string): RegExp {
+  let re = URI_PATTERNS.get(kind);
+  if (!re) URI_PATTERNS.set(kind, re = new RegExp(`^spotify:${kind}:[0-9A-Za-z]{1,64}$`));
+  return re;
+}
+
 /** Reads the fields of one row, with errors naming the file, the row and the field. */
 class FieldReader {
   #raw: Record<string, unknown>;
@@ -291,7 +300,7 @@ class FieldReader {
     const v = this.text(field);
     if (v === null) return null;
     const kinds = alias ? [kind, alias] : [kind];
-    if (!kinds.some((k) => new RegExp(`^spotify:${k}:[0-9A-Za-z]{1,64}$`).test(v))) {
+    if (!kinds.some((k) => uriPattern(k).test(v))) {
       this.#fail(field, `a spotify:${kind}:<id> URI or null`);
     }
     return v;

@@ -97,9 +97,17 @@ export const STREAMING_HISTORY_COLUMNS: readonly ColumnSpec[] = [
   ...FEATURE_SPECS,
 ];
 
+const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** A timestamp as `Date.toISOString()` gives it (returned as it is when it already is). */
+function canonical(value: unknown): string {
+  const s = String(value);
+  return s.length === 24 && CANONICAL.test(s) ? s : new Date(s).toISOString();
+}
+
 /** The UTC month (`YYYY-MM`) of a timestamp. */
 export function monthOf(iso: string): string {
-  return new Date(iso).toISOString().slice(0, 7);
+  return canonical(iso).slice(0, 7);
 }
 
 /**
@@ -107,7 +115,7 @@ export function monthOf(iso: string): string {
  * for name-only rows the content type and names).
  */
 export function streamKeyOf(row: Row): string {
-  return `${new Date(String(row.ts)).toISOString()}\u0000${
+  return `${canonical(row.ts)}\u0000${
     row.uri ??
       `names:${row.content_type}:${row.artist_name ?? row.show_name ?? ""}:${
         row.track_name ?? row.episode_name ?? row.audiobook_chapter_title ?? ""
@@ -139,7 +147,7 @@ export const STREAMING_HISTORY: StreamDef = {
       const [user, month] = id.split("\n") as [string, string];
       const keys = list.map(streamKeyOf).sort();
       const digest = createHash("sha256").update(keys.join("\n")).digest("hex").slice(0, 12);
-      const times = list.map((r) => new Date(String(r.ts)).toISOString()).sort();
+      const times = list.map((r) => canonical(r.ts)).sort();
       return {
         key: `streaming_history/user_id=${user}/month=${month}/${compactStamp(times[0]!)}_${
           compactStamp(times.at(-1)!)

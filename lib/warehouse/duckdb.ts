@@ -103,7 +103,7 @@ export async function openDuckDbWarehouse(
   }
   let instance: DuckDBInstance;
   try {
-    instance = await DuckDBInstance.create(path);
+    instance = await DuckDBInstance.create(path, { memory_limit: "192MB" });
   } catch (error) {
     throw openError(path, error);
   }

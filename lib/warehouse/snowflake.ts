@@ -50,6 +50,17 @@ import {
   type Warehouse,
 } from "./warehouse.ts";
 
+/**
+ * An ISO 8601 UTC time as a SQL literal (the range of a statement; checked, so never more than a
+ * time).
+ */
+function isoLiteral(iso: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/.test(iso)) {
+    throw new RangeError(`"${iso}" is not an ISO 8601 UTC time`);
+  }
+  return `'${iso}'`;
+}
+
 /** The Snowflake settings from {@link WarehouseConfig}. */
 export type SnowflakeWarehouseConfig = Extract<WarehouseConfig, { kind: "snowflake" }>;
 
@@ -355,8 +366,10 @@ class SnowflakeWarehouse implements Warehouse {
       `SELECT DATE_PART(epoch_millisecond, TS) AS TS_MS, ${
         LOADED_KEY_COLUMNS.map((c) => c.toUpperCase()).join(", ")
       } FROM ${qualified(this.#config, rawTableName(def))}
-       WHERE USER_ID = ? AND TS >= ?::TIMESTAMP_TZ AND TS < ?::TIMESTAMP_TZ`,
-      [userId, from, to],
+       WHERE USER_ID = ? AND TS >= ${isoLiteral(from)}::TIMESTAMP_TZ AND TS < ${
+        isoLiteral(to)
+      }::TIMESTAMP_TZ`,
+      [userId],
     );
     return rows.map((r) => {
       const out: Record<string, unknown> = { ts_ms: Number(r.TS_MS) };
