@@ -10,8 +10,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
+import type { Manifest } from "../lib/run.ts";
 import { expectedStreams, HISTORY, type Raw } from "./_history_expect.ts";
-import { runTask } from "./_spotify_test_util.ts";
+import { runTask, taskCommand } from "./_spotify_test_util.ts";
 
 const FILES = [...Deno.readDirSync(HISTORY)].filter((e) => e.name.endsWith(".json"))
   .map((e) => e.name).sort();
@@ -329,4 +330,77 @@ Deno.test("plays: a play the polls and the export both saw is one play (real row
     "SELECT count(*)::INTEGER AS n FROM main.plays WHERE source = 'both' AND played_at IN (SELECT played_at FROM raw.recently_played)",
   );
   assert.deepEqual(api, [{ n: page.items.length }]);
+});
+
+Deno.test("import: SIGKILL during the import step, then during upload/load: --resume finishes with every stream once", async () => {
+  await using e = await setup();
+  const runs = join(e.env.PIPELINE_DATA_DIR!, "runs");
+  /** Starts an import and SIGKILLs it once `when` holds for its run folder; true if it did. */
+  const killWhen = async (
+    args: string[],
+    when: (manifest: Manifest, dir: string) => Promise<boolean>,
+  ): Promise<boolean> => {
+    const child = taskCommand("import.ts", args, e.env, e.dir).spawn();
+    let killed = false;
+    const status = child.status;
+    let done = false;
+    status.then(() => (done = true));
+    while (!done) {
+      const ids = await Array.fromAsync(Deno.readDir(runs)).catch(() => []);
+      for (const id of ids) {
+        const dir = join(runs, id.name);
+        const manifest = await Deno.readTextFile(join(dir, "manifest.json")).then(JSON.parse)
+          .catch(() => undefined);
+        if (manifest && await when(manifest, dir)) {
+          try {
+            child.kill("SIGKILL");
+            killed = true;
+          } catch { /* exited meanwhile */ }
+        }
+      }
+      if (killed) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const s = await status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    return killed && s.signal === "SIGKILL";
+  };
+  const want = sorted(expectedStreams(FILES));
+
+  const inImport = await killWhen(
+    ["--user", "u1", HISTORY],
+    async (m, dir) =>
+      m.steps?.import?.status === "running" &&
+      await Deno.stat(join(dir, "import", ".spill")).then(() => true, () => false),
+  );
+  assert.ok(inImport, "killed during the import step");
+  assert.deepEqual(await e.table(), {});
+  const resumed = await e.import("--resume");
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(sorted(await e.table()), want);
+
+  // a second user's import, killed once its Parquet files are written (upload or load running)
+  const late = await killWhen(["--user", "u2", HISTORY], (m) =>
+    Promise.resolve(
+      m.import?.user_id === "u2" && m.steps?.import?.status === "succeeded" &&
+        (m.steps?.upload?.status === "running" || m.steps?.load?.status === "running"),
+    ));
+  const again = await e.import("--resume");
+  if (late) assert.equal(again.code, 0, again.stderr);
+  const per = await query(
+    e.warehouse,
+    "SELECT user_id, content_type, count(*)::INTEGER AS n FROM raw.streaming_history GROUP BY ALL ORDER BY ALL",
+  );
+  for (const user of ["u1", "u2"]) {
+    assert.deepEqual(
+      sorted(
+        Object.fromEntries(
+          per.filter((r) => r.user_id === user).map((r) => [String(r.content_type), Number(r.n)]),
+        ),
+      ),
+      want,
+      user,
+    );
+  }
 });
