@@ -155,7 +155,7 @@ function coverageSummary(coverage: CoverageReport): Record<string, unknown> {
 }
 
 /** Saves the features cache; a cache that cannot be written is a warning, never a failure. */
-async function saveCache(cache: FeaturesCache, log: Logger): Promise<void> {
+export async function saveCache(cache: FeaturesCache, log: Logger): Promise<void> {
   try {
     await cache.save();
   } catch (error) {

@@ -32,7 +32,7 @@ import type { Row } from "../streams/stream.ts";
 import { monthOf, STREAMING_HISTORY, streamKeyOf } from "../streams/streaming_history.ts";
 import { openWarehouse } from "../warehouse/open.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
-import { providersFromConfig } from "./enrich.ts";
+import { providersFromConfig, saveCache } from "./enrich.ts";
 import { formatBytes } from "./_format.ts";
 
 /** One history file's outcome, in the step's summary. */
@@ -316,11 +316,7 @@ async function featuresOf(
     position: () => "imported",
   });
   cache.record(result.decided, result.complete);
-  try {
-    await cache.save();
-  } catch (error) {
-    log.warn(`Cannot save the features cache ${cache.path}: ${(error as Error).message}`);
-  }
+  await saveCache(cache, log);
   for (const row of result.rows) {
     const r = row as unknown as Row;
     out.set(row.track_id, Object.fromEntries(FEATURE_SPEC_NAMES.map((n) => [n, r[n] ?? null])));
