@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
-import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
+import { ConfigError, EXIT_CODES_HELP, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink, printable } from "./log.ts";
 import { acquireRunLock } from "./lock.ts";
 import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
@@ -258,7 +258,7 @@ export function helpText(spec: TaskSpec): string {
     "Examples:",
     ...spec.examples.map((e) => `  ${e}`),
     "",
-    "Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 Spotify/source, 4 storage/load, 5 dbt, 6 already running",
+    EXIT_CODES_HELP,
   ].join("\n");
 }
 

@@ -22,7 +22,13 @@ export const ExitCode = {
   dbt: 5,
   /** Another run holds the lock. */
   locked: 6,
+  /** The run was asked to stop (SIGINT/SIGTERM, or its server shutting down): 128 + SIGINT. */
+  cancelled: 130,
 } as const;
+
+/** One line that lists the exit codes (every task's and the CLI's `--help`). */
+export const EXIT_CODES_HELP =
+  "Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 Spotify/source, 4 storage/load, 5 dbt, 6 already running, 130 cancelled";
 
 /** Name of an exit code kind. */
 export type ExitKind = keyof typeof ExitCode;
@@ -93,6 +99,19 @@ export class LockedError extends PipelineError {
   constructor(runId: string, message: string) {
     super("locked", message);
     this.runId = runId;
+  }
+}
+
+/**
+ * The run was asked to stop before it finished (a signal, its server shutting down): not a
+ * failure of its input or of a service; `--resume` continues it.
+ */
+export class CancelledError extends PipelineError {
+  override name = "CancelledError";
+  constructor(message = "Run cancelled before it finished", options?: { hint?: string }) {
+    super("cancelled", message, {
+      hint: options?.hint ?? "Continue it with `--resume` (the steps that finished are kept).",
+    });
   }
 }
 

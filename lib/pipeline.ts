@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import type { Config } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { CancelledError, ConfigError } from "./errors.ts";
 import { acquireRunLock, type RunLock } from "./lock.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -164,7 +164,13 @@ async function runSteps(
       runLog.warn(`${step}: ${stale}; redoing ${step} and the steps after it`, { step });
     }
     if (!run.plannedSteps.includes(step)) continue;
-    if (options.signal?.aborted) throw new ConfigError("Run cancelled");
+    if (options.signal?.aborted) {
+      // stopped on purpose, between steps: the finished steps stand, --resume continues
+      run.manifest.status = "partial";
+      run.warn(`cancelled before ${step}`);
+      await run.save();
+      throw new CancelledError(`Run ${run.id} cancelled before ${step}`);
+    }
     if (options.resume) await removeTempFiles(run.path(step));
     await runStep(step, {
       config,

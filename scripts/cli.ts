@@ -7,6 +7,7 @@
  * @module
  */
 import denoJson from "../deno.json" with { type: "json" };
+import { EXIT_CODES_HELP } from "../lib/errors.ts";
 
 /** Name shown in help (the compiled binary's name). */
 const PROGRAM = "spotify-pipeline";
@@ -81,7 +82,7 @@ export function usage(): string {
     "",
     "Settings come from the environment and .env in the current folder (see README, Settings).",
     "",
-    "Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 Spotify/source, 4 storage/load, 5 dbt, 6 already running",
+    EXIT_CODES_HELP,
   ].join("\n");
 }
 

@@ -16,7 +16,7 @@
  */
 
 import type { Config } from "../config.ts";
-import { ConfigError } from "../errors.ts";
+import { CancelledError, ConfigError } from "../errors.ts";
 import { FeaturesCache, featuresCachePath } from "../features/cache.ts";
 import { coverageCounts, enrichRows, type TrackRef } from "../features/enrich.ts";
 import { nameKeys } from "../features/normalize.ts";
@@ -69,7 +69,7 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
     let nameOnly = 0;
     try {
       for (const file of listing.files) {
-        if (signal?.aborted) throw new ConfigError("Run cancelled");
+        if (signal?.aborted) throw new CancelledError();
         let read;
         try {
           read = parseHistoryFile(await file.text(), {
@@ -140,7 +140,7 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
       const { writeParquetFile } = await import("../parquet/writer.ts");
       let loaded: { year: string; keys: Set<string> } | undefined;
       for (const [month] of months) {
-        if (signal?.aborted) throw new ConfigError("Run cancelled");
+        if (signal?.aborted) throw new CancelledError();
         const year = month.slice(0, 4);
         if (loaded?.year !== year) {
           const from = `${year}-01-01T00:00:00.000Z`;
