@@ -6,6 +6,7 @@
 
 import { dirname, join } from "node:path";
 import { StorageError } from "./errors.ts";
+import { sha256Hex } from "./sha256.ts";
 
 /** Options of {@link writeFileAtomic}. */
 export interface WriteAtomicOptions {
@@ -111,10 +112,7 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
 }
 
 /** Hex SHA-256 of bytes. */
-export async function sha256Hex(data: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
+export { sha256Hex };
 
 function basename(path: string): string {
   const i = path.lastIndexOf("/");

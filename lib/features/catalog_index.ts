@@ -29,8 +29,8 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { createHash } from "node:crypto";
 import { writeChunksAtomic, writeFileAtomic } from "../fs_atomic.ts";
+import { sha256HexSync } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import type { AudioFeatures } from "../types.ts";
 import { CatalogMatcher, type NameQuery, numericFields, readFeatures } from "./_catalog_rows.ts";
@@ -112,7 +112,7 @@ export async function lookupCatalog(
 ): Promise<CatalogLookup> {
   const { cacheDir, log } = options;
   const absolute = isAbsolute(path) ? path : resolve(path);
-  const indexPath = join(cacheDir, `catalog-${sha256Hex(absolute).slice(0, 16)}.idx`);
+  const indexPath = join(cacheDir, `catalog-${sha256HexSync(absolute).slice(0, 16)}.idx`);
   const identity = await identityOf(absolute);
   let note: string | undefined;
   if (identity) {
@@ -169,10 +169,6 @@ export async function lookupCatalog(
     log?.debug(`Could not write the catalog index ${indexPath}`, { error: reason });
     return { ...scan, cache: "scanned", cacheNote: reason };
   }
-}
-
-function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }
 
 async function identityOf(path: string): Promise<FileIdentity | null> {

@@ -17,6 +17,7 @@ import { ConfigError, exitCodeOf, LockedError, PipelineError } from "../errors.t
 import type { Logger } from "../log.ts";
 import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
 import { readAtMost } from "../http.ts";
+import { sha256Bytes } from "../sha256.ts";
 import { type BackendRun, fileBackend, type RunBackend, type TriggerField } from "./backend.ts";
 import type { PipelineFn, TriggerParams } from "./trigger.ts";
 
@@ -100,7 +101,7 @@ export class PipelineApp {
     const token = options.config.serve.triggerToken;
     if (token !== undefined) {
       this.#log.addSecret(token);
-      this.#expectedDigest = sha256(token);
+      this.#expectedDigest = sha256Bytes(token);
     }
     this.#routes = {
       "/healthz": {
@@ -219,7 +220,7 @@ export class PipelineApp {
       });
     }
     const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
-    const given = await sha256(m?.[1] ?? "");
+    const given = await sha256Bytes(m?.[1] ?? "");
     const expected = await this.#expectedDigest;
     if (!m || !constantTimeEqual(given, expected)) {
       throw new HttpProblem(401, "unauthorized", "Invalid bearer token", {
@@ -425,12 +426,6 @@ function json(
       ...headers,
     },
   });
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
-  );
 }
 
 /** Compares two digests of equal length without an early exit. */

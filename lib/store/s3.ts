@@ -17,7 +17,7 @@
 import type * as S3 from "@aws-sdk/client-s3";
 import type { StoreConfig } from "../config.ts";
 import { StorageError } from "../errors.ts";
-import { sha256Hex } from "../fs_atomic.ts";
+import { sha256Bytes, sha256Hex } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import {
   type ObjectInfo,
@@ -472,10 +472,6 @@ function toBase64(bytes: Uint8Array): string {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(binary);
-}
-
-async function sha256Bytes(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
 
 async function sha256Base64(data: Uint8Array): Promise<string> {

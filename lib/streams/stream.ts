@@ -6,8 +6,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { Config } from "../config.ts";
+import { sha256HexSync } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
 import type { ColumnSpec } from "./columns.ts";
@@ -100,7 +100,7 @@ export interface StreamDef {
 export function keySafeUser(userId: string): string {
   if (/^[A-Za-z0-9_.-]{1,64}$/.test(userId) && userId !== "." && userId !== "..") return userId;
   // stable and key-safe; the id itself is in every row
-  return `u${createHash("sha256").update(userId).digest("hex").slice(0, 16)}`;
+  return `u${sha256HexSync(userId).slice(0, 16)}`;
 }
 
 /** `YYYY-MM-DD` check for partition values. */

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../sha256.ts";
 import { FEATURE_SPECS, USER_ID } from "./_shared_columns.ts";
 import type { ColumnSpec } from "./columns.ts";
 import { compactStamp } from "./recently_played.ts";
@@ -146,7 +146,7 @@ export const STREAMING_HISTORY: StreamDef = {
     return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, list]) => {
       const [user, month] = id.split("\n") as [string, string];
       const keys = list.map(streamKeyOf).sort();
-      const digest = createHash("sha256").update(keys.join("\n")).digest("hex").slice(0, 12);
+      const digest = sha256HexSync(keys.join("\n")).slice(0, 12);
       const times = list.map((r) => canonical(r.ts)).sort();
       return {
         key: `streaming_history/user_id=${user}/month=${month}/${compactStamp(times[0]!)}_${
