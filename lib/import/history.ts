@@ -356,22 +356,36 @@ export function historyKey(row: HistoryRow): string {
 }
 
 /**
- * One row per {@link historyKey}: the one with the longest `ms_played` (the first of equals, so
- * the result does not depend on the order of equal rows' files).
+ * One row per key: the one with the longest `ms_played`; among equals the smallest as JSON, so the
+ * result does not depend on the order the rows (or their files) came in.
+ */
+export function longestPerKey<R extends { ms_played?: unknown }>(
+  rows: Iterable<R>,
+  keyOf: (row: R) => string,
+): Map<string, R> {
+  const best = new Map<string, R>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    const kept = best.get(key);
+    if (
+      !kept || (row.ms_played as number) > (kept.ms_played as number) ||
+      (row.ms_played === kept.ms_played && JSON.stringify(row) < JSON.stringify(kept))
+    ) {
+      best.set(key, row);
+    }
+  }
+  return best;
+}
+
+/**
+ * One row per {@link historyKey} ({@link longestPerKey}).
  * @returns the kept rows sorted by key, and how many were dropped
  */
-export function dedupeHistory(rows: Iterable<HistoryRow>): {
+export function dedupeHistory(rows: readonly HistoryRow[]): {
   rows: HistoryRow[];
   duplicates: number;
 } {
-  const best = new Map<string, HistoryRow>();
-  let seen = 0;
-  for (const row of rows) {
-    seen++;
-    const key = historyKey(row);
-    const kept = best.get(key);
-    if (!kept || row.ms_played > kept.ms_played) best.set(key, row);
-  }
+  const best = longestPerKey(rows, historyKey);
   const out = [...best].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
-  return { rows: out, duplicates: seen - out.length };
+  return { rows: out, duplicates: rows.length - out.length };
 }

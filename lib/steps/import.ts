@@ -21,7 +21,12 @@ import { FeaturesCache, featuresCachePath } from "../features/cache.ts";
 import { coverageCounts, enrichRows, type TrackRef } from "../features/enrich.ts";
 import { nameKeys } from "../features/normalize.ts";
 import { listExportFiles } from "../import/export_files.ts";
-import { type HistoryFormat, type HistoryRow, parseHistoryFile } from "../import/history.ts";
+import {
+  type HistoryFormat,
+  type HistoryRow,
+  longestPerKey,
+  parseHistoryFile,
+} from "../import/history.ts";
 import { MonthSpill } from "../import/month_spill.ts";
 import type { Logger } from "../log.ts";
 import type { Run } from "../run.ts";
@@ -66,7 +71,8 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
     const files: FileReport[] = [];
     const skipped = listing.skipped.map((s) => ({ ...s }));
     const byUri = new Map<string, { name: string; artist: string }>();
-    let nameOnly = 0;
+    /** Name-only tracks' (title, artist), by `nameOnlyKey`: matched once every file is read. */
+    const nameOnly = new Map<string, { name: string; artist: string }>();
     try {
       for (const file of listing.files) {
         if (signal?.aborted) throw new CancelledError();
@@ -90,7 +96,9 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
           if (r.track_id && r.track_name && r.artist_name && !byUri.has(r.track_id)) {
             byUri.set(r.track_id, { name: r.track_name, artist: r.artist_name });
           }
-          if (r.content_type === "track" && !r.track_id) nameOnly++;
+          if (r.content_type === "track" && !r.track_id && r.track_name && r.artist_name) {
+            nameOnly.set(nameOnlyKey(r), { name: r.track_name, artist: r.artist_name });
+          }
         }
         await spill.append(rows, (row) => monthOf(String(row.ts)));
         log.info(`Read ${read.counts.rows} streams from ${file.name} (${read.format})`, {
@@ -113,13 +121,25 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
 
     const warehouse = await openWarehouse(config, { log });
     try {
-      // 2. names → ids
-      const byName = nameOnly > 0 ? await nameIndex(warehouse, byUri) : new Map<string, string>();
-      // 3. features of every distinct track
-      const months = spill.months();
+      // 2. names → ids, once per distinct (title, artist)
+      const byName = new Map<string, string>();
+      if (nameOnly.size > 0) {
+        const index = await nameIndex(warehouse, byUri);
+        for (const [k, t] of nameOnly) {
+          const id = index.get(nameKeys(t.name, t.artist)?.full ?? "");
+          if (id) byName.set(k, id);
+        }
+      }
+      // 3. features of every distinct track: by URI, or matched by name
       const tracks = new Map<string, TrackRef>();
       for (const [id, t] of byUri) {
         tracks.set(id, { track_id: id, track_name: t.name, artist_names: [t.artist] });
+      }
+      for (const [k, id] of byName) {
+        const t = nameOnly.get(k)!;
+        if (!tracks.has(id)) {
+          tracks.set(id, { track_id: id, track_name: t.name, artist_names: [t.artist] });
+        }
       }
       const features = await featuresOf(config, [...tracks.values()], { log, signal });
 
@@ -139,7 +159,7 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
       };
       const { writeParquetFile } = await import("../parquet/writer.ts");
       let loaded: { year: string; keys: Set<string> } | undefined;
-      for (const [month] of months) {
+      for (const [month] of spill.months()) {
         if (signal?.aborted) throw new CancelledError();
         const year = month.slice(0, 4);
         if (loaded?.year !== year) {
@@ -155,8 +175,7 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
         counts.rows_read += rows.length;
         for (const row of rows) {
           if (row.content_type === "track" && row.track_id === null) {
-            const keys = nameKeys(String(row.track_name ?? ""), String(row.artist_name ?? ""));
-            const id = keys ? byName.get(keys.full) : undefined;
+            const id = byName.get(nameOnlyKey(row));
             if (id) {
               row.track_id = id;
               row.track_match = "name";
@@ -164,13 +183,13 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
             } else counts.name_unmatched++;
           }
         }
-        const unique = keepLongest(rows);
+        const unique = [...longestPerKey(rows, streamKeyOf).values()];
         counts.duplicates += rows.length - unique.length;
         const fresh = unique.filter((r) => !loaded!.keys.has(streamKeyOf(r)));
         counts.already_loaded += unique.length - fresh.length;
         if (fresh.length === 0) continue;
         for (const row of fresh) {
-          Object.assign(row, features.get(String(row.track_id)) ?? NO_FEATURES);
+          Object.assign(row, features.byTrack.get(String(row.track_id)) ?? NO_FEATURES);
         }
         for (
           const { key, rows: part } of stream.partition(fresh, { snapshotDate: run.snapshotDate })
@@ -249,23 +268,9 @@ function toRow(r: HistoryRow, runId: string): Row {
   };
 }
 
-/**
- * One row per stream key: the longest `ms_played`; among equals the smallest row (as JSON), so
- * the result does not depend on the order the files came in.
- */
-function keepLongest(rows: readonly Row[]): Row[] {
-  const best = new Map<string, Row>();
-  for (const row of rows) {
-    const key = streamKeyOf(row);
-    const kept = best.get(key);
-    if (
-      !kept || (row.ms_played as number) > (kept.ms_played as number) ||
-      (row.ms_played === kept.ms_played && JSON.stringify(row) < JSON.stringify(kept))
-    ) {
-      best.set(key, row);
-    }
-  }
-  return [...best.values()];
+/** A name-only track row's (title, artist), as the key of its name match. */
+function nameOnlyKey(row: { track_name?: unknown; artist_name?: unknown }): string {
+  return `${String(row.track_name ?? "")}\t${String(row.artist_name ?? "")}`;
 }
 
 /**
@@ -300,9 +305,9 @@ async function featuresOf(
   config: Config,
   tracks: TrackRef[],
   options: { log: Logger; signal?: AbortSignal },
-): Promise<Map<string, Row> & { coverage?: Record<string, number> }> {
-  const out: Map<string, Row> & { coverage?: Record<string, number> } = new Map();
-  if (tracks.length === 0) return out;
+): Promise<{ byTrack: Map<string, Row>; coverage?: Record<string, number> }> {
+  const byTrack = new Map<string, Row>();
+  if (tracks.length === 0) return { byTrack };
   const { log, signal } = options;
   const providers = await providersFromConfig(config, { log });
   const cache = config.features.cache
@@ -319,14 +324,15 @@ async function featuresOf(
   await saveCache(cache, log);
   for (const row of result.rows) {
     const r = row as unknown as Row;
-    out.set(row.track_id, Object.fromEntries(FEATURE_SPEC_NAMES.map((n) => [n, r[n] ?? null])));
+    byTrack.set(
+      row.track_id,
+      Object.fromEntries(FEATURE_SPEC_NAMES.map((n) => [n, r[n] ?? null])),
+    );
   }
-  const counts = coverageCounts(result.coverage);
-  out.coverage = { ...counts, tracks: tracks.length };
   log.info(`Audio features for ${result.coverage.matched} of ${tracks.length} imported tracks`, {
     cached: result.coverage.cached,
   });
-  return out;
+  return { byTrack, coverage: { ...coverageCounts(result.coverage), tracks: tracks.length } };
 }
 
 function summaryText(
