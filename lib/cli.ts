@@ -265,11 +265,6 @@ export function helpText(spec: TaskSpec): string {
 /** Parsed flags of a task. */
 export type Flags = Record<string, string | boolean | undefined>;
 
-/** Parses `args` against the task's flags; unknown flags are a {@link ConfigError}. */
-export function parseFlags(spec: TaskSpec, args: string[]): Flags {
-  return parseCommand(spec, args).flags;
-}
-
 /**
  * Parses `args` into the task's flags and (for a task that takes them) positional arguments;
  * unknown flags, and positionals for a task without, are a {@link ConfigError}.

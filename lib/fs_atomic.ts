@@ -6,7 +6,6 @@
 
 import { dirname, join } from "node:path";
 import { StorageError } from "./errors.ts";
-import { sha256Hex } from "./sha256.ts";
 
 /** Options of {@link writeFileAtomic}. */
 export interface WriteAtomicOptions {
@@ -110,9 +109,6 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   }
   return JSON.parse(text) as T;
 }
-
-/** Hex SHA-256 of bytes. */
-export { sha256Hex };
 
 function basename(path: string): string {
   const i = path.lastIndexOf("/");

@@ -12,10 +12,10 @@ import {
   NotARegularFileError,
   readRegularFile,
   readRegularTextFile,
-  sha256Hex,
   writeFileAtomic,
   writeJsonAtomic,
 } from "./fs_atomic.ts";
+import { sha256Hex } from "./sha256.ts";
 import { type Schedule, SCHEDULES, STREAM_NAMES, type StreamName } from "./streams/names.ts";
 import { streamsFor } from "./streams/registry.ts";
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../lib/config.ts";
 import { ConfigError, StorageError } from "../lib/errors.ts";
-import { sha256Hex } from "../lib/fs_atomic.ts";
+import { sha256Hex } from "../lib/sha256.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
 import { runStep } from "../lib/steps.ts";

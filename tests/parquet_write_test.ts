@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { loadConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { sha256Hex } from "../lib/fs_atomic.ts";
+import { sha256Hex } from "../lib/sha256.ts";
 import { Logger } from "../lib/log.ts";
 import { contentSha256 } from "../lib/parquet/rows.ts";
 import { TOP_TRACKS_COLUMNS, topTracksKey } from "../lib/parquet/schema.ts";

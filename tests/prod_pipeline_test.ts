@@ -182,7 +182,11 @@ Deno.test({
 
       // The privacy export, through S3 and COPY INTO: an endsong file (ids) and account data
       // (names only); a re-import adds nothing; plays then holds the polls' 2 plus the export's.
-      const files = ["erickmay_endsong_1.json", "zoetrev_StreamingHistory_podcast_0.json"];
+      const files = [
+        "erickmay_endsong_1.json",
+        "zoetrev_StreamingHistory_music_2.json",
+        "zoetrev_StreamingHistory_podcast_0.json",
+      ];
       const paths = files.map((f) => join(HISTORY, f));
       const imported = await task("import.ts", paths, env, dataDir);
       assert.equal(imported.code, 0, imported.stderr + imported.stdout);

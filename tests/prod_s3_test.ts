@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { loadConfig, type StoreConfig } from "../lib/config.ts";
 import { StorageError } from "../lib/errors.ts";
-import { sha256Hex } from "../lib/fs_atomic.ts";
+import { sha256Hex } from "../lib/sha256.ts";
 import { Logger, type LogRecord } from "../lib/log.ts";
 import { openS3Store } from "../lib/store/s3.ts";
 import {

@@ -9,7 +9,8 @@
 import { join, resolve } from "node:path";
 import type { DbtConfig } from "../config.ts";
 import { ConfigError, DbtError } from "../errors.ts";
-import { sha256Hex, writeFileAtomic } from "../fs_atomic.ts";
+import { writeFileAtomic } from "../fs_atomic.ts";
+import { sha256Hex } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import { runLines } from "./_process.ts";
 

@@ -4,10 +4,10 @@
  * @module
  */
 
-import type { Schedule } from "../streams/names.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
+import type { Schedule } from "../streams/names.ts";
 import { readRunLock } from "../lock.ts";
 import {
   listRunIds,
@@ -43,7 +43,7 @@ export interface RunSummary {
   created_at: string;
   updated_at: string;
   steps: Partial<Record<StepName, StepSummary>>;
-  /** The streams the run carries, and its schedule (`daily` or `poll`). */
+  /** The streams the run carries, and its schedule (`daily`, `poll` or `import`). */
   streams: string[];
   schedule: Schedule;
   /** Share of top tracks that got audio features (from the enrich step), when known. */

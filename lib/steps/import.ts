@@ -32,7 +32,7 @@ import type { Logger } from "../log.ts";
 import type { Run } from "../run.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import { FEATURE_SPEC_NAMES } from "../streams/_shared_columns.ts";
-import { columnsAt, type WriteOutput, type WrittenFile } from "../streams/handoff.ts";
+import { columnsAt, type WriteOutput, type WrittenFile, writtenFile } from "../streams/handoff.ts";
 import type { Row } from "../streams/stream.ts";
 import { monthOf, STREAMING_HISTORY, streamKeyOf } from "../streams/streaming_history.ts";
 import { openWarehouse } from "../warehouse/open.ts";
@@ -196,15 +196,7 @@ export async function importStep(ctx: StepContext): Promise<StepOutcome> {
         ) {
           const file = `import/${key}`;
           const result = await writeParquetFile(stream, run.path(file), part);
-          written.push({
-            stream: stream.name,
-            key,
-            file,
-            rows: result.rows,
-            bytes: result.bytes,
-            sha256: result.sha256,
-            content_sha256: result.contentSha256,
-          });
+          written.push(writtenFile(stream, key, file, result));
           counts.rows += result.rows;
           counts.bytes += result.bytes;
           counts.parquet_files++;

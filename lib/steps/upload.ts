@@ -7,7 +7,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
-import { sha256Hex } from "../fs_atomic.ts";
+import { sha256Hex } from "../sha256.ts";
 import { openObjectStore } from "../store/open.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import {

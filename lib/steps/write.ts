@@ -9,7 +9,12 @@
 import { ConfigError } from "../errors.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import { partitionCursor } from "../streams/cursor.ts";
-import { readStreamRows, type WriteOutput, type WrittenFile } from "../streams/handoff.ts";
+import {
+  readStreamRows,
+  type WriteOutput,
+  type WrittenFile,
+  writtenFile,
+} from "../streams/handoff.ts";
 import { streamDefs } from "../streams/registry.ts";
 import { formatBytes } from "./_format.ts";
 
@@ -59,15 +64,7 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
         }
         throw error;
       }
-      const written: WrittenFile = {
-        stream: stream.name,
-        key,
-        file,
-        rows: result.rows,
-        bytes: result.bytes,
-        sha256: result.sha256,
-        content_sha256: result.contentSha256,
-      };
+      const written = writtenFile(stream, key, file, result);
       const cursor = partitionCursor(stream, rows);
       if (cursor) written.cursor = cursor;
       files.push(written);

@@ -14,7 +14,8 @@
 import { join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { StorageError } from "../errors.ts";
-import { readJsonIfExists, sha256Hex, writeFileAtomic, writeJsonAtomic } from "../fs_atomic.ts";
+import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "../fs_atomic.ts";
+import { sha256Hex } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import {
   type ObjectInfo,

@@ -62,6 +62,24 @@ export interface WriteOutput {
   files: WrittenFile[];
 }
 
+/** The hand-off record of a Parquet file the writer just wrote (`file` relative to the run). */
+export function writtenFile(
+  stream: StreamDef,
+  key: string,
+  file: string,
+  result: { rows: number; bytes: number; sha256: string; contentSha256: string },
+): WrittenFile {
+  return {
+    stream: stream.name,
+    key,
+    file,
+    rows: result.rows,
+    bytes: result.bytes,
+    sha256: result.sha256,
+    content_sha256: result.contentSha256,
+  };
+}
+
 /** One uploaded file: the store's receipt plus the stream and cursor it carries. */
 export type UploadedFile = PutReceipt & { stream: StreamName; cursor?: FileCursor };
 

@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { WarehouseConfig } from "../config.ts";
 import { StorageError } from "../errors.ts";
-import { sha256Hex } from "../fs_atomic.ts";
+import { sha256Hex } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import { duckdbType, LOAD_METADATA_COLUMNS } from "../streams/columns.ts";
 import { STREAM_NAMES, STREAMS } from "../streams/registry.ts";
@@ -211,11 +211,9 @@ export class DuckDbWarehouse implements Warehouse {
   /** Every track with an id in the raw tables, with its title and primary artist. */
   async knownTracks(): Promise<KnownTrack[]> {
     if (this.#closed) throw new StorageError(`The DuckDB warehouse ${this.path} is closed`);
-    const reader = await this.#connection.runAndReadAll(knownTracksSql(
-      (stream) =>
-        stream.columns.some((c) => c.name === "artist_names") ? "artist_names[1]" : "artist_name",
-      rawTable,
-    ));
+    const reader = await this.#connection.runAndReadAll(
+      knownTracksSql({ first: (list) => `${list}[1]`, table: rawTable }),
+    );
     return reader.getRowObjectsJS() as unknown as KnownTrack[];
   }
 

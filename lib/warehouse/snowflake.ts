@@ -383,13 +383,10 @@ class SnowflakeWarehouse implements Warehouse {
     for (const def of Object.values(STREAMS)) {
       await this.#session.execute(createRawTableSql(this.#config, def));
     }
-    const rows = await this.#session.execute(knownTracksSql(
-      (s) =>
-        s.columns.some((c) => c.name === "artist_names")
-          ? "ARTIST_NAMES[0]::VARCHAR"
-          : "ARTIST_NAME",
-      (s) => qualified(this.#config, rawTableName(s)),
-    ));
+    const rows = await this.#session.execute(knownTracksSql({
+      first: (list) => `${list}[0]::VARCHAR`,
+      table: (s) => qualified(this.#config, rawTableName(s)),
+    }));
     return rows.map((r) => ({
       track_id: String(r.TRACK_ID),
       track_name: String(r.TRACK_NAME),

@@ -117,21 +117,25 @@ export const LOADED_KEY_COLUMNS = [
 ] as const;
 
 /**
- * The distinct (track_id, track_name, primary artist) of every raw table with tracks (for
- * streaming_history, the rows whose id came from the export's URI).
- * @param primaryArtist the SQL of a stream's primary artist
- * @param table the SQL of a stream's raw table
+ * The distinct (track_id, track_name, primary artist) of every raw table with tracks (the first
+ * of `artist_names`, or `artist_name`; for streaming_history, the rows whose id came from the
+ * export's URI).
+ * @param sql.first the SQL of a list column's first element (the dialects differ)
+ * @param sql.table the SQL of a stream's raw table
  */
-export function knownTracksSql(
-  primaryArtist: (stream: StreamDef) => string,
-  table: (stream: StreamDef) => string,
-): string {
+export function knownTracksSql(sql: {
+  first: (listColumn: string) => string;
+  table: (stream: StreamDef) => string;
+}): string {
+  const has = (s: StreamDef, name: string) => s.columns.some((c) => c.name === name);
   const parts = Object.values(STREAMS)
-    .filter((s) => ["track_id", "track_name"].every((n) => s.columns.some((c) => c.name === n)))
+    .filter((s) => has(s, "track_id") && has(s, "track_name"))
     .map((s) =>
-      `SELECT track_id, track_name, ${primaryArtist(s)} AS artist_name FROM ${table(s)}` +
+      `SELECT track_id, track_name, ${
+        has(s, "artist_names") ? sql.first("artist_names") : "artist_name"
+      } AS artist_name FROM ${sql.table(s)}` +
       ` WHERE track_id IS NOT NULL AND track_name IS NOT NULL` +
-      (s.columns.some((c) => c.name === "track_match") ? ` AND track_match = 'uri'` : "")
+      (has(s, "track_match") ? ` AND track_match = 'uri'` : "")
     );
   return `SELECT DISTINCT track_id, track_name, artist_name FROM (${
     parts.join(" UNION ALL ")
