@@ -17,6 +17,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { streamKeyOf } from "../streams/streaming_history.ts";
 
 /** Which export a file belongs to. */
 export type HistoryFormat = "extended" | "account";
@@ -348,11 +349,12 @@ class FieldReader {
 
 /** What identifies one stream: the user, its end time and what was played. */
 export function historyKey(row: HistoryRow): string {
-  const what = row.track_uri ?? row.episode_uri ?? row.audiobook_chapter_uri ?? row.audiobook_uri ??
-    `names:${row.content_type}:${row.artist_name ?? row.show_name ?? row.audiobook_title ?? ""}:${
-      row.track_name ?? row.episode_name ?? row.audiobook_chapter_title ?? ""
-    }`;
-  return `${row.user_id}\u0000${row.ts}\u0000${what}`;
+  return `${row.user_id}\u0000${streamKeyOf({ ...row, uri: playedUri(row) })}`;
+}
+
+/** The URI of what was played: the track, episode or audiobook chapter (null for names only). */
+export function playedUri(row: HistoryRow): string | null {
+  return row.track_uri ?? row.episode_uri ?? row.audiobook_chapter_uri ?? null;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   type HistoryRow,
   longestPerKey,
   parseHistoryFile,
+  playedUri,
 } from "../import/history.ts";
 import { MonthSpill } from "../import/month_spill.ts";
 import type { Logger } from "../log.ts";
@@ -235,7 +236,7 @@ function toRow(r: HistoryRow, runId: string): Row {
     ts: r.ts,
     ms_played: r.ms_played,
     content_type: r.content_type,
-    uri: r.track_uri ?? r.episode_uri ?? r.audiobook_chapter_uri ?? null,
+    uri: playedUri(r),
     track_id: r.track_id,
     track_match: r.track_id ? "uri" : null,
     track_name: r.track_name,

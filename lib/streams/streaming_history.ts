@@ -111,13 +111,14 @@ export function monthOf(iso: string): string {
 }
 
 /**
- * What identifies one stream within a user's history: its end and what was played (the URI, or
- * for name-only rows the content type and names).
+ * What identifies one stream within a user's history: its end and what was played (the URI — the
+ * audiobook's when there is no chapter — or for name-only rows the content type and names). dbt's
+ * `stream_key` (stg_spotify__streaming_history) is the same in SQL.
  */
 export function streamKeyOf(row: Row): string {
   return `${canonical(row.ts)}\u0000${
-    row.uri ??
-      `names:${row.content_type}:${row.artist_name ?? row.show_name ?? ""}:${
+    row.uri ?? row.audiobook_uri ??
+      `names:${row.content_type}:${row.artist_name ?? row.show_name ?? row.audiobook_title ?? ""}:${
         row.track_name ?? row.episode_name ?? row.audiobook_chapter_title ?? ""
       }`
   }`;

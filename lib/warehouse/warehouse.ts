@@ -83,11 +83,13 @@ export interface LoadedStreamKey {
   /** Milliseconds since 1970 (UTC). */
   ts_ms: number;
   uri: string | null;
+  audiobook_uri: string | null;
   content_type: string;
   track_name: string | null;
   artist_name: string | null;
   show_name: string | null;
   episode_name: string | null;
+  audiobook_title: string | null;
   audiobook_chapter_title: string | null;
 }
 
@@ -108,6 +110,8 @@ export interface Warehouse {
 /** The columns {@link Warehouse.loadedStreamKeys} reads, as SQL select items. */
 export const LOADED_KEY_COLUMNS = [
   "uri",
+  "audiobook_uri",
+  "audiobook_title",
   "content_type",
   "track_name",
   "artist_name",

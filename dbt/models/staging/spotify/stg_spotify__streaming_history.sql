@@ -23,8 +23,9 @@ renamed as (
         cast(uri as {{ dbt.type_string() }}) as uri,
         coalesce(
             cast(uri as {{ dbt.type_string() }}),
+            cast(audiobook_uri as {{ dbt.type_string() }}),
             'names:' || content_type || ':'
-                || coalesce(artist_name, show_name, '') || ':'
+                || coalesce(artist_name, show_name, audiobook_title, '') || ':'
                 || coalesce(track_name, episode_name, audiobook_chapter_title, '')
         ) as stream_key,
 
