@@ -195,9 +195,17 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
     ],
     examples: ["deno task transform", "deno task transform --full-refresh"],
   },
+  report: {
+    name: "report",
+    summary:
+      "Build the report from the dbt models: $PIPELINE_DATA_DIR/report/index.html, one self-contained page of charts (no network at view time). The daily pipeline's last step.",
+    flags: {},
+    env: [...CORE_ENV, "DBT_SCHEMA", "DUCKDB_PATH", ...SNOWFLAKE_ENV],
+    examples: ["deno task report", "PIPELINE_PROFILE=prod deno task report"],
+  },
   pipeline: {
     name: "pipeline",
-    summary: "Run fetch → enrich → write → upload → load → transform in one process.",
+    summary: "Run fetch → enrich → write → upload → load → transform → report in one process.",
     flags: {
       date: DATE_FLAG,
       run: { type: "string", value: "<id>", description: "continue this run instead of a new one" },

@@ -240,5 +240,14 @@ export function formatSummary(run: Run, config: Config): string {
   if (config.warehouse.kind === "duckdb") lines.push("", `Warehouse: ${config.warehouse.path}`);
   if (m.warnings.length) lines.push("", "Warnings:", ...m.warnings.map((w) => `  - ${w}`));
   lines.push(`Run folder: ${run.dir}`);
+  const report = m.steps.report;
+  if (report?.status === "succeeded" && typeof report.summary?.path === "string") {
+    const c = report.counts ?? {};
+    lines.push(
+      `Report: ${report.summary.path} (${c.charts ?? 0} charts${
+        c.charts_empty ? `, ${c.charts_empty} waiting for data` : ""
+      })`,
+    );
+  }
   return lines.join("\n");
 }

@@ -31,6 +31,7 @@ export const STEP_NAMES = [
   "upload",
   "load",
   "transform",
+  "report",
 ] as const;
 /** A pipeline step. */
 export type StepName = typeof STEP_NAMES[number];
@@ -40,7 +41,7 @@ export type StepName = typeof STEP_NAMES[number];
  * import its own first step, then upload and load (`deno task transform` builds the models).
  */
 export const SCHEDULE_STEPS: Readonly<Record<Schedule, readonly StepName[]>> = {
-  daily: ["fetch", "enrich", "write", "upload", "load", "transform"],
+  daily: ["fetch", "enrich", "write", "upload", "load", "transform", "report"],
   poll: ["fetch", "enrich", "write", "upload", "load"],
   import: ["import", "upload", "load"],
 };

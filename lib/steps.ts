@@ -40,6 +40,7 @@ const LOADERS: Record<StepName, () => Promise<StepFn>> = {
   upload: async () => (await import("./steps/upload.ts")).uploadStep,
   load: async () => (await import("./steps/load.ts")).loadStep,
   transform: async () => (await import("./steps/transform.ts")).transformStep,
+  report: async () => (await import("./steps/report.ts")).reportStep,
 };
 
 /**

@@ -47,6 +47,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
     summary: "run dbt build (models and tests)",
     load: async () => (await import("./transform.ts")).main,
   },
+  report: {
+    summary: "build the report (charts from the dbt models) at $PIPELINE_DATA_DIR/report/",
+    load: async () => (await import("./report.ts")).main,
+  },
   pipeline: {
     summary: "run every step in order (--resume, --from, --to, --run)",
     load: async () => (await import("./pipeline.ts")).main,
@@ -69,7 +73,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Main> }> =
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return [
-    `${PROGRAM} ${VERSION} — collect Spotify listening (top tracks, plays, top artists): fetch → enrich → write → upload → load → transform`,
+    `${PROGRAM} ${VERSION} — collect Spotify listening (top tracks, plays, top artists): fetch → enrich → write → upload → load → transform → report`,
     "",
     `Usage: ${PROGRAM} <command> [flags]      (from a checkout: deno task cli <command> [flags])`,
     "",

@@ -99,6 +99,11 @@ export function kvBackend(config: Config, options: KvBackendOptions): RunBackend
       return (await kv.get<DeployRunSummary>([...RUNS_PREFIX, validateRunId(id)])).value ??
         undefined;
     },
+    report: () =>
+      Promise.resolve({
+        missing:
+          "Deploy keeps no report (no dbt here, and its disk is per instance): run `deno task report` where dbt runs",
+      }),
     async readiness() {
       const checks: Record<string, ReadyCheck> = {
         config: { ok: true, detail: "profile prod, valid at start-up" },
@@ -136,6 +141,7 @@ export function misconfiguredBackend(problem: ConfigError): RunBackend {
     start: fail,
     list: fail,
     get: fail,
+    report: fail,
     readiness: () =>
       Promise.resolve({
         checks: { config: { ok: false, detail: problem.message } },

@@ -5,6 +5,7 @@
  *   409 with the running id when a run is in progress. Optional JSON body
  *   `{"date": "YYYY-MM-DD", "to": "<step>", "full_refresh": true}`.
  * - `GET /runs` (recent runs), `GET /runs/:id`, `GET /healthz` (no auth), `GET /readyz`.
+ * - `GET /report`: the report page (`deno task report`), with the same auth as `/runs`.
  *
  * With a trigger token configured, every endpoint but `/healthz` needs `Authorization: Bearer
  * <token>` (compared in constant time), else 401. Bodies are bounded (413), JSON only (415),
@@ -112,6 +113,7 @@ export class PipelineApp {
       "/run-top-tracks": { methods: { POST: (req, url) => this.#trigger(req, url) } },
       "/runs": { methods: { GET: (_req, url) => this.#listRuns(url) } },
       "/runs/:id": { methods: { GET: (_req, _url, id) => this.#getRun(id!) } },
+      "/report": { methods: { GET: () => this.#report() } },
     };
   }
 
@@ -300,6 +302,23 @@ export class PipelineApp {
     }
     if (!run) throw new HttpProblem(404, "not_found", `No run ${id}`);
     return this.#json(200, { run });
+  }
+
+  async #report(): Promise<Response> {
+    const report = await this.#backend.report();
+    if ("missing" in report) throw new HttpProblem(404, "no_report", report.missing);
+    return new Response(report.html, {
+      status: 200,
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        // the page needs nothing from anywhere: its own CSS and SVG only
+        "content-security-policy":
+          "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+      },
+    });
   }
 
   async #readyz(): Promise<Response> {

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { PipelineError } from "../errors.ts";
 import { readRunLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
+import { reportPath } from "../report/build.ts";
 import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
 import { getRun, listRuns } from "./runs.ts";
 import { type PipelineFn, startRun, type TriggerParams } from "./trigger.ts";
@@ -42,6 +43,8 @@ export interface RunBackend {
   get(id: string): Promise<unknown | undefined>;
   /** What `/readyz` reports, and the running run's id. */
   readiness(): Promise<{ checks: Record<string, ReadyCheck>; running: string | null }>;
+  /** The report page (`GET /report`), or why there is none. */
+  report(): Promise<{ html: string } | { missing: string }>;
 }
 
 /** Options of {@link fileBackend}. */
@@ -64,6 +67,18 @@ export function fileBackend(config: Config, options: FileBackendOptions): RunBac
     },
     list: (limit) => listRuns(config, { limit }),
     get: (id) => getRun(config, id),
+    async report() {
+      const path = reportPath(config);
+      try {
+        return { html: await Deno.readTextFile(path) };
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        return {
+          missing:
+            `No report yet at ${path}: it is built by the daily run's last step, or \`deno task report\``,
+        };
+      }
+    },
     async readiness() {
       const checks: Record<string, ReadyCheck> = {
         config: { ok: true, detail: `profile ${config.profile}, valid at start-up` },
