@@ -8,7 +8,7 @@
  * `scan` (the catalog reader alone), `duckdb` (read_csv + join of the ids: the reference),
  * `parquet` (write N top-tracks rows), `import` (`deno task import` of a folder, in a fresh data
  * folder), `duckdb_json` (DuckDB `read_json` of the same files to Parquet: the reference),
- * `noop` (a baseline process).
+ * `report` (the report on a generated warehouse), `noop` (a baseline process).
  * @module
  */
 
@@ -229,7 +229,29 @@ async function duckdbJson(args: Args) {
   }
 }
 
+/** The report (`buildReport` + publish) on a given warehouse, timed after the imports. */
+async function report(args: Args) {
+  const dataDir = await Deno.makeTempDir({ prefix: "bench_report_" });
+  const { loadConfig } = await import("../lib/config.ts");
+  const { buildReport, publishReport, reportPath } = await import("../lib/report/build.ts");
+  try {
+    const config = loadConfig({
+      env: { PIPELINE_DATA_DIR: dataDir, DUCKDB_PATH: String(args.warehouse) },
+      envFile: false,
+    });
+    const log = new Logger({ level: "warn", sink: () => {} });
+    const started = performance.now();
+    const built = await buildReport(config, { log });
+    await publishReport(reportPath(config), built.html);
+    const ms = performance.now() - started;
+    return { ms, bytes: built.html.length, charts: built.charts_drawn, empty: built.charts_empty };
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
 const ACTIONS: Record<string, (args: Args) => Promise<Record<string, unknown>>> = {
+  report,
   import: importHistory,
   duckdb_json: duckdbJson,
   enrich,

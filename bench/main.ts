@@ -14,7 +14,8 @@
  * the heavy SDKs they must not load; 6 `deno task pipeline` on the sample data; 7 Parquet write
  * of 1M rows; 8 the poll cycle; 9 `deno task import` of 1M streams of a generated privacy export
  * (`bench/generate_history.ts`, ~12 MB files) to loaded rows, vs DuckDB's `read_json` of the same
- * files to Parquet (runs at most twice: a run takes about a minute).
+ * files to Parquet (runs at most twice: a run takes about a minute); 10 `deno task report` on a
+ * generated warehouse of a year of daily snapshots and 100k plays (`bench/generate_report.ts`).
  * @example deno task bench --runs 5 --only 1,2,3
  * @module
  */
@@ -29,6 +30,7 @@ import { join, resolve } from "node:path";
 import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
 import { type Manifest, openRun } from "../lib/run.ts";
 import { generateCatalog, GENERATOR_VERSION } from "./generate.ts";
+import { generateReportWarehouse, REPORT_GENERATOR_VERSION } from "./generate_report.ts";
 
 const ROOT = PROJECT_ROOT;
 const CHILD = join(ROOT, "bench", "_child.ts");
@@ -88,15 +90,17 @@ async function latestManifest(dataDir: string): Promise<Manifest> {
     .manifest;
 }
 
-/** A run's step durations (ms): every step but transform, and transform. */
-function stepDurations(manifest: Manifest): { steps: number; transform: number } {
+/** A run's step durations (ms): every step but transform and report, transform, report. */
+function stepDurations(manifest: Manifest): { steps: number; transform: number; report: number } {
   let steps = 0;
   let transform = 0;
+  let report = 0;
   for (const [name, step] of Object.entries(manifest.steps)) {
     if (name === "transform") transform = step.duration_ms ?? 0;
+    else if (name === "report") report = step.duration_ms ?? 0;
     else steps += step.duration_ms ?? 0;
   }
-  return { steps, transform };
+  return { steps, transform, report };
 }
 
 async function timed(args: string[], env: Record<string, string> = {}): Promise<number> {
@@ -462,7 +466,7 @@ async function main(args: string[]): Promise<number> {
     const pipelineDir = await Deno.makeTempDir({ prefix: "bench_pipeline_" });
     const command = [...await taskArgs("pipeline")];
     let day = 0;
-    const samples: { steps: number; transform: number; wall: number }[] = [];
+    const samples: { steps: number; transform: number; report: number; wall: number }[] = [];
     const once = async () => {
       const date = new Date(Date.UTC(2026, 0, 1 + day++)).toISOString().slice(0, 10);
       const wall = await timed([...command, "--date", date], {
@@ -483,7 +487,7 @@ async function main(args: string[]): Promise<number> {
     const s = stats(samples.map((x) => x.steps));
     results.push({
       id: "6a",
-      name: "pipeline, sample data: every step but transform",
+      name: "pipeline, sample data: every step but transform and report",
       unit: "ms",
       runs: samples.length,
       ...s,
@@ -501,6 +505,16 @@ async function main(args: string[]): Promise<number> {
       runs: samples.length,
       ...t,
       target: "reported",
+      met: null,
+    });
+    const r = stats(samples.map((x) => x.report));
+    results.push({
+      id: "6c",
+      name: "pipeline, sample data: report",
+      unit: "ms",
+      runs: samples.length,
+      ...r,
+      target: "reported (scenario 10 has the target)",
       met: null,
     });
   }
@@ -657,6 +671,37 @@ async function main(args: string[]): Promise<number> {
       },
       target: "≤ 300 MB",
       met: rss.median <= 300,
+    });
+  }
+
+  // 10: the report for a year of daily snapshots and 100k plays (a generated warehouse).
+  if (want("10")) {
+    log("Scenario 10: deno task report, a year of snapshots and 100k plays");
+    const warehouse = join(dir, `report_v${REPORT_GENERATOR_VERSION}`, "warehouse.duckdb");
+    try {
+      await Deno.stat(warehouse);
+    } catch {
+      log(`  generating the models in ${warehouse} ...`);
+      await Deno.mkdir(join(warehouse, ".."), { recursive: true });
+      await generateReportWarehouse(`${warehouse}.tmp`);
+      await Deno.rename(`${warehouse}.tmp`, warehouse);
+    }
+    await child("report", { warehouse }); // warm-up
+    const samples: Sample[] = [];
+    for (let i = 0; i < runs; i++) samples.push(await child("report", { warehouse }));
+    raw.report = samples;
+    const s = stats(samples.map((x) => x.ms));
+    results.push({
+      id: "10a",
+      name: "report: 365 days × 3 ranges × 50 snapshots, 100k plays",
+      unit: "ms",
+      runs: samples.length,
+      ...s,
+      target: "≤ 2000 ms (start-up excluded)",
+      met: s.median <= 2000,
+      note: `${samples[0]!.charts} charts, ${
+        (Number(samples[0]!.bytes) / 1024).toFixed(0)
+      } KiB page; peak RSS ${(median(samples.map((x) => x.hwm_kb)) / 1024).toFixed(0)} MB`,
     });
   }
 

@@ -1,5 +1,7 @@
 /** Run the test suite: make sure the project's venv has dbt and the test stand-ins (moto,
- * fakesnow) from `dbt/requirements.txt` + `tests/requirements.txt`, then `deno test -A tests/`.
+ * fakesnow) from `dbt/requirements.txt` + `tests/requirements.txt`, and that headless Chromium
+ * is there for the browser test (Debian's package, installed when missing), then
+ * `deno test -A tests/`.
  * Extra arguments go to `deno test` (a filter, or test files instead of `tests/`). Ends with one
  * line `N passed, N failed`; the exit code is non-zero when anything failed.
  * @example deno task test
@@ -10,6 +12,7 @@ import { join } from "node:path";
 import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
 import { ensureVenv } from "../lib/dbt/venv.ts";
 import { Logger } from "../lib/log.ts";
+import { chromiumBinary } from "../tests/_chromium.ts";
 
 /** `deno test` flags that take a separate value (so that value is not a test path). */
 const VALUE_FLAGS = new Set([
@@ -81,6 +84,12 @@ export async function main(args: string[]): Promise<number> {
     log.error(`Cannot prepare the Python venv for the tests: ${(error as Error).message}`);
     return finish(0, 1, 1);
   }
+  try {
+    await ensureChromium(log);
+  } catch (error) {
+    log.error(`Cannot prepare Chromium for the browser tests: ${(error as Error).message}`);
+    return finish(0, 1, 1);
+  }
 
   const child = new Deno.Command(Deno.execPath(), {
     args: testArgs(args),
@@ -105,6 +114,61 @@ export async function main(args: string[]): Promise<number> {
   }
   const failed = status.code !== 0 && counts.failed === 0 ? 1 : counts.failed;
   return finish(counts.passed, failed, failed > 0 ? (status.code || 1) : 0);
+}
+
+async function runs(command: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure headless Chromium is there for the browser tests (like the venv for dbt): when it
+ * is not, installs Debian's `chromium` package with apt-get (as root), else says how to get it.
+ */
+export async function ensureChromium(log: Logger): Promise<void> {
+  const bin = chromiumBinary();
+  if (await runs(bin, ["--version"])) return;
+  const root = Deno.uid?.() === 0;
+  if (!root || !(await runs("apt-get", ["--version"]))) {
+    throw new Error(
+      `"${bin}" is not on PATH: install Debian's chromium package (sudo apt-get install chromium) or set CHROMIUM_BIN to a Chromium or Chrome binary`,
+    );
+  }
+  log.info("Installing Chromium (Debian's chromium package) for the browser tests");
+  for (
+    const args of [["update", "-qq"], [
+      "install",
+      "-y",
+      "-qq",
+      "--no-install-recommends",
+      "chromium",
+    ]]
+  ) {
+    const { success, stderr } = await new Deno.Command("apt-get", {
+      args,
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!success) {
+      throw new Error(
+        `apt-get ${args.join(" ")} failed: ${new TextDecoder().decode(stderr).trim().slice(-500)}`,
+      );
+    }
+  }
+  if (!(await runs(bin, ["--version"]))) {
+    throw new Error(`"${bin}" still does not run after apt-get install chromium`);
+  }
 }
 
 async function writeAll(out: typeof Deno.stdout, bytes: Uint8Array): Promise<void> {

@@ -82,6 +82,9 @@ Deno.test({
       const run1 = await latestRun(dataDir);
       const manifest1 = await readJson<Manifest>(`${run1}/manifest.json`);
       assert.equal(manifest1.status, "succeeded");
+      // the daily run ends with the report, read from the Snowflake models
+      assert.equal(manifest1.steps.report?.status, "succeeded");
+      assert.match(first.stdout, /\nReport: .*report\/index\.html \(\d+ charts/);
       const uploaded1 = await readJson<UploadOutput>(`${run1}/upload/receipt.json`);
       assert.deepEqual(uploaded1.files.map((f) => [f.stream, f.uri, f.skipped]), [
         [
@@ -195,6 +198,35 @@ Deno.test({
       assert.match(again.stdout, /Import: 0 new streams/);
       const transform = await task("transform.ts", [], env, dataDir);
       assert.equal(transform.code, 0, transform.stderr + transform.stdout);
+
+      // The report from the Snowflake models: the first day's top tracks (one snapshot: the rank
+      // chart waits for a second), the polls' and the export's plays, the top artists' genres
+      const report = await task("report.ts", [], env, dataDir);
+      assert.equal(report.code, 0, report.stderr + report.stdout);
+      assert.match(
+        report.stdout,
+        /Report: .*report\/index\.html \(1 user\(s\), 6 charts, 1 waiting/,
+      );
+      const html = await Deno.readTextFile(join(dataDir, "report", "index.html"));
+      assert.match(html, /from SPOTIFY\.ANALYTICS/);
+      const marks = Object.fromEntries(
+        [...html.matchAll(/data-chart="(\w+)" data-marks="(\d+)"/g)].map((
+          m,
+        ) => [m[1], Number(m[2])]),
+      );
+      assert.equal(marks.rank_movement, 0);
+      assert.equal(marks.listening_heatmap, 168);
+      for (
+        const id of [
+          "weekly_features",
+          "feature_coverage",
+          "daily_minutes",
+          "top_artists",
+          "top_genres",
+        ]
+      ) {
+        assert.ok(marks[id]! > 0, `${id}: ${JSON.stringify(marks)}`);
+      }
       const session = await openSnowflakeSession(
         config.warehouse as typeof config.warehouse & { kind: "snowflake" },
         { log: new Logger({ level: "error", sink: () => {} }) },

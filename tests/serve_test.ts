@@ -117,7 +117,15 @@ Deno.test("POST /run-top-tracks answers 202 with the run id; the run completes a
   const run = await waitForRun(server.url, body.run_id);
   const steps = run.steps as Record<string, { status: string; counts?: Record<string, number> }>;
   assertEquals(run.status, "succeeded", JSON.stringify(run, null, 2));
-  assertEquals(Object.keys(steps), ["fetch", "enrich", "write", "upload", "load", "transform"]);
+  assertEquals(Object.keys(steps), [
+    "fetch",
+    "enrich",
+    "write",
+    "upload",
+    "load",
+    "transform",
+    "report",
+  ]);
   for (const step of Object.values(steps)) assertEquals(step.status, "succeeded");
   assertEquals(steps.fetch?.counts?.top_tracks_rows, 21);
   assertEquals(run.streams, ["top_tracks", "recently_played", "top_artists"]);

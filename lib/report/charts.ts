@@ -87,6 +87,10 @@ export async function renderCharts(user: UserReport): Promise<Chart[]> {
 
 type Draw = (options: Parameters<PlotModule["plot"]>[0]) => string;
 
+/** Whole-day ticks over a few days (else Plot's own, which may fall between days). */
+const dayTicks = (days: number) => days <= 14 ? { ticks: "day" as const } : {};
+/** A tick per Monday over a few weeks. */
+const weekTicks = (weeks: number) => weeks <= 12 ? { ticks: "monday" as const } : {};
 const utc = (date: string) => new Date(`${date.slice(0, 10)}T00:00:00Z`);
 const fixed = (n: number | null, digits = 2) => n === null ? "—" : n.toFixed(digits);
 const pct = (n: number) => `${Math.round(n * 100)}%`;
@@ -145,7 +149,7 @@ function weeklyFeatures(Plot: PlotModule, draw: Draw, user: UserReport): Chart {
   const svg = draw({
     height: 120 + 150 * ranges.length,
     marginRight: 90,
-    x: { type: "utc", label: "ISO week (Monday, UTC)", ticks: Math.min(8, weekList.length) },
+    x: { type: "utc", label: "ISO week (Monday, UTC)", ...weekTicks(weekList.length) },
     y: { domain: [0, 1], label: "Mean (0–1)", grid: true },
     fy: { domain: ranges, label: "Time range" },
     color: { legend: true, domain: [...UNIT_FEATURES], scheme: "tableau10" },
@@ -187,10 +191,15 @@ function rankMovementChart(Plot: PlotModule, draw: Draw, user: UserReport): Char
       marks: 0,
     };
   }
+  // the table: the tracks in the top on the window's first or last day (the others are drawn)
+  const ends = tracks.filter((t) => t.first !== null || t.last !== null);
+  const between = tracks.length - ends.length;
   const table: ChartTable = {
-    caption: `Rank on ${dates[0]} and on ${dates.at(-1)} (— : not in the top ${RANK_TOP})`,
+    caption: `Rank on ${dates[0]} and on ${dates.at(-1)} (— : not in the top ${RANK_TOP})${
+      between ? `; ${between} more track(s) were in it in between (drawn)` : ""
+    }`,
     columns: ["Track", `Rank ${dates[0]}`, `Rank ${dates.at(-1)}`, "Change"],
-    rows: tracks.map((t) => [
+    rows: ends.map((t) => [
       t.label,
       t.first ?? "—",
       t.last ?? "—",
@@ -216,13 +225,13 @@ function rankMovementChart(Plot: PlotModule, draw: Draw, user: UserReport): Char
     };
   }
   const labelOf = new Map(tracks.map((t) => [t.track_id, t.label]));
-  const lastPoint = new Map<string, (typeof points)[number]>();
-  for (const p of points) lastPoint.set(p.track_id, p);
+  // labels on the latest day's top only (a line that ends earlier is a track that left)
+  const latest = points.filter((p) => p.snapshot_date === dates.at(-1));
   const short = (s: string) => s.length > 34 ? `${s.slice(0, 33)}…` : s;
   const svg = draw({
     height: 360,
     marginRight: 230,
-    x: { type: "utc", label: "Snapshot date (UTC)" },
+    x: { type: "utc", label: "Snapshot date (UTC)", ...dayTicks(dates.length) },
     y: {
       domain: Array.from({ length: RANK_TOP }, (_, i) => i + 1),
       type: "point",
@@ -238,7 +247,7 @@ function rankMovementChart(Plot: PlotModule, draw: Draw, user: UserReport): Char
         strokeWidth: 2,
       }),
       Plot.dot(points, { x: (p) => utc(p.snapshot_date), y: "rank", fill: "track_id", r: 3 }),
-      Plot.text([...lastPoint.values()], {
+      Plot.text(latest, {
         x: (p) => utc(p.snapshot_date),
         y: "rank",
         text: (p) => short(labelOf.get(p.track_id) ?? p.track_id),
@@ -275,9 +284,10 @@ function featureCoverage(Plot: PlotModule, draw: Draw, user: UserReport): Chart 
     };
   }
   const ranges = rangesIn(user.weeks.map((w) => w.time_range));
+  const weeks = [...new Set(user.weeks.map((w) => w.week_start))];
   const svg = draw({
     height: 260,
-    x: { type: "utc", label: "ISO week (Monday, UTC)" },
+    x: { type: "utc", label: "ISO week (Monday, UTC)", ...weekTicks(weeks.length) },
     y: { domain: [0, 100], label: "Top tracks with features (%)", grid: true },
     color: { legend: true, domain: ranges, scheme: "set2" },
     marks: [
@@ -296,7 +306,6 @@ function featureCoverage(Plot: PlotModule, draw: Draw, user: UserReport): Chart 
       }),
     ],
   });
-  const weeks = [...new Set(user.weeks.map((w) => w.week_start))];
   return {
     id,
     title,
@@ -333,7 +342,7 @@ function dailyMinutes(Plot: PlotModule, draw: Draw, user: UserReport): Chart {
   const total = days.reduce((n, d) => n + d.minutes, 0);
   const svg = draw({
     height: 240,
-    x: { type: "utc", label: "Day (UTC)" },
+    x: { type: "utc", label: "Day (UTC)", ...dayTicks(days.length) },
     y: { label: "Minutes listened", grid: true },
     marks: [
       Plot.rectY(days, {

@@ -184,7 +184,7 @@ async function absorbed(s: Suite, c: AbsorbedCase): Promise<ChildResult> {
   return r;
 }
 
-const STEPS: StepName[] = ["fetch", "enrich", "write", "upload", "load", "transform"];
+const STEPS: StepName[] = ["fetch", "enrich", "write", "upload", "load", "transform", "report"];
 const TOP_TRACKS = "/v1/me/top/tracks";
 
 Deno.test({
