@@ -112,6 +112,20 @@ for (const entry of ["scripts/fetch.ts", "scripts/enrich.ts"]) {
   });
 }
 
+// The report's charting library and DOM load only when a report is drawn: not at the start of
+// any task (serve answers /report from the file), nor of the report task before it draws.
+const CHARTS: readonly RegExp[] = [/@observablehq[+/]plot/, /linkedom/];
+
+for (
+  const entry of ["scripts/cli.ts", "scripts/serve.ts", "scripts/pipeline.ts", "scripts/report.ts"]
+) {
+  Deno.test(`${entry}: no static import path reaches the charting library (Plot, linkedom)`, async () => {
+    const graph = await staticGraph(entry);
+    assert.ok(graph.some((m) => m.endsWith(`/${entry}`)), "the graph was read");
+    assert.deepEqual(graph.filter((m) => CHARTS.some((re) => re.test(m))), []);
+  });
+}
+
 Deno.test("the run-time probe does see the SDKs when they are imported (control)", async () => {
   const { scripts, code } = await compiledScripts([
     "eval",
