@@ -15,6 +15,7 @@ import * as nodeUtil from "node:util";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCron } from "./cron_expr.ts";
+import { type ColumnMap, parseColumnMap } from "./features/column_map.ts";
 import { ConfigError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 import { STREAM_NAMES, type StreamName } from "./streams/names.ts";
@@ -77,6 +78,8 @@ export interface HttpConfig {
 export interface FeaturesConfig {
   providers: FeaturesProvider[];
   csvPaths: string[];
+  /** `AUDIO_FEATURES_CSV_COLUMNS`: the catalogs' columns the reader does not recognise itself. */
+  csvColumns: ColumnMap;
   reccobeatsUrl: string;
   /** Folder for the parsed-catalog cache and the features cache. */
   cacheDir: string;
@@ -255,6 +258,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "AUDIO_FEATURES_CSV",
     description: "audio-features CSV catalog(s), comma-separated",
     default: "data/audio_features_sample.csv",
+  },
+  {
+    name: "AUDIO_FEATURES_CSV_COLUMNS",
+    description:
+      "column map for the catalog(s): `name=Column[:scale]`, comma-separated (names: track_id, track_name, artists and each feature; scales: unit, percent, note, mode), e.g. `tempo=Beats Per Minute (BPM),energy=Energy:percent`",
+    default: "(none: the header decides)",
   },
   {
     name: "FEATURES_CACHE",
@@ -460,6 +469,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     csvPaths: csvRaw
       ? csvRaw.split(",").map((s) => s.trim()).filter(Boolean).map((s) => resolve(s))
       : [join(PROJECT_ROOT, "data", "audio_features_sample.csv")],
+    csvColumns: p.columnMap("AUDIO_FEATURES_CSV_COLUMNS"),
     reccobeatsUrl: p.url("RECCOBEATS_API_URL", "https://api.reccobeats.com"),
     cacheDir: join(dataDir, "cache"),
     cache: p.oneOf("FEATURES_CACHE", ["on", "off"] as const, "on") === "on",
@@ -770,6 +780,14 @@ class Parser {
       return fallback;
     }
     return n;
+  }
+
+  columnMap(name: string): ColumnMap {
+    const v = this.str(name);
+    if (v === undefined) return {};
+    const { map, problems } = parseColumnMap(v);
+    for (const problem of problems) this.problem(`${name}: ${problem}`);
+    return map;
   }
 
   bool(name: string, fallback: boolean): boolean {

@@ -310,10 +310,19 @@ Deno.test("scanCatalog() names the file, the columns needed and the columns foun
     assert.ok(error instanceof ConfigError, String(error));
     assert.ok(error.message.includes(path), error.message);
     assert.match(error.message, /missing an id column \(track_id, id, uri\)/);
-    assert.match(error.message, /missing .*\bkey, loudness, mode\b/);
-    assert.match(error.message, /needed: an id column or title\+artists, and danceability, energy/);
+    assert.match(error.message, /needed: an id column or title\+artists, and at least one feature/);
     assert.match(error.message, /found: song, singer, danceability, energy\)/);
   });
+  // Ids but no feature at all: refused too, naming the features looked for.
+  await withTempCsv(
+    "track_id,track_name,popularity\n2IVsRhKrx8hlQBOWy4qebo,x,50\n",
+    async (path) => {
+      const error = await scanCatalog(path).then(() => undefined, (e) => e);
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(error.message, /missing any audio-feature column \(danceability, energy, key, /);
+      assert.match(error.message, /found: track_id, track_name, popularity\)/);
+    },
+  );
   // Title + artists without an id column is enough (name matching only).
   await withTempCsv(
     "name,artist_name," + HEADER.split(",").slice(7, 19).join(",") + "\n" +

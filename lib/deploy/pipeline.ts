@@ -393,7 +393,10 @@ function providerSlots(config: Config, client: SpotifyClient): ProviderSlot[] {
         http: config.http,
       });
     }
-    return createCsvProvider({ paths: config.features.csvPaths });
+    return createCsvProvider({
+      paths: config.features.csvPaths,
+      columnMap: config.features.csvColumns,
+    });
   });
 }
 

@@ -19,6 +19,12 @@ import {
   type RecordView,
 } from "./_csv_records.ts";
 import { fingerprint, FingerprintSet } from "./_id_set.ts";
+import {
+  type ColumnMap,
+  type ColumnRole,
+  type FeatureScale,
+  UNIT_INTERVAL_FEATURES,
+} from "./column_map.ts";
 import { artistKey, joinKey, titleKeys } from "./normalize.ts";
 import {
   type CatalogStats,
@@ -29,29 +35,52 @@ import {
   type NameMatchDetail,
 } from "./provider.ts";
 
-/** Header names accepted for each role, most specific first (compared after {@link headerKey}). */
+/**
+ * Header names accepted for each role, most specific first (compared after {@link headerKey}).
+ * `song_id` comes last: where a file has it beside a Spotify id column it is the file's own key.
+ */
 export const COLUMN_ALIASES = {
-  id: ["track_id", "id", "uri", "track_uri", "spotify_id", "spotify_track_id", "trackid"],
+  id: [
+    "track_id",
+    "id",
+    "uri",
+    "track_uri",
+    "spotify_id",
+    "spotify_track_id",
+    "trackid",
+    "song_id",
+  ],
   title: ["track_name", "name", "title", "song", "song_name", "track_title", "track"],
   artists: [
     "artists",
     "artist_name",
     "artists_names",
     "artist_names",
+    "artists_name",
     "track_artist",
     "track_artists",
     "artist",
+    "performer",
   ],
 } as const;
 
-/** Features a catalog must have (time_signature is optional: TidyTuesday has none). */
-export const REQUIRED_FEATURES: readonly FeatureName[] = FEATURE_COLUMNS.filter((c) =>
-  c !== "time_signature"
-);
+/**
+ * Header names of each feature (after {@link headerKey}); a 0–1 feature's name followed by `_%`
+ * or `%` (`danceability_%`) is that feature in percent.
+ */
+export const FEATURE_ALIASES: Readonly<Record<FeatureName, readonly string[]>> = {
+  ...Object.fromEntries(FEATURE_COLUMNS.map((f) => [f, [f]])) as Record<FeatureName, string[]>,
+  tempo: ["tempo", "bpm", "beats_per_minute"],
+  loudness: ["loudness", "loudness_db"],
+};
 
-/** Canonical form of a header cell: trimmed, lower case, spaces and dashes as `_`. */
+/**
+ * Canonical form of a header cell: trimmed, lower case, spaces, dashes and dots as `_` (R's
+ * `Track.Name`), `(s)` as `s` (`artist(s)_name`), no repeated, leading or trailing `_`.
+ */
 export function headerKey(cell: string): string {
-  return cell.replace(/^\uFEFF/, "").trim().toLowerCase().replace(/[\s-]+/g, "_");
+  return cell.replace(/^\uFEFF/, "").trim().toLowerCase().replace(/\(s\)/g, "s")
+    .replace(/[\s.-]+/g, "_").replace(/_+/g, "_").replace(/^_|_$/g, "");
 }
 
 /** Which cell holds what, by index (-1 = absent). */
@@ -59,14 +88,47 @@ export interface CatalogColumns {
   id: number;
   title: number;
   artists: number;
-  /** Cell of each of `FEATURE_COLUMNS`, in order. */
+  /** Cell of each of `FEATURE_COLUMNS`, in order (-1: the catalog does not provide it). */
   features: number[];
+  /**
+   * The scale of each feature as the header or the column map says it (`danceability_%`,
+   * `energy=Energy:percent`); null: not said (the values decide, see `_catalog_layout.ts`).
+   */
+  scales: (FeatureScale | null)[];
   /** Fewest cells a row needs to reach every column used. */
   minCells: number;
 }
 
-/** Finds the columns in a header row (ConfigError naming what is missing). */
-export function resolveColumns(header: string[], file: string): CatalogColumns {
+/** A header cell as it can be shown in one bounded line. */
+function shownCell(h: string): string {
+  const t = h.trim();
+  if (t === "") return "(blank)";
+  // deno-lint-ignore no-control-regex
+  const safe = t.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return safe.length > 60 ? `${safe.slice(0, 60)}…` : safe;
+}
+
+/**
+ * The header's cells, bounded whatever it holds (line breaks, control bytes, a million
+ * columns): control characters escaped, long cells cut, at most 40 cells listed.
+ */
+export function shownHeader(header: readonly string[]): string {
+  return (header.slice(0, 40).map(shownCell).join(", ") +
+    (header.length > 40 ? `, … (${header.length} columns in all)` : "")) || "no columns";
+}
+
+/**
+ * Finds the columns in a header row: the column map's first (`AUDIO_FEATURES_CSV_COLUMNS`),
+ * then the known names. A catalog needs an id column or both title and artists, and at least
+ * one feature; the others stay null for the tracks it matches.
+ * @throws ConfigError naming the file, what is missing and the columns found; or a mapped
+ *   column the file does not have.
+ */
+export function resolveColumns(
+  header: string[],
+  file: string,
+  columnMap: ColumnMap = {},
+): CatalogColumns {
   const keys = header.map(headerKey);
   const find = (names: readonly string[]) => {
     for (const name of names) {
@@ -75,39 +137,98 @@ export function resolveColumns(header: string[], file: string): CatalogColumns {
     }
     return -1;
   };
-  const id = find(COLUMN_ALIASES.id);
-  const title = find(COLUMN_ALIASES.title);
-  const artists = find(COLUMN_ALIASES.artists);
-  const features = FEATURE_COLUMNS.map((name) => keys.indexOf(name));
-  const missing: string[] = REQUIRED_FEATURES.filter((name) => !keys.includes(name));
+  const mapped = (role: ColumnRole): number | undefined => {
+    const entry = columnMap[role];
+    if (!entry) return undefined;
+    let i = header.findIndex((h) => h.replace(/^\uFEFF/, "").trim() === entry.column);
+    if (i < 0) i = keys.indexOf(headerKey(entry.column));
+    if (i < 0) {
+      throw new ConfigError(
+        `AUDIO_FEATURES_CSV_COLUMNS maps ${role} to the column "${entry.column}", which "${file}" does not have (found: ${
+          shownHeader(header)
+        })`,
+        { hint: "Name the column as the file's header spells it." },
+      );
+    }
+    return i;
+  };
+  const id = mapped("track_id") ?? find(COLUMN_ALIASES.id);
+  const title = mapped("track_name") ?? find(COLUMN_ALIASES.title);
+  const artists = mapped("artists") ?? find(COLUMN_ALIASES.artists);
+  const features: number[] = [];
+  const scales: (FeatureScale | null)[] = [];
+  for (const name of FEATURE_COLUMNS) {
+    const byMap = mapped(name);
+    if (byMap !== undefined) {
+      features.push(byMap);
+      scales.push(columnMap[name]!.scale ?? null);
+      continue;
+    }
+    let at = find(FEATURE_ALIASES[name]);
+    let scale: FeatureScale | null = null;
+    if (at < 0 && UNIT_INTERVAL_FEATURES.includes(name)) {
+      at = find(FEATURE_ALIASES[name].flatMap((a) => [`${a}_%`, `${a}%`]));
+      if (at >= 0) scale = "percent";
+    }
+    features.push(at);
+    scales.push(scale);
+  }
+  const missing: string[] = [];
   if (id < 0 && (title < 0 || artists < 0)) {
-    missing.unshift(
+    missing.push(
       `an id column (${COLUMN_ALIASES.id.slice(0, 3).join(", ")}) or both a title column (${
         COLUMN_ALIASES.title.slice(0, 2).join(", ")
       }) and an artists column (${COLUMN_ALIASES.artists.slice(0, 3).join(", ")})`,
     );
   }
+  if (features.every((i) => i < 0)) {
+    missing.push(`any audio-feature column (${FEATURE_COLUMNS.join(", ")})`);
+  }
   if (missing.length) {
-    // one line and bounded, whatever the header holds (line breaks, control bytes, a million
-    // columns): control characters escaped, long cells cut, at most 40 cells listed
-    const cell = (h: string) => {
-      const t = h.trim();
-      if (t === "") return "(blank)";
-      // deno-lint-ignore no-control-regex
-      const safe = t.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
-      return safe.length > 60 ? `${safe.slice(0, 60)}…` : safe;
-    };
-    const found = header.slice(0, 40).map(cell).join(", ") +
-      (header.length > 40 ? `, … (${header.length} columns in all)` : "");
+    // one cell holding `a;b;c`: another separator than the comma
+    const sep = header.length === 1 ? /[;\t|]/.exec(header[0]!)?.[0] : undefined;
+    const named = sep === "\t" ? "tabs" : `"${sep}"`;
     throw new ConfigError(
-      `Cannot read audio features from "${file}": missing ${missing.join(", ")} ` +
-        `(needed: an id column or title+artists, and ${REQUIRED_FEATURES.join(", ")}; ` +
-        `found: ${found || "no columns"})`,
-      { hint: "Point AUDIO_FEATURES_CSV at an audio-features CSV (see README, enrich)." },
+      `Cannot read audio features from "${file}": ${
+        sep
+          ? `its columns are separated by ${named}, not commas`
+          : `missing ${missing.join(", and ")}`
+      } (needed: an id column or title+artists, and at least one feature; ` +
+        `found: ${shownHeader(header)})`,
+      {
+        hint: sep
+          ? "Save it as comma-separated CSV (in a spreadsheet: CSV, comma delimited) and point AUDIO_FEATURES_CSV at that copy."
+          : "Point AUDIO_FEATURES_CSV at an audio-features CSV, or name its columns in AUDIO_FEATURES_CSV_COLUMNS (see README, enrich).",
+      },
     );
   }
   const used = [id, title, artists, ...features].filter((i) => i >= 0);
-  return { id, title, artists, features, minCells: Math.max(...used) + 1 };
+  return { id, title, artists, features, scales, minCells: Math.max(...used) + 1 };
+}
+
+/** Cells that mean "no value" in the files people have (R's `NA`, pandas' `NaN`, SQL's NULL). */
+const MISSING_CELLS = new Set(["NA", "N/A", "NaN", "nan", "null", "NULL", "None"]);
+
+const NOTE_RE = /^([A-Ga-g])\s*([#♯b♭]?)$/;
+const NOTE_PITCH: Record<string, number> = { c: 0, d: 2, e: 4, f: 5, g: 7, a: 9, b: 11 };
+
+/** The pitch class of a note name (`C` 0 … `B` 11; `C#`/`Db` 1), or undefined. */
+export function pitchClass(text: string): number | undefined {
+  const m = NOTE_RE.exec(text.trim());
+  if (!m) return undefined;
+  const shift = m[2] === "#" || m[2] === "♯" ? 1 : m[2] === "b" || m[2] === "♭" ? -1 : 0;
+  return (NOTE_PITCH[m[1]!.toLowerCase()]! + shift + 12) % 12;
+}
+
+/** `Major` → 1, `Minor` → 0 (any case), else undefined. */
+export function modeValue(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  return t === "major" ? 1 : t === "minor" ? 0 : undefined;
+}
+
+/** Whether a cell is empty or one of the usual "no value" markers. */
+export function isMissingCell(text: string): boolean {
+  return text === "" || MISSING_CELLS.has(text);
 }
 
 const PY_ITEM_RE = /'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g;
@@ -159,7 +280,7 @@ export interface NameQuery {
   track_id?: string;
 }
 
-/** What a scan looks for. */
+/** What a scan looks for, and how the catalog's columns are read. */
 export interface MatchOptions {
   /** Track ids wanted. */
   ids?: Iterable<string>;
@@ -167,6 +288,13 @@ export interface MatchOptions {
   names?: Iterable<NameQuery>;
   /** Rejected-row examples kept in the stats (default 5). */
   maxExamples?: number;
+  /** `AUDIO_FEATURES_CSV_COLUMNS`. */
+  columnMap?: ColumnMap;
+  /**
+   * The scale of each feature (by `FEATURE_COLUMNS` index) where the header does not say it,
+   * as the values decided (`inferScales`); absent: `unit`.
+   */
+  scales?: readonly FeatureScale[];
 }
 
 const ARTIST_MEMO_LIMIT = 50_000;
@@ -215,12 +343,24 @@ export class CatalogMatcher {
   /** The first rejected rows, `[line, reason]`. */
   readonly examples: [number, string][] = [];
   readonly maxExamples: number;
+  /** How each feature's cells are read (set with the header). */
+  scales: FeatureScale[] = FEATURE_COLUMNS.map(() => "unit");
+  /** Each feature's divisor (100 for a percentage, else 1). */
+  readonly divisors = new Float64Array(FEATURE_COLUMNS.length).fill(1);
+  /** 1 for a feature read from text only (note names, Major/Minor). */
+  readonly textOnly = new Uint8Array(FEATURE_COLUMNS.length);
+  readonly columnMap: ColumnMap;
+  readonly inferredScales: readonly FeatureScale[] | undefined;
   readonly #seen = new FingerprintSet(1 << 14);
   readonly #artistMemo = new Map<string, string>();
   readonly #plainBase = new Set<string>();
+  /** Name keys two rows with different values share (a names-only catalog): never matched. */
+  readonly #ambiguous = new Set<string>();
 
   constructor(path: string, options: MatchOptions = {}) {
     this.path = path;
+    this.columnMap = options.columnMap ?? {};
+    this.inferredScales = options.scales;
     this.maxExamples = options.maxExamples ?? 5;
     this.wantedIds = new Set(options.ids ?? []);
     for (const id of this.wantedIds) this.wantedIdHi.add(fingerprint(id)[0]);
@@ -242,7 +382,10 @@ export class CatalogMatcher {
       rejected_by_reason: {},
       rejected_examples: [],
       without_id: 0,
+      ambiguous_names: 0,
       columns: { id: null, title: null, artists: null },
+      features: [],
+      feature_scales: {},
       bytes: 0,
     };
   }
@@ -250,13 +393,25 @@ export class CatalogMatcher {
   /** Takes the header record: resolves the columns (or throws naming what is missing). */
   setHeader(record: string[]): void {
     this.header = record;
-    const cols = resolveColumns(record, this.path);
+    const cols = resolveColumns(record, this.path, this.columnMap);
     this.cols = cols;
+    const cell = (i: number) => i >= 0 ? record[i]!.replace(/^\uFEFF/, "").trim() : null;
     this.stats.columns = {
-      id: cols.id >= 0 ? record[cols.id]!.trim() : null,
-      title: cols.title >= 0 ? record[cols.title]!.trim() : null,
-      artists: cols.artists >= 0 ? record[cols.artists]!.trim() : null,
+      id: cell(cols.id),
+      title: cell(cols.title),
+      artists: cell(cols.artists),
     };
+    this.stats.features = [];
+    this.stats.feature_scales = {};
+    FEATURE_COLUMNS.forEach((name, i) => {
+      const scale = cols.scales[i] ?? this.inferredScales?.[i] ?? "unit";
+      this.scales[i] = scale;
+      this.divisors[i] = scale === "percent" ? 100 : 1;
+      this.textOnly[i] = scale === "note" || scale === "mode" ? 1 : 0;
+      if (cols.features[i]! < 0) return;
+      this.stats.features.push(name);
+      if (scale !== "unit") this.stats.feature_scales[name] = scale;
+    });
   }
 
   /** Counts a rejected row. */
@@ -305,15 +460,28 @@ export class CatalogMatcher {
    * returns the reason when the row must be rejected.
    */
   featureFromText(i: number, raw: string): string | undefined {
-    if (raw === "") {
+    if (isMissingCell(raw)) {
       this.values[i] = NaN;
+      return undefined;
+    }
+    if (this.textOnly[i]) {
+      const scale = this.scales[i];
+      const v = scale === "note" ? pitchClass(raw) : modeValue(raw);
+      if (v === undefined) {
+        return scale === "note" ? "key is not a note name" : "mode is not Major/Minor";
+      }
+      this.values[i] = v;
       return undefined;
     }
     return this.featureValue(i, Number(raw));
   }
 
-  /** As {@link featureFromText}, for a number already read. */
+  /** As {@link featureFromText}, for a number already read (a percentage not yet divided). */
   featureValue(i: number, n: number): string | undefined {
+    if (this.textOnly[i]) {
+      return this.scales[i] === "note" ? "key is not a note name" : "mode is not Major/Minor";
+    }
+    if (this.divisors[i] !== 1) n /= this.divisors[i]!;
     if (!quickValid(i, n)) {
       const reason = checkFeature(FEATURE_COLUMNS[i]!, n);
       if (reason) return reason;
@@ -379,7 +547,18 @@ export class CatalogMatcher {
       const unversioned = t.full === t.base;
       for (const kind of ["f", "b"] as const) {
         const key = joinKey(kind, kind === "f" ? t.full : t.base, a);
-        if (!this.wantedKeys.has(key)) continue;
+        if (!this.wantedKeys.has(key) || this.#ambiguous.has(key)) continue;
+        if (c.id < 0 && this.byName.has(key)) {
+          // A catalog of names only has no id to tell two rows of one (title, artist) apart:
+          // the same values are one track listed twice, different ones are never a match.
+          features ??= this.toFeatures();
+          if (!sameFeatures(this.byName.get(key)!.features, features)) {
+            this.byName.delete(key);
+            this.#ambiguous.add(key);
+            this.stats.ambiguous_names++;
+          }
+          continue;
+        }
         if (
           this.byName.has(key) && (kind === "f" || !unversioned || this.#plainBase.has(key))
         ) continue;
@@ -409,6 +588,11 @@ export class CatalogMatcher {
       out[i] = key ? keyHash(key) : 0;
     }
   }
+}
+
+/** Whether two feature sets hold the same values. */
+function sameFeatures(a: AudioFeatures, b: AudioFeatures): boolean {
+  return FEATURE_COLUMNS.every((f) => a[f] === b[f]);
 }
 
 /** The numeric-field flags for a reader (see `RecordReader.numeric`): the feature cells. */
@@ -445,13 +629,15 @@ export function readFeatures(m: CatalogMatcher, v: RecordView): string | undefin
       values[k] = NaN;
       continue;
     }
-    if (x !== x) {
-      // Not a plain decimal (or quoted): exactly what the text reader does.
+    if (x !== x || m.textOnly[k]) {
+      // Not a plain decimal (or quoted), or a note name / Major-Minor column: exactly what the
+      // text reader does.
       const reason = m.featureFromText(k, fieldText(v, ci).trim());
       if (reason) return reason;
       if (!Number.isNaN(values[k]!)) any = true;
       continue;
     }
+    if (m.divisors[k] !== 1) x /= m.divisors[k]!;
     if (!quickValid(k, x)) {
       const reason = checkFeature(FEATURE_COLUMNS[k]!, x);
       if (reason) return reason;

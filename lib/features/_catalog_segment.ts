@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { ColumnMap, FeatureScale } from "./column_map.ts";
 import { createHash } from "node:crypto";
 import type { AudioFeatures } from "../types.ts";
 import {
@@ -87,6 +88,10 @@ export interface SegmentJob {
   hash: boolean;
   /** File size when the scan started (sizes the lists). */
   size: number;
+  /** `AUDIO_FEATURES_CSV_COLUMNS`. */
+  columnMap: ColumnMap;
+  /** The features' scales (see `MatchOptions.scales`). */
+  scales?: FeatureScale[];
 }
 
 /** A row that may answer the query, decided once repeated ids are known. */
@@ -182,6 +187,8 @@ export async function scanSegment(job: SegmentJob): Promise<SegmentResult> {
     ids: job.ids,
     names: job.names,
     maxExamples: job.maxExamples,
+    columnMap: job.columnMap,
+    scales: job.scales,
   });
   if (job.header) m.setHeader(job.header);
   const stats = m.stats;

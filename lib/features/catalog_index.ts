@@ -32,16 +32,17 @@ import { isAbsolute, join, resolve } from "node:path";
 import { writeChunksAtomic, writeFileAtomic } from "../fs_atomic.ts";
 import { sha256HexSync } from "../sha256.ts";
 import type { Logger } from "../log.ts";
-import type { AudioFeatures } from "../types.ts";
+import { type AudioFeatures, FEATURE_COLUMNS } from "../types.ts";
 import { CatalogMatcher, type NameQuery, numericFields, readFeatures } from "./_catalog_rows.ts";
 import { contentSha256Of, type RowTable } from "./_catalog_segment.ts";
 import { RecordReader, recordTexts } from "./_csv_records.ts";
 import { fingerprint } from "./_id_set.ts";
+import { columnMapText, type FeatureScale } from "./column_map.ts";
 import { type CatalogScan, type ScanCatalogOptions, scanCatalogTable } from "./csv_catalog.ts";
 import { type CatalogStats, extractTrackId } from "./provider.ts";
 
 /** Bumped whenever the index layout or the row logic (ranges, matching) changes. */
-export const INDEX_VERSION = 1;
+export const INDEX_VERSION = 2;
 const MAGIC = "AFIDX01\n";
 /** Within this of the file's last modification, identity cannot prove the content unchanged. */
 const RACY_MS = 2000;
@@ -72,6 +73,10 @@ interface IndexHeader {
   built_at: string;
   crlf: boolean;
   header: string[];
+  /** The column map the index was built with (`columnMapText`). */
+  column_map: string;
+  /** How each feature's cells were read (by `FEATURE_COLUMNS` index). */
+  scales: FeatureScale[];
   stats: Omit<CatalogStats, "file">;
   ids: Section;
   artists: Section;
@@ -122,6 +127,7 @@ export async function lookupCatalog(
         const h = index.header;
         let state: "hit" | "verified" | null = null;
         if (h.version !== INDEX_VERSION || h.catalog.path !== absolute) note = "index outdated";
+        else if (h.column_map !== columnMapText(options.columnMap)) note = "column map changed";
         else if (h.catalog.size !== identity.size) note = "catalog size changed";
         else if (sameIdentity(h.catalog, identity) && !h.racy) state = "hit";
         else {
@@ -161,7 +167,14 @@ export async function lookupCatalog(
   }
   try {
     const racy = identity.mtime_ms === null || identity.mtime_ms >= startedAt - RACY_MS;
-    await writeIndex(indexPath, buildIndex(table, scan.stats, identity, contentSha256, racy));
+    const layout = {
+      column_map: columnMapText(options.columnMap),
+      scales: FEATURE_COLUMNS.map((f) => (scan.stats.feature_scales[f] ?? "unit") as FeatureScale),
+    };
+    await writeIndex(
+      indexPath,
+      buildIndex(table, scan.stats, identity, contentSha256, racy, layout),
+    );
     log?.debug(`Indexed audio-features catalog ${path}`, { index: indexPath, reason: note });
     return { ...scan, cache: "built", ...(note ? { cacheNote: note } : {}) };
   } catch (error) {
@@ -246,6 +259,7 @@ function buildIndex(
   identity: FileIdentity,
   contentSha256: string,
   racy: boolean,
+  layout: { column_map: string; scales: FeatureScale[] },
 ): BuiltIndex {
   const { idHi, idLo, repeat } = table;
   // Accepted rows with an id, keyed by the id fingerprint's high word; artist keys likewise
@@ -324,6 +338,7 @@ function buildIndex(
     built_at: new Date().toISOString(),
     crlf: table.crlf,
     header: table.header,
+    ...layout,
     stats: rest,
     ids: { offset: 0, bits: idBits, count: withIds },
     artists: { offset: 0, bits: artistBits, count: artistCount },
@@ -440,7 +455,8 @@ function answer(index: OpenIndex, path: string, options: LookupCatalogOptions): 
   const stats: CatalogStats = { file: path, ...structuredClone(h.stats) };
   const catalog = Deno.openSync(h.catalog.path, { read: true });
   try {
-    const ids = new CatalogMatcher(path, { ids: options.ids });
+    const how = { columnMap: options.columnMap, scales: h.scales };
+    const ids = new CatalogMatcher(path, { ids: options.ids, ...how });
     ids.setHeader(h.header);
     const reader = new RecordReader({ crlf: h.crlf });
     reader.numeric = numericFields(ids.cols!);
@@ -465,7 +481,7 @@ function answer(index: OpenIndex, path: string, options: LookupCatalogOptions): 
     for (const q of options.names ?? []) {
       if (q.track_id === undefined || !ids.byId.has(q.track_id)) names.push(q);
     }
-    const m = new CatalogMatcher(path, { names });
+    const m = new CatalogMatcher(path, { names, ...how });
     m.setHeader(h.header);
     const rows = new Map<number, { length: number; line: number }>();
     if (m.matchesNames) {

@@ -33,6 +33,7 @@ import {
   type SegmentResult,
 } from "./_catalog_segment.ts";
 import { BLOCK_BYTES, RecordReader, recordTexts, Unsupported } from "./_csv_records.ts";
+import type { ColumnMap, FeatureScale } from "./column_map.ts";
 import type { CatalogStats, FeaturesHit } from "./provider.ts";
 
 export {
@@ -41,7 +42,6 @@ export {
   headerKey,
   type NameQuery,
   parseArtists,
-  REQUIRED_FEATURES,
 } from "./_catalog_rows.ts";
 export type { RowTable } from "./_catalog_segment.ts";
 
@@ -61,6 +61,10 @@ export interface ScanCatalogOptions {
    * else 1). Tests set 2 to exercise the merge on small files.
    */
   segments?: 1 | 2;
+  /** `AUDIO_FEATURES_CSV_COLUMNS` (config `features.csvColumns`). */
+  columnMap?: ColumnMap;
+  /** The features' scales, when already known (an index's); default: decided from the head. */
+  scales?: readonly FeatureScale[];
 }
 
 /** What {@link scanCatalog} found. */
@@ -123,6 +127,10 @@ export async function scanCatalogTable(
   options: ScanTableOptions = {},
 ): Promise<TableScan> {
   const size = await checkFile(path);
+  // how the columns the header does not explain are read, from the values at its head
+  const scales = options.scales ??
+    await (await import("./_catalog_layout.ts")).inferScales(path, options.columnMap);
+  options = { ...options, ...(scales ? { scales } : {}) };
   let fallback: string | undefined;
   if (options.reader !== "csv-parse") {
     try {
@@ -169,6 +177,8 @@ async function scanBytes(
     table,
     hash,
     size,
+    columnMap: options.columnMap ?? {},
+    ...(options.scales ? { scales: [...options.scales] } : {}),
   };
   const segments = options.segments ??
     (size >= PARALLEL_MIN_BYTES && typeof Worker === "function" &&

@@ -9,6 +9,7 @@
 
 import { lookupCatalog } from "./catalog_index.ts";
 import { type CatalogScan, scanCatalog } from "./csv_catalog.ts";
+import type { ColumnMap } from "./column_map.ts";
 import { nameKeys } from "./normalize.ts";
 import {
   type CatalogStats,
@@ -26,11 +27,13 @@ export interface CsvProviderOptions {
   paths: readonly string[];
   /** Folder for the catalogs' indexes (`config.features.cacheDir`); none: always scan. */
   cacheDir?: string;
+  /** `AUDIO_FEATURES_CSV_COLUMNS` (`config.features.csvColumns`). */
+  columnMap?: ColumnMap;
 }
 
 /** A provider reading audio-features CSV catalogs. */
 export function createCsvProvider(options: CsvProviderOptions): FeaturesLookup {
-  const { paths, cacheDir } = options;
+  const { paths, cacheDir, columnMap } = options;
   return {
     name: "csv",
     async lookup(tracks: readonly TrackQuery[], lookup: LookupOptions): Promise<ProviderResult> {
@@ -58,6 +61,7 @@ export function createCsvProvider(options: CsvProviderOptions): FeaturesLookup {
             track_id: t.track_id,
           })),
           signal,
+          columnMap,
         };
         const started = performance.now();
         let scan: CatalogScan;

@@ -9,8 +9,14 @@
 import { SourceError } from "../errors.ts";
 import { HttpError, NetworkError } from "../http.ts";
 import { type Logger, printable } from "../log.ts";
-import type { AudioFeatures, FeaturesSource, MatchMethod } from "../types.ts";
 import {
+  type AudioFeatures,
+  FEATURE_COLUMNS,
+  type FeaturesSource,
+  type MatchMethod,
+} from "../types.ts";
+import {
+  type CatalogStats,
   emptyReport,
   type FeaturesHit,
   type FeaturesLookup,
@@ -358,8 +364,12 @@ export function formatCoverage(
         `      ${displayPath(s.file)}: ${s.rows} rows, ${s.accepted} used, ` +
           `${s.duplicate_ids} duplicate ids, ${s.rejected} rejected` +
           (reasons.length ? ` (${reasons.join(", ")})` : "") +
-          (s.without_id ? `, ${s.without_id} without a track id` : ""),
+          (s.without_id ? `, ${s.without_id} without a track id` : "") +
+          (s.ambiguous_names
+            ? `, ${s.ambiguous_names} ambiguous (title, artist) left unmatched`
+            : ""),
       );
+      lines.push(`        features: ${catalogFeatures(s)}`);
     }
   }
   // one line each, whatever a name holds (line breaks, escapes: see printable())
@@ -393,4 +403,11 @@ export function formatCoverage(
     }
   }
   return lines.join("\n");
+}
+
+/** The features a catalog provides, how each was read, and the ones it lacks. */
+function catalogFeatures(s: CatalogStats): string {
+  const provided = s.features.map((f) => s.feature_scales[f] ? `${f} (${s.feature_scales[f]})` : f);
+  const missing = FEATURE_COLUMNS.filter((f) => !s.features.includes(f));
+  return provided.join(", ") + (missing.length ? `; not provided: ${missing.join(", ")}` : "");
 }

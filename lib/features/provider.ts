@@ -54,8 +54,17 @@ export interface CatalogStats {
   rejected_examples: string[];
   /** Rows whose id cell is empty or not a Spotify track id/URI/URL (usable by name only). */
   without_id: number;
+  /**
+   * (title, primary artist) keys of a names-only catalog that two rows with different values
+   * share: never matched.
+   */
+  ambiguous_names: number;
   /** The header cells used: id, title, artists (null when absent). */
   columns: { id: string | null; title: string | null; artists: string | null };
+  /** The features the catalog provides (the others stay null for the tracks it matches). */
+  features: string[];
+  /** The features not read as they are: `percent` (÷100), `note` (C# → 1), `mode` (Major → 1). */
+  feature_scales: Record<string, string>;
   bytes: number;
 }
 

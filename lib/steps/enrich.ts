@@ -196,7 +196,11 @@ export async function providersFromConfig(
       );
     } else {
       slots.push(
-        createCsvProvider({ paths: config.features.csvPaths, cacheDir: config.features.cacheDir }),
+        createCsvProvider({
+          paths: config.features.csvPaths,
+          cacheDir: config.features.cacheDir,
+          columnMap: config.features.csvColumns,
+        }),
       );
     }
   }

@@ -117,6 +117,14 @@ function invalidValues(
     PIPELINE_PORT: local("80000", "-1", "port"),
     PIPELINE_STREAMS: local("plays", "top_tracks,recently", ",,"),
     FEATURES_CACHE: local("yes", "1"),
+    AUDIO_FEATURES_CSV_COLUMNS: local(
+      "tempo",
+      "bpm=BPM",
+      "key=Key:percent",
+      "tempo=A,tempo=B",
+      "artists=Artist:note",
+      "track_id=:unit",
+    ),
     PIPELINE_POLL_SCHEDULE: local("every 30 minutes", "61 * * * *", "0 0 * *"),
     PIPELINE_SCHEDULE: local(
       "every day",
