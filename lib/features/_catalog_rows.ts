@@ -555,7 +555,8 @@ export class CatalogMatcher {
           if (!sameFeatures(this.byName.get(key)!.features, features)) {
             this.byName.delete(key);
             this.#ambiguous.add(key);
-            this.stats.ambiguous_names++;
+            // counted once per (title, artist) listed twice: a base-title key is only a fallback
+            if (kind === "f") this.stats.ambiguous_names++;
           }
           continue;
         }

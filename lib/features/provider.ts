@@ -55,8 +55,8 @@ export interface CatalogStats {
   /** Rows whose id cell is empty or not a Spotify track id/URI/URL (usable by name only). */
   without_id: number;
   /**
-   * (title, primary artist) keys of a names-only catalog that two rows with different values
-   * share: never matched.
+   * Wanted (title, primary artist) pairs a names-only catalog lists twice with different values:
+   * left unmatched.
    */
   ambiguous_names: number;
   /** The header cells used: id, title, artists (null when absent). */
