@@ -6,6 +6,8 @@
  * @module
  */
 
+import { UNIT_INTERVAL_FEATURES } from "../lib/features/provider.ts";
+
 /** Bump when the generated data changes (the cached file is then rebuilt). */
 export const REPORT_GENERATOR_VERSION = 1;
 
@@ -28,15 +30,7 @@ export async function generateReportWarehouse(
   const db = await DuckDBInstance.create(path);
   const c = await db.connect();
   const end = "date '2026-11-30'";
-  const features = [
-    "danceability",
-    "energy",
-    "valence",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "speechiness",
-  ];
+  const features = UNIT_INTERVAL_FEATURES;
   try {
     for (
       const sql of [

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadConfig } from "../lib/config.ts";
 import { withReadOnlyDuckDb } from "../lib/dbt/_read_only.ts";
+import { UNIT_INTERVAL_FEATURES } from "../lib/features/provider.ts";
 import { runPipeline } from "../lib/pipeline.ts";
 import { reportPath } from "../lib/report/build.ts";
 import { serve } from "../lib/server/serve.ts";
@@ -57,15 +58,7 @@ const READ_CHARTS = `[...document.querySelectorAll("article.chart")].map((a) => 
 
 /** Each chart's expected marks, by SQL over the models (not the report's own code). */
 async function expectedMarks(path: string): Promise<Record<string, number>> {
-  const features = [
-    "danceability",
-    "energy",
-    "valence",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "speechiness",
-  ];
+  const features = UNIT_INTERVAL_FEATURES;
   return await withReadOnlyDuckDb(path, async (c) => {
     const one = async (sql: string) =>
       Number(Object.values((await c.runAndReadAll(sql)).getRowObjectsJS()[0]!)[0]);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseHTML } from "linkedom";
 import { loadConfig } from "../lib/config.ts";
 import { StorageError } from "../lib/errors.ts";
+import { UNIT_INTERVAL_FEATURES } from "../lib/features/provider.ts";
 import { type Chart, CHART_IDS, renderCharts } from "../lib/report/charts.ts";
 import {
   dayWindow,
@@ -23,16 +24,7 @@ import { openModelReader } from "../lib/report/models.ts";
 import { reportPage } from "../lib/report/page.ts";
 import { assert, assertEquals, assertRejects, testLog } from "./_spotify_test_util.ts";
 
-const WEEK_COLUMNS = [
-  "danceability",
-  "energy",
-  "valence",
-  "acousticness",
-  "instrumentalness",
-  "liveness",
-  "speechiness",
-  "tempo",
-];
+const WEEK_COLUMNS = [...UNIT_INTERVAL_FEATURES, "tempo"];
 
 /** A DuckDB file with the models' columns the report reads, and the hand-made rows. */
 async function warehouse(dir: string): Promise<string> {

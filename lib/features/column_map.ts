@@ -6,6 +6,7 @@
  */
 
 import { FEATURE_COLUMNS, type FeatureName } from "../types.ts";
+import { UNIT_INTERVAL_FEATURES } from "./provider.ts";
 
 /**
  * How a feature column's cells are read: `unit` as they are; `percent` 0–100 (divided by 100);
@@ -16,16 +17,7 @@ export type FeatureScale = "unit" | "percent" | "note" | "mode";
 /** Every {@link FeatureScale}; `%` is accepted for `percent` in the column map. */
 export const FEATURE_SCALES: readonly FeatureScale[] = ["unit", "percent", "note", "mode"];
 
-/** The features on a 0–1 scale (the ones a catalog may give in percent). */
-export const UNIT_INTERVAL_FEATURES: readonly FeatureName[] = [
-  "danceability",
-  "energy",
-  "speechiness",
-  "acousticness",
-  "instrumentalness",
-  "liveness",
-  "valence",
-];
+export { UNIT_INTERVAL_FEATURES };
 
 /** The scales each feature may be read in. */
 export function scalesFor(feature: FeatureName): readonly FeatureScale[] {

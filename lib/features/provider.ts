@@ -160,6 +160,12 @@ export const FEATURE_RANGES: Readonly<Record<FeatureName, FeatureRange>> = {
   time_signature: { min: 0, max: 7, integer: true },
 };
 
+/** The features on a 0–1 scale (the ones a catalog may give in percent, the report draws together). */
+export const UNIT_INTERVAL_FEATURES: readonly FeatureName[] = FEATURE_COLUMNS.filter((f) => {
+  const r = FEATURE_RANGES[f];
+  return r.min === 0 && r.max === 1 && !r.integer;
+});
+
 /** Whether a number lies in a feature's range (the whole check, without the reason). */
 export function inRange(range: FeatureRange, value: number): boolean {
   return (range.minExclusive ? value > range.min : value >= range.min) && value <= range.max &&

@@ -429,16 +429,26 @@ function listeningHeatmap(Plot: PlotModule, draw: Draw, user: UserReport): Chart
   };
 }
 
-function barHeight(n: number) {
-  return 50 + 24 * n;
-}
-
-function labelMargin(labels: string[]) {
-  return Math.min(240, 12 + 7 * Math.max(...labels.map((l) => Math.min(l.length, 32))));
-}
-
 function truncate(label: string) {
   return label.length > 32 ? `${label.slice(0, 31)}…` : label;
+}
+
+/** A horizontal bar per item, labelled on the left (the top-N charts). */
+function horizontalBars<T extends object>(
+  Plot: PlotModule,
+  draw: Draw,
+  items: T[],
+  bars: { label: keyof T & string; value: keyof T & string; axis: string; fill: string },
+  x: Record<string, unknown> = {},
+): string {
+  const labels = items.map((item) => String(item[bars.label as keyof T]));
+  return draw({
+    height: 50 + 24 * items.length,
+    marginLeft: Math.min(240, 12 + 7 * Math.max(...labels.map((l) => Math.min(l.length, 32)))),
+    x: { label: bars.axis, grid: true, ...x },
+    y: { domain: labels, label: null, tickFormat: truncate },
+    marks: [Plot.barX(items, { x: bars.value, y: bars.label, fill: bars.fill }), Plot.ruleX([0])],
+  });
 }
 
 function topArtistsChart(Plot: PlotModule, draw: Draw, user: UserReport): Chart {
@@ -448,15 +458,11 @@ function topArtistsChart(Plot: PlotModule, draw: Draw, user: UserReport): Chart 
   if (artists.length === 0) {
     return { id, title, alt: "No chart: no plays yet.", empty: NO_PLAYS, marks: 0 };
   }
-  const svg = draw({
-    height: barHeight(artists.length),
-    marginLeft: labelMargin(artists.map((a) => a.artist_name)),
-    x: { label: "Minutes listened", grid: true },
-    y: { domain: artists.map((a) => a.artist_name), label: null, tickFormat: truncate },
-    marks: [
-      Plot.barX(artists, { x: "minutes", y: "artist_name", fill: "#1db954" }),
-      Plot.ruleX([0]),
-    ],
+  const svg = horizontalBars(Plot, draw, artists, {
+    label: "artist_name",
+    value: "minutes",
+    axis: "Minutes listened",
+    fill: "#1db954",
   });
   return {
     id,
@@ -490,16 +496,12 @@ function topGenresChart(Plot: PlotModule, draw: Draw, user: UserReport): Chart {
       marks: 0,
     };
   }
-  const svg = draw({
-    height: barHeight(genres.length),
-    marginLeft: labelMargin(genres.map((g) => g.genre)),
-    x: { label: "Top artists with the genre", grid: true, tickFormat: "d" },
-    y: { domain: genres.map((g) => g.genre), label: null, tickFormat: truncate },
-    marks: [
-      Plot.barX(genres, { x: "artists", y: "genre", fill: "#4e79a7" }),
-      Plot.ruleX([0]),
-    ],
-  });
+  const svg = horizontalBars(Plot, draw, genres, {
+    label: "genre",
+    value: "artists",
+    axis: "Top artists with the genre",
+    fill: "#4e79a7",
+  }, { tickFormat: "d" });
   return {
     id,
     title,

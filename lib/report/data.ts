@@ -6,20 +6,14 @@
  * @module
  */
 
+import { UNIT_INTERVAL_FEATURES } from "../features/provider.ts";
+import type { FeatureName } from "../types.ts";
 import type { ModelReader, ModelRow } from "./models.ts";
 
 /** The 0..1 audio features the weekly chart draws (tempo and loudness have other units). */
-export const UNIT_FEATURES = [
-  "danceability",
-  "energy",
-  "valence",
-  "acousticness",
-  "instrumentalness",
-  "liveness",
-  "speechiness",
-] as const;
+export const UNIT_FEATURES = UNIT_INTERVAL_FEATURES;
 /** One of {@link UNIT_FEATURES}. */
-export type UnitFeature = typeof UNIT_FEATURES[number];
+export type UnitFeature = FeatureName;
 
 /** Spotify's time ranges, in display order. */
 export const TIME_RANGES = ["short_term", "medium_term", "long_term"] as const;

@@ -67,17 +67,9 @@ export async function openModelReader(
 }
 
 async function openDuckDbReader(path: string, schema: string): Promise<ModelReader> {
-  const { DuckDBInstance } = await import("@duckdb/node-api");
-  let instance;
-  try {
-    instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
-  } catch (error) {
-    throw new StorageError(
-      `Cannot open the DuckDB warehouse "${path}" read-only: ${(error as Error).message}`,
-      { cause: error, hint: "Run `deno task pipeline` first (it creates the warehouse)." },
-    );
-  }
-  const connection = await instance.connect();
+  const { openReadOnlyDuckDb } = await import("../dbt/_read_only.ts");
+  const db = await openReadOnlyDuckDb(path);
+  const connection = db.connection;
   const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
   const where = `${path}, schema ${schema}`;
   return {
@@ -101,8 +93,7 @@ async function openDuckDbReader(path: string, schema: string): Promise<ModelRead
       }
     },
     close() {
-      connection.closeSync();
-      instance.closeSync();
+      db.close();
       return Promise.resolve();
     },
   };

@@ -557,12 +557,13 @@ Deno.test({
         await failThenResume(s, {
           id: "csv-wrong-columns",
           category: "enrichment",
-          fault: "the catalog has other columns (song,singer,bpm)",
+          fault: "the catalog has other columns (song,singer,year)",
           injected: "file content",
           step: "enrich",
           exit: EXIT.config,
-          cause: /missing .*danceability.*found: song, singer, bpm/,
-          inject: () => Deno.writeTextFile(catalog, "song,singer,bpm\nA,B,120\n"),
+          cause:
+            /missing an id column .*any audio-feature column \(danceability, .*found: song, singer, year/,
+          inject: () => Deno.writeTextFile(catalog, "song,singer,year\nA,B,2020\n"),
           heal: () => Deno.writeTextFile(catalog, catalogText),
         });
       },
