@@ -12,7 +12,8 @@ import { parse } from "csv-parse/sync";
 import { ConfigError } from "../errors.ts";
 import { FEATURE_COLUMNS, type FeatureName } from "../types.ts";
 import { isMissingCell, modeValue, pitchClass, resolveColumns } from "./_catalog_rows.ts";
-import { type ColumnMap, type FeatureScale, UNIT_INTERVAL_FEATURES } from "./column_map.ts";
+import type { ColumnMap, FeatureScale } from "./column_map.ts";
+import { UNIT_INTERVAL_FEATURES } from "./provider.ts";
 
 /** Bytes of the file's head the values are read from. */
 const HEAD_BYTES = 1 << 20;
@@ -60,11 +61,9 @@ export async function inferScales(
   try {
     cols = resolveColumns(header, path, columnMap);
   } catch (error) {
-    // a mapped column the file lacks is the user's to fix now; the rest the reader reports
-    if (error instanceof ConfigError && error.message.startsWith("AUDIO_FEATURES_CSV_COLUMNS")) {
-      throw error;
-    }
-    return undefined;
+    // the reader resolves the same header and reports what is wrong with it
+    if (error instanceof ConfigError) return undefined;
+    throw error;
   }
   return FEATURE_COLUMNS.map((name, k) => {
     const explicit = cols.scales[k];

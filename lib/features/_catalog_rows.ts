@@ -19,12 +19,7 @@ import {
   type RecordView,
 } from "./_csv_records.ts";
 import { fingerprint, FingerprintSet } from "./_id_set.ts";
-import {
-  type ColumnMap,
-  type ColumnRole,
-  type FeatureScale,
-  UNIT_INTERVAL_FEATURES,
-} from "./column_map.ts";
+import { type ColumnMap, type ColumnRole, type FeatureScale } from "./column_map.ts";
 import { artistKey, joinKey, titleKeys } from "./normalize.ts";
 import {
   type CatalogStats,
@@ -33,6 +28,7 @@ import {
   FEATURE_RANGES,
   type FeaturesHit,
   type NameMatchDetail,
+  UNIT_INTERVAL_FEATURES,
 } from "./provider.ts";
 
 /**
@@ -467,20 +463,21 @@ export class CatalogMatcher {
     if (this.textOnly[i]) {
       const scale = this.scales[i];
       const v = scale === "note" ? pitchClass(raw) : modeValue(raw);
-      if (v === undefined) {
-        return scale === "note" ? "key is not a note name" : "mode is not Major/Minor";
-      }
+      if (v === undefined) return this.#textReason(i);
       this.values[i] = v;
       return undefined;
     }
     return this.featureValue(i, Number(raw));
   }
 
+  /** Why a note-name or Major/Minor cell was refused. */
+  #textReason(i: number): string {
+    return this.scales[i] === "note" ? "key is not a note name" : "mode is not Major/Minor";
+  }
+
   /** As {@link featureFromText}, for a number already read (a percentage not yet divided). */
   featureValue(i: number, n: number): string | undefined {
-    if (this.textOnly[i]) {
-      return this.scales[i] === "note" ? "key is not a note name" : "mode is not Major/Minor";
-    }
+    if (this.textOnly[i]) return this.#textReason(i);
     if (this.divisors[i] !== 1) n /= this.divisors[i]!;
     if (!quickValid(i, n)) {
       const reason = checkFeature(FEATURE_COLUMNS[i]!, n);

@@ -17,8 +17,6 @@ export type FeatureScale = "unit" | "percent" | "note" | "mode";
 /** Every {@link FeatureScale}; `%` is accepted for `percent` in the column map. */
 export const FEATURE_SCALES: readonly FeatureScale[] = ["unit", "percent", "note", "mode"];
 
-export { UNIT_INTERVAL_FEATURES };
-
 /** The scales each feature may be read in. */
 export function scalesFor(feature: FeatureName): readonly FeatureScale[] {
   if (UNIT_INTERVAL_FEATURES.includes(feature)) return ["unit", "percent"];
