@@ -542,7 +542,7 @@ export async function generateCatalog(
     run_id: "bench",
     snapshot_date: "2026-11-26",
     source: "sample",
-    user_id: "bench",
+    users: ["bench"],
     rows: top,
   };
   await Deno.writeTextFile(topPath, JSON.stringify(output, null, 1) + "\n");

@@ -11,6 +11,7 @@ import { ConfigError, EXIT_CODES_HELP, ExitCode, exitCodeOf, PipelineError } fro
 import { Logger, type LogSink, printable } from "./log.ts";
 import { acquireRunLock } from "./lock.ts";
 import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
+import { parseUserFlag } from "./spotify/accounts.ts";
 import { parseStreamsFlag } from "./streams/registry.ts";
 import { runStep } from "./steps.ts";
 
@@ -45,6 +46,11 @@ const STREAMS_FLAG: FlagSpec = {
   description:
     "streams of a new run: top_tracks, recently_played, top_artists (default: PIPELINE_STREAMS)",
 };
+const USER_FLAG: FlagSpec = {
+  type: "string",
+  value: "<a,b>",
+  description: "accounts of a new run (default: every authorized one; see `auth --status`)",
+};
 const DATE_FLAG: FlagSpec = {
   type: "string",
   value: "YYYY-MM-DD",
@@ -61,6 +67,7 @@ const SPOTIFY_ENV = [
   "SPOTIFY_CLIENT_ID",
   "SPOTIFY_CLIENT_SECRET",
   "SPOTIFY_TOKENS_FILE",
+  "SPOTIFY_USERS_DIR",
   "SPOTIFY_API_URL",
   "SPOTIFY_ACCOUNTS_URL",
 ];
@@ -110,23 +117,39 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
     summary:
       "Authorize this toolkit with Spotify (Authorization Code + PKCE, scopes user-top-read and user-read-recently-played) and store the tokens.",
     flags: {
-      status: { type: "boolean", description: "show who is authorized, scopes and token ages" },
+      user: {
+        type: "string",
+        value: "<name>",
+        description:
+          "the account to authorize (another household member: its tokens go to SPOTIFY_USERS_DIR/<name>.json; default: `default`, SPOTIFY_TOKENS_FILE)",
+      },
+      status: {
+        type: "boolean",
+        description: "show every account (or --user's): who, scopes, token ages",
+      },
+      remove: { type: "string", value: "<name>", description: "forget an account's tokens" },
       "no-browser": { type: "boolean", description: "print the authorize URL only" },
     },
     env: [...CORE_ENV, ...SPOTIFY_ENV, "SPOTIFY_REDIRECT_PORT"],
-    examples: ["deno task auth", "deno task auth --status"],
+    examples: [
+      "deno task auth",
+      "deno task auth --user alice",
+      "deno task auth --status",
+      "deno task auth --remove alice",
+    ],
   },
   fetch: {
     name: "fetch",
     summary:
       "Fetch the run's streams (top tracks, recently played, top artists; or the bundled samples) into a new run folder.",
-    flags: { date: DATE_FLAG, run: RUN_FLAG, streams: STREAMS_FLAG },
+    flags: { date: DATE_FLAG, run: RUN_FLAG, streams: STREAMS_FLAG, user: USER_FLAG },
     env: [
       ...CORE_ENV,
       ...SPOTIFY_ENV,
       "SPOTIFY_TIME_RANGES",
       "SPOTIFY_MAX_TRACKS",
       "SPOTIFY_SOURCE",
+      "SPOTIFY_CONCURRENCY",
       "PIPELINE_STREAMS",
       ...HTTP_ENV,
     ],
@@ -215,6 +238,7 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
       to: { type: "string", value: "<step>", description: "last step to run" },
       resume: { type: "boolean", description: "continue the latest unfinished run (or --run)" },
       streams: STREAMS_FLAG,
+      user: USER_FLAG,
       "full-refresh": { type: "boolean", description: "dbt: rebuild incremental models" },
     },
     env: SETTINGS.map((s) => s.name),
@@ -223,6 +247,7 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
       "deno task pipeline --from load",
       "deno task pipeline --resume",
       "deno task pipeline --streams top_tracks",
+      "deno task pipeline --user alice",
     ],
   },
   poll: {
@@ -232,6 +257,7 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
     flags: {
       resume: { type: "boolean", description: "continue the latest unfinished poll run" },
       streams: STREAMS_FLAG,
+      user: USER_FLAG,
     },
     env: SETTINGS.map((s) => s.name).filter((n) => !n.startsWith("DBT_")),
     examples: ["deno task poll", "*/30 * * * * cd /srv/spotify && deno task poll"],
@@ -337,7 +363,7 @@ export async function taskMain(
   args: string[],
   body: (
     ctx: { config: Config; log: Logger; flags: Flags; positionals: string[] },
-  ) => Promise<void>,
+  ) => Promise<void | number>,
 ): Promise<number> {
   let log = createLogger(undefined);
   try {
@@ -348,8 +374,8 @@ export async function taskMain(
     }
     const config = loadConfig();
     log = createLogger(config);
-    await body({ config, log, flags, positionals });
-    return ExitCode.ok;
+    // a body may end with a code of its own (a partial run: the worst account's failure)
+    return (await body({ config, log, flags, positionals })) ?? ExitCode.ok;
   } catch (error) {
     return reportError(log, error);
   }
@@ -369,18 +395,28 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     if (typeof flags.streams === "string" && newId === undefined) {
       throw new ConfigError("--streams applies to a new run (drop --run)");
     }
+    if (typeof flags.user === "string" && newId === undefined) {
+      throw new ConfigError("--user applies to a new run (drop --run)");
+    }
     const streams = typeof flags.streams === "string"
       ? parseStreamsFlag(flags.streams)
       : config.streams;
+    const accounts = typeof flags.user === "string" ? parseUserFlag(flags.user) : undefined;
     const lock = await acquireRunLock(config, {
       runId: runId ?? newId,
       onStale: (held) =>
         log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
     });
     let outcome;
+    let exitCode = 0;
     try {
       const run = newId !== undefined
-        ? await createRun(config, { date: flags.date as string | undefined, id: newId, streams })
+        ? await createRun(config, {
+          date: flags.date as string | undefined,
+          id: newId,
+          streams,
+          accounts,
+        })
         : await openRun(config, { runId });
       if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
       const runLog = log.child({ run_id: run.id });
@@ -390,8 +426,9 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
       outcome = await runStep(step, { config, run, log: runLog, flags });
       // The run is no longer running: finished when every step is, else stopped on purpose
       // (otherwise `GET /runs` shows it as interrupted and it never counts as finished).
-      run.manifest.status = run.complete ? "succeeded" : "partial";
+      run.manifest.status = run.endStatus;
       await run.save();
+      exitCode = run.exitCode;
       runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
     } finally {
       await lock.release();
@@ -399,5 +436,6 @@ export function stepMain(step: StepName, args: string[]): Promise<number> {
     // The step's readable report (e.g. enrich's coverage), as the pipeline's summary prints it.
     const text = outcome.summary?.text;
     if (typeof text === "string" && text.trim()) console.log(printable(text.trimEnd()));
+    return exitCode;
   });
 }

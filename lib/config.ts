@@ -53,7 +53,10 @@ export const PROJECT_ROOT: string = fileURLToPath(new URL("..", import.meta.url)
 export interface SpotifyConfig {
   clientId?: string;
   clientSecret?: string;
+  /** The first account's token store (`default`): what a single-user setup has always used. */
   tokensFile: string;
+  /** The other accounts' token stores, one `<name>.json` each (`deno task auth --user <name>`). */
+  usersDir: string;
   apiUrl: string;
   accountsUrl: string;
   /** Loopback port of the auth callback (`http://127.0.0.1:<port>/callback`). */
@@ -63,8 +66,8 @@ export interface SpotifyConfig {
   maxTracks: number;
   /** `api` when tokens exist (always in prod), `sample` for the bundled sample (local only). */
   source: "api" | "sample";
-  /** Bundled sample response, used when `source` is `sample`. */
-  sampleFile: string;
+  /** Requests in flight to Spotify at once, over every account (one budget for the app). */
+  concurrency: number;
 }
 
 /** HTTP client settings shared by Spotify and the providers. */
@@ -215,6 +218,17 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "token store written by `auth` (mode 0600)",
     default: "$PIPELINE_DATA_DIR/spotify_tokens.json",
   },
+  {
+    name: "SPOTIFY_USERS_DIR",
+    description:
+      "token stores of the other accounts, `<name>.json` each (`auth --user <name>`, mode 0600)",
+    default: "$PIPELINE_DATA_DIR/spotify_users",
+  },
+  {
+    name: "SPOTIFY_CONCURRENCY",
+    description: "Spotify requests in flight at once, over every account (1..10)",
+    default: "2",
+  },
   { name: "SPOTIFY_API_URL", description: "Web API base URL", default: "https://api.spotify.com" },
   {
     name: "SPOTIFY_ACCOUNTS_URL",
@@ -239,7 +253,7 @@ export const SETTINGS: readonly SettingDoc[] = [
   {
     name: "SPOTIFY_SOURCE",
     description:
-      "`auto` (API when tokens exist, else the bundled sample; local only), `api`, `sample`",
+      "`auto` (API when any account has tokens, else the bundled sample; local only), `api`, `sample`",
     default: "auto",
   },
   { name: "HTTP_TIMEOUT_MS", description: "per-request timeout", default: "10000" },
@@ -417,6 +431,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 
   // Spotify
   const tokensFile = fromData(p.str("SPOTIFY_TOKENS_FILE"), "spotify_tokens.json");
+  const usersDir = fromData(p.str("SPOTIFY_USERS_DIR"), "spotify_users");
+  const anyTokens = fileExists(tokensFile) || hasTokenStores(usersDir);
   const sourceSetting = p.oneOf("SPOTIFY_SOURCE", ["auto", "api", "sample"] as const, "auto");
   let source: "api" | "sample";
   if (prod) {
@@ -425,7 +441,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
     source = "api";
   } else if (sourceSetting === "auto") {
-    source = fileExists(tokensFile) ? "api" : "sample";
+    source = anyTokens ? "api" : "sample";
   } else {
     source = sourceSetting;
   }
@@ -435,22 +451,23 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       "SPOTIFY_CLIENT_ID is required in prod: the Spotify app's client id, to refresh tokens",
     );
   }
-  if (prod && !options.tokensElsewhere && !fileExists(tokensFile)) {
+  if (prod && !options.tokensElsewhere && !anyTokens) {
     p.problem(
-      `SPOTIFY_TOKENS_FILE: no token store at "${tokensFile}" (prod never falls back to sample data); run \`deno task auth\` first`,
+      `SPOTIFY_TOKENS_FILE: no token store at "${tokensFile}" nor in SPOTIFY_USERS_DIR "${usersDir}" (prod never falls back to sample data); run \`deno task auth\` first`,
     );
   }
   const spotify: SpotifyConfig = {
     clientId,
     clientSecret: p.str("SPOTIFY_CLIENT_SECRET"),
     tokensFile,
+    usersDir,
     apiUrl: p.url("SPOTIFY_API_URL", "https://api.spotify.com"),
     accountsUrl: p.url("SPOTIFY_ACCOUNTS_URL", "https://accounts.spotify.com"),
     redirectPort: p.int("SPOTIFY_REDIRECT_PORT", 8888, 1, 65535),
     timeRanges: p.list("SPOTIFY_TIME_RANGES", TIME_RANGES, ["short_term"]),
     maxTracks: p.int("SPOTIFY_MAX_TRACKS", 50, 1, 1000),
     source,
-    sampleFile: join(PROJECT_ROOT, "data", "sample_top_tracks_short_term.json"),
+    concurrency: p.int("SPOTIFY_CONCURRENCY", 2, 1, 10),
   };
 
   const http: HttpConfig = {
@@ -508,10 +525,14 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       ["the runs folder", runsDir],
       ["the lake folder (PIPELINE_LAKE_DIR)", store.dir],
     ]);
-    p.notInside("SPOTIFY_TOKENS_FILE", tokensFile, [
-      ["the runs folder", runsDir],
-      ["the lake folder (PIPELINE_LAKE_DIR)", store.dir],
-    ]);
+    for (
+      const [name, path] of [["SPOTIFY_TOKENS_FILE", tokensFile], ["SPOTIFY_USERS_DIR", usersDir]]
+    ) {
+      p.notInside(name!, path!, [
+        ["the runs folder", runsDir],
+        ["the lake folder (PIPELINE_LAKE_DIR)", store.dir],
+      ]);
+    }
   }
 
   const dbt: DbtConfig = {
@@ -681,6 +702,18 @@ function readProcessEnv(envFile: string | false | undefined): Record<string, str
     }
   }
   return { ...fromFile, ...Deno.env.toObject() };
+}
+
+/** Whether `dir` holds a token store (`<name>.json`) of an account. */
+function hasTokenStores(dir: string): boolean {
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.name.endsWith(".json") && !entry.name.startsWith(".")) return true;
+    }
+  } catch {
+    // no folder: no accounts there
+  }
+  return false;
 }
 
 function fileExists(path: string): boolean {

@@ -50,6 +50,19 @@ export interface FetchRetryOptions extends Partial<HttpConfig> {
   random?: () => number;
   /** Largest answer accepted (default {@link MAX_BODY_BYTES}). */
   maxBodyBytes?: number;
+  /**
+   * A budget shared with other requests (e.g. every account's, against one Spotify app): each
+   * attempt holds one of its slots, and a `Retry-After` pauses all of them.
+   */
+  gate?: RequestGate;
+}
+
+/** What {@link fetchWithRetry} needs of a shared request budget (see `lib/spotify/budget.ts`). */
+export interface RequestGate {
+  /** Waits for a free slot (and the end of any pause); returns its release. */
+  acquire(signal?: AbortSignal): Promise<() => void>;
+  /** Pauses every request of the budget for `ms` (a `Retry-After`). */
+  pauseFor(ms: number): void;
 }
 
 /** Statistics of one call, for logs and tests. */
@@ -189,6 +202,41 @@ export async function fetchWithRetry(
   const stats: FetchStats = { attempts: 0, waitedMs: 0 };
   for (;;) {
     stats.attempts++;
+    const release = await options.gate?.acquire(signal);
+    let attempt: Attempt;
+    try {
+      attempt = await tryOnce();
+    } finally {
+      release?.();
+    }
+    if ("response" in attempt) return { response: attempt.response, stats };
+    const { failure, retryAfterMs } = attempt;
+    let wait = Math.min(maxDelayMs, baseDelayMs * 2 ** (stats.attempts - 1)) * random();
+    if (retryAfterMs !== undefined) {
+      wait = Math.max(wait, retryAfterMs);
+      options.gate?.pauseFor(retryAfterMs);
+    }
+    const retriesLeft = stats.attempts <= maxRetries;
+    const withinBudget = stats.waitedMs + wait <= maxRetryMs;
+    if (!retriesLeft || !withinBudget) {
+      log?.warn(
+        `Giving up on ${shortUrl(url)} after ${stats.attempts} attempt(s)${
+          !withinBudget ? ` (next wait ${Math.round(wait)} ms exceeds the retry budget)` : ""
+        }`,
+      );
+      throw failure;
+    }
+    log?.warn(`Retrying ${shortUrl(url)} in ${Math.round(wait)} ms`, {
+      attempt: stats.attempts,
+      cause: failure.message.slice(0, 200),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
+    });
+    await doSleep(wait, signal);
+    stats.waitedMs += wait;
+  }
+
+  /** One attempt: the answer, or a retryable failure (anything else is thrown). */
+  async function tryOnce(): Promise<Attempt> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let response: Response | undefined;
@@ -211,7 +259,7 @@ export async function fetchWithRetry(
         // The body is read here, under the same timeout: a body that stalls or breaks off after
         // the headers is a network error (retried), not a raw abort in the caller's read.
         const answer = await readBody(response, url, maxBodyBytes);
-        if (answer instanceof Response) return { response: answer, stats };
+        if (answer instanceof Response) return { response: answer };
         if (answer instanceof BodyTooLargeError) throw answer;
         if (signal?.aborted) throw signal.reason;
         failure = new NetworkError(
@@ -229,33 +277,18 @@ export async function fetchWithRetry(
       throw new HttpError(response.status, shortUrl(url), body, response.headers);
     }
     // Retryable: 429, 5xx or a network error.
-    let wait = Math.min(maxDelayMs, baseDelayMs * 2 ** (stats.attempts - 1)) * random();
     let retryAfterMs: number | undefined;
     if (response) {
       retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
-      if (retryAfterMs !== undefined) wait = Math.max(wait, retryAfterMs);
       const body = await response.text().catch(() => "");
       failure = new HttpError(response.status, shortUrl(url), body, response.headers);
       // Spotify's daily app quota (429 with reason QUOTA_EXCEEDED) is no rate limit: waiting
       // a few seconds cannot help, and every retry spends more of a quota shared by all clients.
       if (response.status === 429 && /\bQUOTA_EXCEEDED\b/.test(body)) throw failure;
     }
-    const retriesLeft = stats.attempts <= maxRetries;
-    const withinBudget = stats.waitedMs + wait <= maxRetryMs;
-    if (!retriesLeft || !withinBudget) {
-      log?.warn(
-        `Giving up on ${shortUrl(url)} after ${stats.attempts} attempt(s)${
-          !withinBudget ? ` (next wait ${Math.round(wait)} ms exceeds the retry budget)` : ""
-        }`,
-      );
-      throw failure!;
-    }
-    log?.warn(`Retrying ${shortUrl(url)} in ${Math.round(wait)} ms`, {
-      attempt: stats.attempts,
-      cause: failure!.message.slice(0, 200),
-      ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
-    });
-    await doSleep(wait, signal);
-    stats.waitedMs += wait;
+    return { failure: failure!, retryAfterMs };
   }
 }
+
+/** One attempt of {@link fetchWithRetry}. */
+type Attempt = { response: Response } | { failure: Error; retryAfterMs?: number };

@@ -40,6 +40,8 @@ export interface PipelineOptions {
   schedule?: Schedule;
   /** An import run's request (a new import run). */
   import?: ImportRequest;
+  /** The accounts of a new run (`--user`; default every authorized one). */
+  accounts?: readonly string[];
   /** Extra flags passed to every step (e.g. `full-refresh`). */
   flags?: Record<string, string | boolean | undefined>;
   signal?: AbortSignal;
@@ -78,6 +80,9 @@ export async function runPipeline(
   if (steps.length === 0) throw new ConfigError(`--from ${from} comes after --to ${to}`);
   if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
     throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
+  }
+  if (options.accounts !== undefined && (options.runId !== undefined || options.resume)) {
+    throw new ConfigError("--user only applies to a new run (a run keeps its accounts)");
   }
   const streams = options.streams ?? config.streams;
 
@@ -126,6 +131,7 @@ async function runSteps(
       streams: options.streams,
       schedule: options.schedule,
       import: options.import,
+      accounts: options.accounts,
     });
   if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
   options.onRun?.(run);
@@ -181,7 +187,7 @@ async function runSteps(
     });
     ran.push(step);
   }
-  run.manifest.status = run.complete ? "succeeded" : "partial";
+  run.manifest.status = run.endStatus;
   await run.save();
   return { run, ran, skipped };
 }
@@ -236,6 +242,29 @@ export function formatSummary(run: Run, config: Config): string {
   for (const step of STEP_NAMES) {
     const text = summaryText(step);
     if (typeof text === "string" && text.trim()) lines.push("", text.trimEnd());
+  }
+  const users = Object.entries(m.users ?? {});
+  if (users.length > 1 || users.some(([, u]) => u.status !== "succeeded")) {
+    lines.push("", "Users:");
+    for (const [name, u] of users) {
+      const steps = STEP_NAMES.filter((s) => u.steps[s]).map((s) => {
+        const r = u.steps[s]!;
+        const what = r.rows !== undefined
+          ? `${r.rows} rows`
+          : r.files !== undefined
+          ? `${r.files} files`
+          : "ok";
+        return `${s} ${r.status === "succeeded" ? what : r.status}`;
+      });
+      lines.push(
+        `  ${name.padEnd(12)} ${u.status.padEnd(9)} ${u.user_id ?? ""}${
+          steps.length ? `  ${steps.join(", ")}` : ""
+        }`,
+      );
+      if (u.status !== "succeeded") {
+        lines.push(`      ${u.error}${u.hint ? `\n      ${u.hint}` : ""}`);
+      }
+    }
   }
   if (config.warehouse.kind === "duckdb") lines.push("", `Warehouse: ${config.warehouse.path}`);
   if (m.warnings.length) lines.push("", "Warnings:", ...m.warnings.map((w) => `  - ${w}`));

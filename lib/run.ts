@@ -74,6 +74,29 @@ export interface StepRecord {
   exit_code?: number;
 }
 
+/** One account's part in a step. */
+export interface UserStepRecord {
+  /** `skipped`: the account had failed before this step (nothing of it to carry). */
+  status: "succeeded" | "failed" | "skipped";
+  rows?: number;
+  files?: number;
+  /** Why the account failed here, or which of its streams stopped (redacted, one line). */
+  error?: string;
+}
+
+/** What the manifest records about one account of the run (`users`, by account name). */
+export interface UserRecord {
+  /** Its Spotify user id, once known. */
+  user_id?: string;
+  /** `partial`: some of its streams stopped (a missing scope, the daily quota). */
+  status: "succeeded" | "partial" | "failed";
+  /** The failure, redacted, one line; and its exit code and the fix. */
+  error?: string;
+  exit_code?: number;
+  hint?: string;
+  steps: Partial<Record<StepName, UserStepRecord>>;
+}
+
 /** The paths an import run reads and whose history it is. */
 export interface ImportRequest {
   /** Absolute paths: files, folders or zips. */
@@ -96,6 +119,10 @@ export interface Manifest {
   schedule?: Schedule;
   /** What an import run reads (so `import --resume` reads the same). */
   import?: ImportRequest;
+  /** The accounts named with `--user` (unset: every authorized account). */
+  accounts?: string[];
+  /** Each account's outcome per step, by account name (set by fetch). */
+  users?: Record<string, UserRecord>;
   steps: Partial<Record<StepName, StepRecord>>;
   warnings: string[];
 }
@@ -181,6 +208,26 @@ export class Run {
   /** Whether every step of the run's schedule has finished. */
   get complete(): boolean {
     return this.plannedSteps.every((s) => this.finished(s));
+  }
+
+  /** The accounts that failed, or lost a stream, in this run (by name). */
+  get userFailures(): [string, UserRecord][] {
+    return Object.entries(this.manifest.users ?? {}).filter(([, u]) => u.status !== "succeeded");
+  }
+
+  /**
+   * The run's exit code: 0, or (when some accounts failed while the others' data landed) that
+   * of the worst failure — an unexpected error first, then the highest code.
+   */
+  get exitCode(): number {
+    const codes = this.userFailures.map(([, u]) => u.exit_code ?? 1);
+    if (codes.length === 0) return 0;
+    return codes.includes(1) ? 1 : Math.max(...codes);
+  }
+
+  /** The status a run ends with once its steps are done: partial while anything is missing. */
+  get endStatus(): Status {
+    return this.complete && this.userFailures.length === 0 ? "succeeded" : "partial";
   }
 
   /**
@@ -330,6 +377,8 @@ export interface CreateRunOptions {
   schedule?: Schedule;
   /** An import run's request. */
   import?: ImportRequest;
+  /** The accounts the run covers (`--user`; default every authorized one). */
+  accounts?: readonly string[];
 }
 
 /** Creates a new run folder with a fresh manifest. */
@@ -370,6 +419,7 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     streams,
     schedule,
     ...(options.import ? { import: options.import } : {}),
+    ...(options.accounts?.length ? { accounts: [...options.accounts] } : {}),
     steps: {},
     warnings: [],
   });
@@ -531,6 +581,13 @@ function manifestProblem(value: unknown, id: string): string | undefined {
       return `"import" is not {paths: [...], user_id}`;
     }
   }
+  if (
+    value.accounts !== undefined &&
+    (!Array.isArray(value.accounts) || !value.accounts.every((a) => typeof a === "string"))
+  ) {
+    return `"accounts" is not a list of account names`;
+  }
+  if (value.users !== undefined && !isObject(value.users)) return `"users" is not an object`;
   if (!isObject(value.steps)) return `"steps" is not an object`;
   for (const [step, record] of Object.entries(value.steps)) {
     if (!(STEP_NAMES as readonly string[]).includes(step)) return `unknown step "${step}"`;

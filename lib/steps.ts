@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { exitCodeOf } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Run, StepName } from "./run.ts";
+import { keySafeUser } from "./streams/stream.ts";
 
 /** What a step receives. */
 export interface StepContext {
@@ -27,6 +28,8 @@ export interface StepOutcome {
   summary?: Record<string, unknown>;
   /** Output files relative to the run folder. */
   outputs?: string[];
+  /** What the step carried of each user, by Spotify user id (recorded per account). */
+  users?: Record<string, { rows?: number; files?: number }>;
 }
 
 /** A step implementation. */
@@ -70,6 +73,7 @@ export async function runStep(name: StepName, ctx: StepContext): Promise<StepOut
       outputs: outcome.outputs,
       files,
     });
+    recordUsers(run, name, outcome);
     await run.save();
     return outcome;
   } catch (error) {
@@ -82,7 +86,24 @@ export async function runStep(name: StepName, ctx: StepContext): Promise<StepOut
       exit_code: exitCodeOf(error),
     });
     run.manifest.status = "failed";
+    for (const u of Object.values(run.manifest.users ?? {})) {
+      if (u.status !== "failed") u.steps[name] = { status: "failed", error: record.error };
+    }
     await run.save().catch(() => {});
     throw error;
+  }
+}
+
+/** Each account's part in a finished step (fetch records its own: who failed and why). */
+function recordUsers(run: Run, step: StepName, outcome: StepOutcome): void {
+  if (step === "fetch") return;
+  for (const u of Object.values(run.manifest.users ?? {})) {
+    if (u.status === "failed" || u.user_id === undefined) {
+      u.steps[step] = { status: "skipped" };
+      continue;
+    }
+    // steps that know files only report them by the key-safe id their keys carry
+    const part = outcome.users?.[u.user_id] ?? outcome.users?.[keySafeUser(u.user_id)];
+    u.steps[step] = { status: "succeeded", ...(outcome.users ? part ?? { rows: 0 } : {}) };
   }
 }

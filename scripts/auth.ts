@@ -1,23 +1,42 @@
 /**
- * Authorize this toolkit with Spotify, or show the stored authorization.
+ * Authorize this toolkit with Spotify for an account of the household, show every account, or
+ * forget one.
  * @example deno task auth
+ * @example deno task auth --user alice
  * @example deno task auth --status
+ * @example deno task auth --remove alice
  * @module
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { printable } from "../lib/log.ts";
-import { authStatus } from "../lib/spotify/auth_status.ts";
-import { authorize } from "../lib/spotify/pkce_auth.ts";
+import { accountsStatus, authorizeAccount, removeAccount } from "../lib/spotify/account_admin.ts";
+import { checkAccountName, DEFAULT_ACCOUNT } from "../lib/spotify/accounts.ts";
 
 /** Entry point; returns the exit code. */
 export function main(args: string[]): Promise<number> {
   return taskMain(TASKS.auth, args, async ({ config, log, flags }) => {
+    const user = typeof flags.user === "string" ? checkAccountName(flags.user) : undefined;
+    if (typeof flags.remove === "string") {
+      if (flags.status || user) throw new ConfigError("--remove goes alone (no --user, --status)");
+      const { file, userId } = await removeAccount(config, flags.remove);
+      console.log(printable(
+        `Removed account ${flags.remove}${
+          userId ? ` (Spotify user ${userId})` : ""
+        }: deleted ${file}. ` +
+          `Runs no longer collect it; what was collected stays in the lake and the warehouse${
+            userId ? ` (user_id = '${userId}')` : ""
+          }. To end the app's access on Spotify's side too: https://www.spotify.com/account/apps/`,
+      ));
+      return;
+    }
     if (flags.status) {
-      const status = await authStatus(config, { log });
+      const status = await accountsStatus(config, { log, names: user ? [user] : undefined });
       console.log(printable(status.text));
       return;
     }
-    const { tokens, file } = await authorize(config, {
+    const name = user ?? DEFAULT_ACCOUNT;
+    const { tokens, file, accounts } = await authorizeAccount(config, name, {
       log,
       openBrowser: !flags["no-browser"],
       onAuthorizeUrl: (url) => {
@@ -27,9 +46,10 @@ export function main(args: string[]): Promise<number> {
     const who = tokens.user
       ? ` as ${tokens.user.display_name ?? tokens.user.id} (${tokens.user.id})`
       : "";
-    console.log(
-      printable(`Authorized${who}; scope ${tokens.scope}. Tokens saved to ${file} (mode 0600).`),
-    );
+    console.log(printable(
+      `Authorized account ${name}${who}; scope ${tokens.scope}. Tokens saved to ${file} (mode 0600). ` +
+        `${accounts} account(s) now.`,
+    ));
   });
 }
 

@@ -4,6 +4,7 @@
 import { taskMain, TASKS } from "../lib/cli.ts";
 import { printable } from "../lib/log.ts";
 import { formatSummary, runPipeline } from "../lib/pipeline.ts";
+import { parseUserFlag } from "../lib/spotify/accounts.ts";
 import { parseStreamsFlag } from "../lib/streams/registry.ts";
 
 /** Entry point; returns the exit code. */
@@ -18,9 +19,12 @@ export function main(args: string[]): Promise<number> {
       from: str(flags.from),
       to: str(flags.to),
       streams: str(flags.streams) === undefined ? undefined : parseStreamsFlag(str(flags.streams)!),
+      accounts: str(flags.user) === undefined ? undefined : parseUserFlag(str(flags.user)!),
       flags,
     });
     console.log(printable(formatSummary(run, config)));
+    // some accounts failed while the others' data landed: the worst failure's code
+    return run.exitCode;
   });
 }
 

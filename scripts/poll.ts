@@ -6,6 +6,7 @@ import { taskMain, TASKS } from "../lib/cli.ts";
 import { LockedError } from "../lib/errors.ts";
 import { printable } from "../lib/log.ts";
 import { formatSummary, runPipeline } from "../lib/pipeline.ts";
+import { parseUserFlag } from "../lib/spotify/accounts.ts";
 import { parseStreamsFlag } from "../lib/streams/registry.ts";
 
 /** Entry point; returns the exit code. */
@@ -17,9 +18,11 @@ export function main(args: string[]): Promise<number> {
         schedule: "poll",
         resume: flags.resume === true,
         streams: typeof flags.streams === "string" ? parseStreamsFlag(flags.streams) : undefined,
+        accounts: typeof flags.user === "string" ? parseUserFlag(flags.user) : undefined,
         flags,
       });
       console.log(printable(formatSummary(run, config)));
+      return run.exitCode;
     } catch (error) {
       // The daily run (or another poll) holds the lock: this poll is skipped, not failed; the
       // next one asks Spotify for everything since the cursor.

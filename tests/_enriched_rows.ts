@@ -82,7 +82,7 @@ export function sampleEnrichOutput(options: SampleRowsOptions = {}): EnrichOutpu
     run_id: rows[0]!.run_id,
     snapshot_date: rows[0]!.snapshot_date,
     source: "sample",
-    user_id: "sample",
+    users: ["sample"],
     rows,
   };
 }

@@ -230,12 +230,17 @@ Deno.test("a row that does not fit the schema is rejected, naming the row and co
   });
 });
 
-Deno.test("topTracksKey() is the Hive-style lake key of a snapshot date", () => {
+Deno.test("topTracksKey() is the Hive-style lake key of a user's snapshot date", () => {
   assert.equal(
-    topTracksKey("2026-01-31"),
-    "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet",
+    topTracksKey("2026-01-31", "alice"),
+    "top_tracks/user_id=alice/snapshot_date=2026-01-31/top_tracks.parquet",
   );
-  assert.throws(() => topTracksKey("2026-1-31"), RangeError);
+  // an id that is not key-safe goes in as a stable hash (the id itself is in every row)
+  assert.match(
+    topTracksKey("2026-01-31", "a/b"),
+    /^top_tracks\/user_id=u[0-9a-f]{16}\/snapshot_date=2026-01-31\/top_tracks\.parquet$/,
+  );
+  assert.throws(() => topTracksKey("2026-1-31", "alice"), RangeError);
 });
 
 Deno.test("write step turns enrich/tracks.json into top_tracks.parquet and write.json", async () => {
@@ -251,7 +256,7 @@ Deno.test("write step turns enrich/tracks.json into top_tracks.parquet and write
     assert.equal(written.files.length, 1);
     const out = written.files[0]!;
     assert.equal(out.stream, "top_tracks");
-    assert.equal(out.key, "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet");
+    assert.equal(out.key, "top_tracks/user_id=sample/snapshot_date=2026-01-31/top_tracks.parquet");
     assert.equal(out.file, `write/${out.key}`);
     assert.equal(out.rows, 21);
     const bytes = await Deno.readFile(run.path(out.file));

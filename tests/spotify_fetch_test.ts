@@ -7,6 +7,7 @@
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
 import { createRun, listRunIds, type Run } from "../lib/run.ts";
+import { TOP_TRACKS_SAMPLE } from "../lib/spotify/top_tracks.ts";
 import { runStep, type StepOutcome } from "../lib/steps.ts";
 import type { FetchOutput } from "../lib/types.ts";
 import {
@@ -15,6 +16,7 @@ import {
   assertMatch,
   assertRejects,
   assertStringIncludes,
+  ROOT,
   runTask,
   testLog,
 } from "./_spotify_test_util.ts";
@@ -347,7 +349,7 @@ Deno.test("an expired token mid-fetch is refreshed once and the page retried", a
   ]);
 });
 
-Deno.test("source sample uses the bundled page with a warning", async () => {
+Deno.test("source sample uses the bundled pages of its two users with a warning", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const config = loadConfig({
@@ -359,14 +361,24 @@ Deno.test("source sample uses the bundled page with a warning", async () => {
       },
       envFile: false,
     });
-    const sample = JSON.parse(await Deno.readTextFile(config.spotify.sampleFile));
-    const n = sample.items.length as number; // 21 in data/ (see data/README.md)
+    const read = async (path: string) => JSON.parse(await Deno.readTextFile(`${ROOT}${path}`));
+    const first = await read(`data/${TOP_TRACKS_SAMPLE}`); // 21 items (see data/README.md)
+    const second = await read(`data/sample_2/${TOP_TRACKS_SAMPLE}`); // 12 items
     const { run, outcome, output, lines } = await fetchRun(config);
     assertEquals(output.source, "sample");
-    assertEquals(output.rows.length, n);
-    assertEquals(output.rows.map((r) => r.track_id), sample.items.map((t: { id: string }) => t.id));
-    assertEquals(outcome.counts?.rows, n);
-    assertEquals(outcome.counts?.top_tracks_rows_short_term, n);
+    assertEquals(output.users, ["sample", "sample_2"]);
+    const ids = (page: { items: { id: string }[] }) => page.items.map((t) => t.id);
+    assertEquals(
+      output.rows.filter((r) => r.user_id === "sample").map((r) => r.track_id),
+      ids(first),
+    );
+    assertEquals(
+      output.rows.filter((r) => r.user_id === "sample_2").map((r) => r.track_id),
+      ids(second),
+    );
+    assertEquals(output.rows.length, 21 + 12);
+    assertEquals(outcome.counts?.rows, 33);
+    assertEquals(outcome.counts?.top_tracks_rows_short_term, 33);
     assert(output.rows.every((r) => r.time_range === "short_term" && r.run_id === run.id));
     const warnings = lines.map((l) => JSON.parse(l)).filter((r) => r.level === "warn");
     assertStringIncludes(warnings[0]?.msg ?? "", "bundled sample");
@@ -374,9 +386,14 @@ Deno.test("source sample uses the bundled page with a warning", async () => {
     assertEquals(run.manifest.warnings, [
       "fetch used the bundled sample data, not Spotify data",
     ]);
+    assertEquals(Object.keys(run.manifest.users ?? {}), ["sample", "sample_2"]);
+    assertEquals(run.manifest.users?.sample_2?.steps.fetch, { status: "succeeded", rows: 12 });
+    assertStringIncludes(String(outcome.summary?.text), "user sample_2: Fetched 12 tracks");
     assertStringIncludes(String(outcome.summary?.text), "SAMPLE");
-    const raw = JSON.parse(await Deno.readTextFile(run.path("fetch/raw/short_term_0.json")));
-    assertEquals(raw, sample);
+    const raw = JSON.parse(
+      await Deno.readTextFile(run.path("fetch/raw/sample_2/short_term_0.json")),
+    );
+    assertEquals(raw, second);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -357,35 +357,70 @@ Deno.test("from an empty data folder the samples fill every raw table and model;
     const after1 = await counts();
     assert.match(
       first.stdout,
-      /Listening \(plays, daily_listening\): 30 plays on 5 day\(s\) from 2016-12-13 to 2026-11-30, \d+ minutes/,
+      /Listening of sample \(plays, daily_listening\): 30 plays on 5 day\(s\) from 2016-12-13 to 2026-11-30, \d+ minutes/,
     );
-    assert.match(first.stdout, /Top artists \(latest snapshot\): Vetusta Morla, Extremoduro/);
-    // the samples, counted here from the files themselves (data/README.md)
-    const sample = (name: string) =>
-      JSON.parse(Deno.readTextFileSync(join(PROJECT_ROOT, "data", name))) as {
-        items: { played_at?: string; track?: { id: string; duration_ms: number } }[];
-      };
-    const plays = sample("sample_recently_played.json").items;
-    const days = new Set(plays.map((p) => p.played_at!.slice(0, 10)));
+    assert.match(
+      first.stdout,
+      /Listening of sample_2 \(plays, daily_listening\): 17 plays on 3 day\(s\) from 2016-12-13 to 2026-11-30, \d+ minutes/,
+    );
+    assert.match(
+      first.stdout,
+      /Top artists of sample \(latest snapshot\): Vetusta Morla, Extremoduro/,
+    );
+    assert.match(first.stdout, /Top artists of sample_2 \(latest snapshot\): Porcupine Tree/);
+    // the samples of both users, counted here from the files themselves (data/README.md)
+    const sample = (user: string, name: string) =>
+      JSON.parse(
+        Deno.readTextFileSync(
+          join(PROJECT_ROOT, "data", ...(user === "sample" ? [] : [user]), name),
+        ),
+      ) as { items: { played_at?: string; track?: { id: string; duration_ms: number } }[] };
+    const db = join(dir, "warehouse.duckdb");
+    const perUser = async (table: string) =>
+      Object.fromEntries(
+        (await query(db, `SELECT user_id, count(*)::INTEGER AS n FROM ${table} GROUP BY 1`))
+          .map((r) => [String(r.user_id), Number(r.n)]),
+      );
+    const users = ["sample", "sample_2"];
+    const expect = (f: (user: string) => number) => Object.fromEntries(users.map((u) => [u, f(u)]));
+    const plays = (u: string) => sample(u, "sample_recently_played.json").items;
+    const days = (u: string) => new Set(plays(u).map((p) => p.played_at!.slice(0, 10))).size;
     assert.deepEqual(
-      [after1["raw.top_tracks"], after1["raw.recently_played"], after1["raw.top_artists"]],
-      [
-        sample("sample_top_tracks_short_term.json").items.length,
-        plays.length,
-        sample("sample_top_artists_short_term.json").items.length,
-      ],
+      await perUser("raw.top_tracks"),
+      expect((u) => sample(u, "sample_top_tracks_short_term.json").items.length),
     );
-    assert.equal(after1["main.plays"], plays.length);
-    assert.equal(after1["main.daily_listening"], days.size);
+    assert.deepEqual(await perUser("main.top_tracks"), await perUser("raw.top_tracks"));
+    assert.deepEqual(await perUser("raw.recently_played"), expect((u) => plays(u).length));
+    assert.deepEqual(await perUser("main.plays"), { sample: 30, sample_2: 17 });
+    assert.deepEqual(await perUser("main.plays"), expect((u) => plays(u).length));
+    assert.deepEqual(await perUser("main.daily_listening"), expect(days));
+    assert.deepEqual(
+      await perUser("raw.top_artists"),
+      expect((u) => sample(u, "sample_top_artists_short_term.json").items.length),
+    );
+    assert.deepEqual(await perUser("main.top_artists"), { sample: 15, sample_2: 5 });
+    // the 11 plays the two users share (same track, same played_at) stay one row each
+    const shared = plays("sample").filter((a) =>
+      plays("sample_2").some((b) => b.played_at === a.played_at && b.track!.id === a.track!.id)
+    );
+    assert.equal(shared.length, 11);
+    const [both] = await query(
+      db,
+      `SELECT count(*)::INTEGER AS n FROM main.plays a JOIN main.plays b
+         ON a.played_at = b.played_at AND a.track_id = b.track_id
+        AND a.user_id = 'sample' AND b.user_id = 'sample_2'`,
+    );
+    assert.equal(both?.n, shared.length);
     for (const t of tables) assert.ok(after1[t]! > 0, `${t} is empty`);
     const minutes = await query(
-      join(dir, "warehouse.duckdb"),
-      "SELECT cast(play_date AS VARCHAR) AS d, minutes FROM main.daily_listening ORDER BY 1",
+      db,
+      "SELECT user_id, cast(play_date AS VARCHAR) AS d, minutes FROM main.daily_listening ORDER BY 1, 2",
     );
+    assert.equal(minutes.length, days("sample") + days("sample_2"));
     for (const row of minutes) {
-      const ms = plays.filter((p) => p.played_at!.startsWith(String(row.d)))
+      const ms = plays(String(row.user_id)).filter((p) => p.played_at!.startsWith(String(row.d)))
         .reduce((n, p) => n + p.track!.duration_ms, 0);
-      assert.equal(Number(row.minutes), Math.round(ms / 600) / 100, String(row.d));
+      assert.equal(Number(row.minutes), Math.round(ms / 600) / 100, `${row.user_id} ${row.d}`);
     }
 
     const second = await runTask("pipeline.ts", [], env, dir);
@@ -401,7 +436,7 @@ Deno.test("from an empty data folder the samples fill every raw table and model;
       `SELECT count(*)::INTEGER AS n, count(DISTINCT (user_id, played_at, track_id))::INTEGER AS d
        FROM raw.recently_played`,
     );
-    assert.deepEqual([p?.n, p?.d], [plays.length, plays.length]);
+    assert.deepEqual([p?.n, p?.d], [47, 47]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -453,7 +488,7 @@ Deno.test("--streams picks a new run's streams (a bad name is exit 2 naming the 
       Number((await query(db, `SELECT count(*) AS n FROM ${t}`))[0]!.n);
     assert.deepEqual(
       [await n("raw.top_tracks"), await n("raw.recently_played"), await n("raw.top_artists")],
-      [0, 0, 15],
+      [0, 0, 15 + 5],
     );
 
     const fetched = await runTask(

@@ -16,6 +16,8 @@ export interface ListeningSummary {
   last_day: string | null;
   /** The latest short_term (else any range) top artists, best first (at most 5). */
   top_artists: string[];
+  /** The same per user (by user id), when the models hold more than one. */
+  users?: Record<string, Omit<ListeningSummary, "users">>;
 }
 
 /**
@@ -29,26 +31,39 @@ export async function readListening(
 ): Promise<ListeningSummary> {
   const ident = `"${schema.replaceAll('"', '""')}"`;
   try {
-    const [totals] = (await connection.runAndReadAll(
-      `select coalesce(sum(plays), 0)::bigint as plays, count(*)::bigint as days,
-              coalesce(sum(minutes), 0)::double as minutes,
-              cast(min(play_date) as varchar) as first_day,
-              cast(max(play_date) as varchar) as last_day
-       from ${ident}.daily_listening`,
-    )).getRowObjectsJS();
-    const artists = (await connection.runAndReadAll(
-      `select artist_name from ${ident}.top_artists
-       where snapshot_date = (select max(snapshot_date) from ${ident}.top_artists)
-       order by time_range <> 'short_term', time_range, rank limit 5`,
-    )).getRowObjectsJS().map((r) => String(r.artist_name));
-    return {
-      plays: Number(totals?.plays ?? 0),
-      days: Number(totals?.days ?? 0),
-      minutes: Number(totals?.minutes ?? 0),
-      first_day: totals?.first_day === null ? null : String(totals?.first_day),
-      last_day: totals?.last_day === null ? null : String(totals?.last_day),
-      top_artists: artists,
+    const read = async (where: string) => {
+      const [totals] = (await connection.runAndReadAll(
+        `select coalesce(sum(plays), 0)::bigint as plays, count(distinct play_date)::bigint as days,
+                coalesce(sum(minutes), 0)::double as minutes,
+                cast(min(play_date) as varchar) as first_day,
+                cast(max(play_date) as varchar) as last_day
+         from ${ident}.daily_listening where ${where}`,
+      )).getRowObjectsJS();
+      const artists = (await connection.runAndReadAll(
+        `select artist_name from ${ident}.top_artists
+         where snapshot_date = (select max(snapshot_date) from ${ident}.top_artists where ${where})
+           and ${where}
+         order by time_range <> 'short_term', time_range, rank limit 5`,
+      )).getRowObjectsJS().map((r) => String(r.artist_name));
+      return {
+        plays: Number(totals?.plays ?? 0),
+        days: Number(totals?.days ?? 0),
+        minutes: Number(totals?.minutes ?? 0),
+        first_day: totals?.first_day === null ? null : String(totals?.first_day),
+        last_day: totals?.last_day === null ? null : String(totals?.last_day),
+        top_artists: artists,
+      };
     };
+    const all: ListeningSummary = await read("true");
+    const ids = (await connection.runAndReadAll(
+      `select user_id from ${ident}.daily_listening union select user_id from ${ident}.top_artists
+       order by 1`,
+    )).getRowObjectsJS().map((r) => String(r.user_id));
+    if (ids.length > 1) {
+      all.users = {};
+      for (const id of ids) all.users[id] = await read(`user_id = '${id.replaceAll("'", "''")}'`);
+    }
+    return all;
   } catch (error) {
     throw new StorageError(
       `Cannot read the listening models (schema ${schema}) from the DuckDB warehouse: ${
@@ -67,6 +82,14 @@ export async function readListening(
  * // Top artists (latest snapshot): Vetusta Morla, Extremoduro, ...
  */
 export function formatListening(s: ListeningSummary): string {
+  if (s.users) {
+    return Object.entries(s.users).map(([id, u]) =>
+      formatListening(u).replaceAll("Listening (", `Listening of ${id} (`).replaceAll(
+        "Top artists (",
+        `Top artists of ${id} (`,
+      )
+    ).join("\n");
+  }
   const lines = [
     s.plays === 0
       ? "Listening (plays, daily_listening): no plays yet — `deno task poll` collects them"

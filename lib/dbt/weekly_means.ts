@@ -20,8 +20,9 @@ export const WEEKLY_FEATURES = [
   "liveness",
 ] as const;
 
-/** One time range's numbers for the week. */
+/** One user's time range's numbers for the week. */
 export interface WeeklyMeansRow {
+  user_id: string;
   time_range: string;
   snapshot_days: number;
   distinct_tracks: number;
@@ -72,7 +73,7 @@ export async function readWeeklyMeans(
   let reader;
   try {
     reader = await connection.runAndReadAll(
-      `select time_range, snapshot_days, distinct_tracks, tracks_with_features,
+      `select user_id, time_range, snapshot_days, distinct_tracks, tracks_with_features,
               feature_coverage, ${columns}
        from ${ident}.inter_top_weekly_audio_features
        where week_start = date_trunc('week', date '${date}')`,
@@ -87,6 +88,7 @@ export async function readWeeklyMeans(
   }
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   const rows = reader.getRowObjectsJS().map((r): WeeklyMeansRow => ({
+    user_id: String(r.user_id),
     time_range: String(r.time_range),
     snapshot_days: Number(r.snapshot_days),
     distinct_tracks: Number(r.distinct_tracks),
@@ -97,6 +99,7 @@ export async function readWeeklyMeans(
     ) as WeeklyMeansRow["means"],
   }));
   rows.sort((a, b) =>
+    (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0) ||
     TIME_RANGE_ORDER.indexOf(a.time_range) - TIME_RANGE_ORDER.indexOf(b.time_range)
   );
   return {
@@ -108,7 +111,8 @@ export async function readWeeklyMeans(
 }
 
 /**
- * The week as a small text table: one column per time range, one line per feature.
+ * The week as a small text table: one column per time range (and user, when there are several),
+ * one line per feature.
  * @example
  * formatWeeklyMeans(week)
  * // Audio features, ISO week 2026-W48 (from 2026-11-23): means over the top tracks
@@ -129,6 +133,9 @@ export function formatWeeklyMeans(week: WeeklyMeans): string {
     return v.toFixed(3);
   };
   const lines: [string, string[]][] = [
+    ...(new Set(week.rows.map((r) => r.user_id)).size > 1
+      ? [["", week.rows.map((r) => r.user_id)] as [string, string[]]]
+      : []),
     ["", week.rows.map((r) => r.time_range)],
     ["tracks", week.rows.map((r) => String(r.distinct_tracks))],
     [

@@ -19,6 +19,10 @@ export interface AuthStatusOptions {
    */
   lookUpUser?: boolean;
   now?: () => Date;
+  /** The account's token store (default `config.spotify.tokensFile`). */
+  tokensFile?: string;
+  /** The command that re-authorizes it (default `deno task auth`). */
+  authCommand?: string;
 }
 
 /** The status report. */
@@ -36,7 +40,8 @@ export interface AuthStatus {
 export async function authStatus(config: Config, options: AuthStatusOptions): Promise<AuthStatus> {
   const { log, lookUpUser = true } = options;
   const now = options.now ?? (() => new Date());
-  const file = config.spotify.tokensFile;
+  const file = options.tokensFile ?? config.spotify.tokensFile;
+  const again = options.authCommand ?? "deno task auth";
   let tokens = await readTokenStore(file, { log });
   let who: string;
   // An expired access token is not refreshed here: outside the run lock, a refresh could race a
@@ -72,7 +77,7 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
     `Authorized as:  ${who}`,
     `Client id:      ${tokens.client_id}`,
     `Scopes:         ${scopes.join(" ") || "(none)"}${
-      missing.length === 0 ? "" : `  — missing ${missing.join(" ")}: run \`deno task auth\` again`
+      missing.length === 0 ? "" : `  — missing ${missing.join(" ")}: run \`${again}\` again`
     }`,
     `Access token:   ${
       accessLeft > 0
@@ -85,8 +90,9 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
       age.daysLeft >= 0 ? `${age.daysLeft} day(s) left` : "already ended"
     })`,
   ];
-  if (age.warning) lines.push(`WARNING: ${age.warning}`);
-  return { text: lines.join("\n"), warning: age.warning };
+  const warning = age.warning?.replaceAll("`deno task auth`", `\`${again}\``);
+  if (warning) lines.push(`WARNING: ${warning}`);
+  return { text: lines.join("\n"), warning };
 }
 
 function duration(ms: number): string {

@@ -7,7 +7,7 @@
 
 import type { Config } from "../config.ts";
 import { SourceError } from "../errors.ts";
-import { fetchWithRetry, HttpError } from "../http.ts";
+import { fetchWithRetry, HttpError, type RequestGate } from "../http.ts";
 import type { Logger } from "../log.ts";
 import { exchangeRefreshToken } from "./refresh_in_memory.ts";
 import { readTokenStore, type StoredTokens, writeTokenStore } from "./token_store.ts";
@@ -27,6 +27,8 @@ export interface SpotifyClientOptions {
   tokensFile?: string;
   /** Clock (tests). */
   now?: () => Date;
+  /** The request budget shared with the run's other accounts. */
+  gate?: RequestGate;
 }
 
 /** A Spotify Web API client holding the user's tokens. */
@@ -37,6 +39,7 @@ export class SpotifyClient {
   #tokensFile: string;
   #now: () => Date;
   #refreshing?: Promise<void>;
+  #gate?: RequestGate;
 
   /** Creates a client from loaded tokens; {@link openSpotifyClient} reads them from the store. */
   constructor(config: Config, tokens: StoredTokens, options: SpotifyClientOptions) {
@@ -45,6 +48,7 @@ export class SpotifyClient {
     this.#tokens = tokens;
     this.#tokensFile = options.tokensFile ?? config.spotify.tokensFile;
     this.#now = options.now ?? (() => new Date());
+    this.#gate = options.gate;
     this.#log.addSecret(tokens.access_token);
     this.#log.addSecret(tokens.refresh_token);
     const configured = config.spotify.clientId;
@@ -156,7 +160,7 @@ export class SpotifyClient {
         authorization: `Bearer ${this.#tokens.access_token}`,
         accept: "application/json",
       },
-    }, { ...this.#config.http, log: this.#log, signal });
+    }, { ...this.#config.http, log: this.#log, signal, gate: this.#gate });
     return response;
   }
 }
@@ -164,12 +168,16 @@ export class SpotifyClient {
 /** Options of {@link openSpotifyClient}. */
 export interface OpenSpotifyClientOptions {
   log: Logger;
+  /** The account's token store (default: `config.spotify.tokensFile`, the first account's). */
+  tokensFile?: string;
+  /** The request budget shared with the run's other accounts. */
+  gate?: RequestGate;
   /** Clock (tests). */
   now?: () => Date;
 }
 
 /**
- * Loads the token store (`config.spotify.tokensFile`) and returns a client; the tokens are
+ * Loads a token store (default `config.spotify.tokensFile`) and returns a client; the tokens are
  * registered as secrets with `log`, so they are redacted from every log line.
  * @throws ConfigError when there is no token store (run `deno task auth`) or it is corrupt
  */
@@ -177,6 +185,12 @@ export async function openSpotifyClient(
   config: Config,
   options: OpenSpotifyClientOptions,
 ): Promise<SpotifyClient> {
-  const tokens = await readTokenStore(config.spotify.tokensFile, { log: options.log });
-  return new SpotifyClient(config, tokens, { log: options.log, now: options.now });
+  const tokensFile = options.tokensFile ?? config.spotify.tokensFile;
+  const tokens = await readTokenStore(tokensFile, { log: options.log });
+  return new SpotifyClient(config, tokens, {
+    log: options.log,
+    now: options.now,
+    tokensFile,
+    gate: options.gate,
+  });
 }

@@ -31,6 +31,13 @@ export interface AuthorizeOptions {
   signal?: AbortSignal;
   /** Clock (tests). */
   now?: () => Date;
+  /** The token store to write (default `config.spotify.tokensFile`, the `default` account's). */
+  tokensFile?: string;
+  /**
+   * Ask Spotify to show its consent page even to a user who consented before (`show_dialog`),
+   * so another household member can switch accounts there ("Not you?").
+   */
+  showDialog?: boolean;
 }
 
 /** What {@link authorize} returns. */
@@ -71,6 +78,7 @@ export async function authorize(
     state,
     code_challenge_method: "S256",
     code_challenge: challenge,
+    ...(options.showDialog ? { show_dialog: "true" } : {}),
   }).toString();
 
   const done = Promise.withResolvers<oauth.TokenEndpointResponse>();
@@ -183,12 +191,13 @@ export async function authorize(
     const result = await done.promise;
     let tokens = tokensFromResponse(result, { clientId: ctx.client.client_id, now: now() });
     tokens = { ...tokens, user: await lookUpUser(config, tokens, log) };
-    await writeTokenStore(config.spotify.tokensFile, tokens);
-    log.info(`Spotify tokens saved to ${config.spotify.tokensFile} (mode 0600)`, {
+    const file = options.tokensFile ?? config.spotify.tokensFile;
+    await writeTokenStore(file, tokens);
+    log.info(`Spotify tokens saved to ${file} (mode 0600)`, {
       scope: tokens.scope,
       user: tokens.user?.id ?? null,
     });
-    return { tokens, file: config.spotify.tokensFile };
+    return { tokens, file };
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);

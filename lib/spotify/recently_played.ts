@@ -167,7 +167,7 @@ export async function fetchRecentlyPlayedStream(
   let source: string;
   const fetchedAt = now().toISOString();
   if (ctx.source === "sample") {
-    source = join(config.projectRoot, "data", RECENTLY_PLAYED_SAMPLE);
+    source = join(ctx.sampleDir ?? join(config.projectRoot, "data"), RECENTLY_PLAYED_SAMPLE);
     raw = await readSample(source);
   } else {
     const granted = ctx.client!.tokens.scope.split(/\s+/).filter(Boolean);

@@ -106,7 +106,7 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
   const rows: TopArtistRow[] = [];
   const perRange: string[] = [];
   if (ctx.source === "sample") {
-    const file = join(config.projectRoot, "data", TOP_ARTISTS_SAMPLE);
+    const file = join(ctx.sampleDir ?? join(config.projectRoot, "data"), TOP_ARTISTS_SAMPLE);
     const raw = await readSample(file);
     await ctx.saveRaw("top_artists_short_term_0.json", raw);
     const page = validateTopPage(raw, file, "artists");

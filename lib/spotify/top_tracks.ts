@@ -7,6 +7,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { TimeRange } from "../config.ts";
 import { ConfigError, SourceError } from "../errors.ts";
 import { HttpError, NetworkError } from "../http.ts";
@@ -457,7 +458,7 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
     if (config.profile === "prod") {
       throw new ConfigError("The bundled sample cannot be used in the prod profile");
     }
-    const file = config.spotify.sampleFile;
+    const file = join(ctx.sampleDir ?? join(config.projectRoot, "data"), TOP_TRACKS_SAMPLE);
     const timeRange: TimeRange = "short_term";
     const others = config.spotify.timeRanges.filter((r) => r !== timeRange);
     if (others.length) log.warn(`The sample has short_term only; skipping ${others.join(", ")}`);
@@ -504,13 +505,15 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
   const text = ctx.source === "sample"
     ? `Fetched ${rows.length} tracks from the bundled SAMPLE (${
       perRange.join(", ")
-    }), not your Spotify data${dup}.\n` +
-      "Run `deno task auth` to fetch your own top tracks."
+    }), not your Spotify data${dup}.`
     : `Fetched ${rows.length} top tracks from the Spotify API for ${snapshotDate} (${
       perRange.join(", ")
     }) in ${counts.pages} page(s)${dup}.`;
   return { rows: rows as unknown as Row[], counts, text, warnings };
 }
+
+/** Name of the bundled sample page (in `data/`, and each sample user's folder). */
+export const TOP_TRACKS_SAMPLE = "sample_top_tracks_short_term.json";
 
 /** Reads a bundled sample response (a ConfigError naming the file when it cannot). */
 export async function readSample(file: string): Promise<unknown> {

@@ -48,6 +48,7 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
   const bySource: Record<string, number> = { spotify: 0, reccobeats: 0, csv: 0, none: 0 };
   const texts: string[] = [];
   const perStream: Record<string, unknown> = {};
+  const users: Record<string, { rows?: number }> = {};
   const labelled = streams.filter((s) => s.features).length > 1;
   for (const stream of streams) {
     const input = inputs.get(stream)!;
@@ -62,9 +63,10 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
         signal,
         known,
         position: (row) =>
-          typeof row.played_at === "string"
+          (input.users.length > 1 ? `${String(row.user_id)} ` : "") +
+          (typeof row.played_at === "string"
             ? `played ${row.played_at}`
-            : `${String(row.time_range)} #${String(row.rank)}`,
+            : `${String(row.time_range)} #${String(row.rank)}`),
       });
       // Kept as each stream finishes: a later stream (or run) asks nothing known already.
       cache.record(result.decided, result.complete);
@@ -109,6 +111,10 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
     outputs.push(
       await writeStreamRows(run, "enrich", stream, { ...input, run_id: run.id, rows }),
     );
+    for (const row of rows) {
+      const u = (users[String(row.user_id)] ??= { rows: 0 });
+      u.rows!++;
+    }
     if (coverageOut) {
       outputs.push(await run.writeJson("enrich", coverageOut.file, coverageOut.value));
     }
@@ -132,6 +138,7 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
       streams: perStream,
     },
     outputs,
+    users,
   };
 }
 

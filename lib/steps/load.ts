@@ -16,6 +16,7 @@ import type { StepContext, StepOutcome } from "../steps.ts";
 import { advanceCursor } from "../state.ts";
 import { readUploadOutput } from "../streams/handoff.ts";
 import { SAMPLE_USER } from "../streams/names.ts";
+import { filesByUser, keyUser } from "../streams/stream.ts";
 import { openWarehouse } from "../warehouse/open.ts";
 import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 
@@ -97,7 +98,13 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
     files_skipped: report.files_skipped,
     rows_loaded: report.rows_loaded,
   });
+  const users = filesByUser(report.files.filter((f) => f.status === "LOADED").map((f) => f.file));
+  for (const f of report.files) {
+    const u = users[keyUser(f.file) ?? ""];
+    if (u && f.status === "LOADED") u.rows = (u.rows ?? 0) + f.rows_loaded;
+  }
   return {
+    users,
     counts: {
       files_loaded: report.files_loaded,
       files_skipped: report.files_skipped,

@@ -16,6 +16,7 @@ import {
   type UploadOutput,
   writerOf,
 } from "../streams/handoff.ts";
+import { filesByUser } from "../streams/stream.ts";
 import { formatBytes } from "./_format.ts";
 
 /** Media type of the Parquet files. */
@@ -103,5 +104,6 @@ export async function uploadStep(ctx: StepContext): Promise<StepOutcome> {
       files: files.map((f) => ({ uri: f.uri, skipped: f.skipped, sha256: f.sha256 })),
     },
     outputs: [rel],
+    users: filesByUser(files.map((f) => f.key)),
   };
 }

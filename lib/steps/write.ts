@@ -26,12 +26,18 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
   const files: WrittenFile[] = [];
   const counts: Record<string, number> = { rows: 0, files: 0, bytes: 0 };
   const lines: string[] = [];
+  const users: Record<string, { rows: number; files: number }> = {};
   for (const stream of streamDefs(run.streams)) {
     const input = await readStreamRows(run, "enrich", stream);
     const inputPath = run.path("enrich", stream.files.rows);
-    if (input.skipped !== undefined) {
-      lines.push(`Parquet: ${stream.name} skipped (${input.skipped.split(":")[0]})`);
-      continue;
+    const stopped = Object.entries(input.skipped ?? {});
+    if (stopped.length) {
+      lines.push(
+        `Parquet: ${stream.name} skipped for ${stopped.map(([u]) => u).join(", ")} (${
+          stopped[0]![1].split(":")[0]
+        })`,
+      );
+      if (input.rows.length === 0) continue;
     }
     const snapshotDate = input.snapshot_date;
     const other = input.rows.find((r) =>
@@ -68,6 +74,12 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
       const cursor = partitionCursor(stream, rows);
       if (cursor) written.cursor = cursor;
       files.push(written);
+      for (const row of rows) {
+        const u = (users[String(row.user_id)] ??= { rows: 0, files: 0 });
+        u.rows++;
+      }
+      // every partition holds one user's rows (the keys name the user)
+      if (rows[0]) users[String(rows[0].user_id)]!.files++;
       streamRows += result.rows;
       streamBytes += result.bytes;
       log.info(
@@ -99,5 +111,6 @@ export async function writeStep(ctx: StepContext): Promise<StepOutcome> {
     counts,
     summary: { text: lines.join("\n"), files: files.map((f) => ({ key: f.key, rows: f.rows })) },
     outputs: [...files.map((f) => f.file), meta],
+    users,
   };
 }

@@ -23,6 +23,13 @@ export interface FetchStreamsOptions {
   source: "api" | "sample";
   client?: SpotifyClient;
   userId: string;
+  /** The bundled sample's folder of this user (source `sample`). */
+  sampleDir?: string;
+  /**
+   * Shared by every account of the run: once one meets the app's daily quota, the others'
+   * streams stop too (the quota is the app's, not the user's).
+   */
+  shared?: { quota?: QuotaExceededError };
   runId: string;
   snapshotDate: string;
   streams: readonly StreamDef[];
@@ -48,11 +55,11 @@ export async function fetchStreams(options: FetchStreamsOptions): Promise<Fetche
   const { streams, log } = options;
   const out: FetchedStream[] = [];
   const stopped: SourceError[] = [];
-  let quota: QuotaExceededError | undefined;
+  const shared = options.shared ?? {};
   for (const stream of streams) {
     const streamLog = log.child({ stream: stream.name });
     try {
-      if (quota) throw quota;
+      if (shared.quota) throw shared.quota;
       const cursor = stream.cursor ? await options.cursorOf(stream, streamLog) : undefined;
       const fetcher = await stream.fetcher();
       const result = await fetcher({
@@ -64,6 +71,7 @@ export async function fetchStreams(options: FetchStreamsOptions): Promise<Fetche
         source: options.source,
         client: options.client,
         userId: options.userId,
+        sampleDir: options.sampleDir,
         cursor,
         saveRaw: options.saveRaw,
         now: () => new Date(),
@@ -71,7 +79,7 @@ export async function fetchStreams(options: FetchStreamsOptions): Promise<Fetche
       out.push({ stream, ...result });
     } catch (error) {
       if (!(error instanceof MissingScopeError || error instanceof QuotaExceededError)) throw error;
-      if (error instanceof QuotaExceededError) quota = error;
+      if (error instanceof QuotaExceededError) shared.quota ??= error;
       stopped.push(error);
       const message = `${stream.name} stopped for this run: ${error.message}`;
       streamLog.warn(message);

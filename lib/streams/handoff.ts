@@ -25,10 +25,10 @@ export interface StreamRows {
   snapshot_date: string;
   /** `api` or `sample`. */
   source: "api" | "sample";
-  /** The user the rows belong to. */
-  user_id: string;
-  /** Why the stream fetched nothing this run (missing scope, quota), if it was stopped. */
-  skipped?: string;
+  /** The users the rows belong to (every row names its own `user_id`). */
+  users: string[];
+  /** Users for whom the stream was stopped this run (missing scope, quota), and why. */
+  skipped?: Record<string, string>;
   rows: Row[];
 }
 
@@ -141,14 +141,30 @@ export async function readStreamRows(
   if (value.stream !== stream.name) {
     throw bad(`"stream" is ${JSON.stringify(value.stream)}, expected "${stream.name}"`);
   }
-  for (const field of ["run_id", "snapshot_date", "user_id"] as const) {
+  for (const field of ["run_id", "snapshot_date"] as const) {
     if (typeof value[field] !== "string" || value[field] === "") throw bad(`no "${field}"`);
+  }
+  // a run folder from before household accounts names its one user
+  if (value.users === undefined && typeof value.user_id === "string" && value.user_id !== "") {
+    const user = value.user_id;
+    value.users = [user];
+    delete value.user_id;
+    if (typeof value.skipped === "string") value.skipped = { [user]: value.skipped };
+  }
+  if (
+    !Array.isArray(value.users) ||
+    !value.users.every((u: unknown) => typeof u === "string" && u !== "")
+  ) {
+    throw bad(`no "users" list`);
   }
   if (value.source !== "api" && value.source !== "sample") {
     throw bad(`"source" is not api or sample`);
   }
-  if (value.skipped !== undefined && typeof value.skipped !== "string") {
-    throw bad(`"skipped" is not a string`);
+  if (
+    value.skipped !== undefined &&
+    (!isObject(value.skipped) || !Object.values(value.skipped).every((v) => typeof v === "string"))
+  ) {
+    throw bad(`"skipped" is not {user id: why}`);
   }
   if (!Array.isArray(value.rows)) throw bad(`no "rows" list`);
   const columns = columnsAt(stream, step);

@@ -27,8 +27,10 @@ export interface StreamFetchContext {
   /** `api`: `client` is set; `sample`: the bundled sample (local profile only). */
   source: "api" | "sample";
   client?: SpotifyClient;
-  /** The user every row belongs to (`sample` for the bundled sample). */
+  /** The user every row belongs to (`sample`, `sample_2` for the bundled sample's users). */
   userId: string;
+  /** The bundled sample's folder of this user (source `sample`). */
+  sampleDir?: string;
   /** The stream's cursor from the pipeline state, if it keeps one (see {@link StreamDef.cursor}). */
   cursor?: string;
   /** Saves a raw page in the run folder (`fetch/raw/<name>`). */
@@ -101,6 +103,35 @@ export function keySafeUser(userId: string): string {
   if (/^[A-Za-z0-9_.-]{1,64}$/.test(userId) && userId !== "." && userId !== "..") return userId;
   // stable and key-safe; the id itself is in every row
   return `u${sha256HexSync(userId).slice(0, 16)}`;
+}
+
+/** The user segment (`user_id=<key-safe user>`) of a lake key, if it has one. */
+export function keyUser(key: string): string | undefined {
+  return /(?:^|\/)user_id=([^/]+)\//.exec(key)?.[1];
+}
+
+/** Files per user (by key-safe user id) of a list of lake keys (for the manifest's `users`). */
+export function filesByUser(
+  keys: readonly string[],
+): Record<string, { files: number; rows?: number }> {
+  const out: Record<string, { files: number; rows?: number }> = {};
+  for (const key of keys) {
+    const user = keyUser(key);
+    if (user !== undefined) (out[user] ??= { files: 0 }).files++;
+  }
+  return out;
+}
+
+/** Rows grouped by `user_id`, users in order, each group in the rows' order. */
+export function byUser(rows: readonly Row[]): [string, Row[]][] {
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const user = String(row.user_id);
+    let list = groups.get(user);
+    if (!list) groups.set(user, list = []);
+    list.push(row);
+  }
+  return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** `YYYY-MM-DD` check for partition values. */

@@ -7,7 +7,7 @@
 
 import { RUN_COLUMNS, RUN_METADATA, SNAPSHOT_COLUMNS, USER_ID } from "./_shared_columns.ts";
 import type { ColumnSpec } from "./columns.ts";
-import { checkDate, keySafeUser, type StreamDef } from "./stream.ts";
+import { byUser, checkDate, keySafeUser, type StreamDef } from "./stream.ts";
 
 /** The top-artists columns, in file order. */
 export const TOP_ARTISTS_COLUMNS: readonly ColumnSpec[] = [
@@ -50,12 +50,7 @@ export const TOP_ARTISTS: StreamDef = {
   rawTable: "top_artists",
   partition(rows, { snapshotDate }) {
     checkDate(snapshotDate, "snapshot date");
-    const byUser = new Map<string, typeof rows[number][]>();
-    for (const row of rows) {
-      const user = String(row.user_id);
-      byUser.set(user, [...(byUser.get(user) ?? []), row]);
-    }
-    return [...byUser].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([user, list]) => ({
+    return byUser(rows).map(([user, list]) => ({
       key: `top_artists/user_id=${
         keySafeUser(user)
       }/snapshot_date=${snapshotDate}/top_artists.parquet`,
