@@ -63,6 +63,8 @@ export interface RequestGate {
   acquire(signal?: AbortSignal): Promise<() => void>;
   /** Pauses every request of the budget for `ms` (a `Retry-After`). */
   pauseFor(ms: number): void;
+  /** Refuses every later request of the budget with `error` (Spotify's daily quota). */
+  stopAll?(error: Error): void;
 }
 
 /** Statistics of one call, for logs and tests. */
@@ -284,7 +286,10 @@ export async function fetchWithRetry(
       failure = new HttpError(response.status, shortUrl(url), body, response.headers);
       // Spotify's daily app quota (429 with reason QUOTA_EXCEEDED) is no rate limit: waiting
       // a few seconds cannot help, and every retry spends more of a quota shared by all clients.
-      if (response.status === 429 && /\bQUOTA_EXCEEDED\b/.test(body)) throw failure;
+      if (response.status === 429 && /\bQUOTA_EXCEEDED\b/.test(body)) {
+        options.gate?.stopAll?.(failure);
+        throw failure;
+      }
     }
     return { failure: failure!, retryAfterMs };
   }

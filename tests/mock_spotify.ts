@@ -15,6 +15,10 @@
  *   last 50 plays up to the mock's clock (`state.now`) are kept; `after`/`before` cursors (ms,
  *   exclusive, not both), `limit` 1..50, newest first, `cursors` and `next` as in the recorded
  *   responses (`../shared/fixtures/spotify/api/recorded`).
+ * - Several users (a household): {@link MockSpotify.addUser} adds one with its own data; tokens
+ *   belong to a user (`issueTokens({ userId })`, or `/authorize` while `state.loginAs` names
+ *   one), and every `/v1/me...` answer is that user's. A user's `invalidGrant` revokes only its
+ *   refresh tokens. Faults are per path, so they hit every user (a shared 429 storm).
  * - Fault switches: queued per path with {@link MockSpotify.fault} (429 + Retry-After, 500, slow
  *   answer, 401 expired token, malformed JSON, any body), and flags on {@link MockSpotifyState}
  *   (`invalidGrant`, `omitRefreshToken`, `audioFeaturesForbidden`, `denyAuthorization`).
@@ -153,6 +157,16 @@ export type MockFault =
   /** 200 with this JSON body (e.g. a page of the wrong shape). */
   | { kind: "body"; body: unknown };
 
+/** One user's data (the first user's is the state's own fields). */
+export interface MockUserData {
+  user: { id: string; display_name: string | null };
+  topTracks: Record<string, unknown[]>;
+  topArtists: Record<string, unknown[]>;
+  plays: MockPlay[];
+  /** The refresh_token grant answers `invalid_grant` for this user's tokens. */
+  invalidGrant: boolean;
+}
+
 /** What the mock knows; tests may change it at any time. */
 export interface MockSpotifyState {
   clientId: string;
@@ -185,10 +199,17 @@ export interface MockSpotifyState {
   accessTokenTtl: number;
   /** Queued faults: the first entry whose path matches a request is served (then `times`--). */
   faults: { path: string; fault: MockFault; times: number }[];
-  /** Valid access tokens with their scope and expiry (ms since epoch). */
-  accessTokens: Map<string, { scope: string; expiresAt: number }>;
-  /** Valid refresh tokens with their scope. */
-  refreshTokens: Map<string, { scope: string }>;
+  /** Valid access tokens with their scope, expiry (ms since epoch) and user id. */
+  accessTokens: Map<string, { scope: string; expiresAt: number; user: string }>;
+  /** Valid refresh tokens with their scope and user id. */
+  refreshTokens: Map<string, { scope: string; user: string }>;
+  /** The other users, by id (see {@link MockSpotify.addUser}). */
+  others: Map<string, MockUserData>;
+  /** Who is logged in to Spotify in "the browser" `/authorize` serves (default the first). */
+  loginAs?: string;
+  /** Requests being answered now, and the most at once so far. */
+  inFlight: number;
+  maxInFlight: number;
 }
 
 /** One request the mock received. */
@@ -202,6 +223,10 @@ export interface MockRequest {
   authorization?: string;
   /** Status answered (0 while in flight). */
   status: number;
+  /** When it arrived (ms since the epoch). */
+  at: number;
+  /** The user whose access token it carried (Web API requests with a valid token). */
+  user?: string;
   /** The fault served, if any. */
   fault?: MockFault["kind"];
 }
@@ -230,8 +255,18 @@ export interface MockSpotify {
   requests: MockRequest[];
   /** Queues a fault for the next `times` requests to `path` (e.g. `/v1/me/top/tracks`). */
   fault(path: string, fault: MockFault, times?: number): void;
+  /** Adds a user with its own data (default: the recorded tracks, artists and plays). */
+  addUser(
+    user: { id: string; display_name: string | null },
+    data?: {
+      topTracks?: unknown[];
+      topArtists?: unknown[];
+      plays?: MockPlay[];
+      invalidGrant?: boolean;
+    },
+  ): MockUserData;
   /** Mints tokens directly (for tests that do not go through `/authorize`). */
-  issueTokens(options?: { scope?: string; expiresIn?: number }): {
+  issueTokens(options?: { scope?: string; expiresIn?: number; userId?: string }): {
     access_token: string;
     refresh_token: string;
     expires_in: number;
@@ -270,27 +305,46 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     faults: [],
     accessTokens: new Map(),
     refreshTokens: new Map(),
+    others: new Map(),
+    inFlight: 0,
+    maxInFlight: 0,
   };
+  /** The data of user `id` (the first user's is the state's own, live). */
+  const dataOf = (id: string): MockUserData =>
+    state.others.get(id) ?? {
+      user: state.user,
+      topTracks: state.topTracks,
+      topArtists: state.topArtists,
+      plays: state.plays,
+      invalidGrant: state.invalidGrant,
+    };
   const requests: MockRequest[] = [];
   const codes = new Map<
     string,
-    { challenge: string; redirectUri: string; clientId: string; scope: string }
+    { challenge: string; redirectUri: string; clientId: string; scope: string; user: string }
   >();
   const closing = new AbortController();
   let url = "";
 
-  const issueTokens = (o: { scope?: string; expiresIn?: number } = {}) => {
+  const issueTokens = (o: { scope?: string; expiresIn?: number; userId?: string } = {}) => {
     const scope = o.scope ?? ALL_SCOPES;
     const expiresIn = o.expiresIn ?? state.accessTokenTtl;
+    const user = o.userId ?? state.user.id;
     const access_token = `BQ${randomToken()}`;
     const refresh_token = `AQ${randomToken()}`;
-    state.accessTokens.set(access_token, { scope, expiresAt: Date.now() + expiresIn * 1000 });
-    state.refreshTokens.set(refresh_token, { scope });
+    state.accessTokens.set(access_token, {
+      scope,
+      expiresAt: Date.now() + expiresIn * 1000,
+      user,
+    });
+    state.refreshTokens.set(refresh_token, { scope, user });
     return { access_token, refresh_token, expires_in: expiresIn, scope };
   };
 
   const handle = async (request: Request, entry: MockRequest): Promise<Response> => {
     const u = new URL(request.url);
+    const presented = bearer(request);
+    entry.user = presented ? state.accessTokens.get(presented)?.user : undefined;
     const index = state.faults.findIndex((f) => f.path === u.pathname && f.times > 0);
     if (index >= 0) {
       const queued = state.faults[index]!;
@@ -332,24 +386,25 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       if (!grant) return apiError(401, "Invalid access token");
       if (grant.expiresAt <= Date.now()) return apiError(401, "The access token expired");
       if (request.method !== "GET") return apiError(405, "Method not allowed");
-      if (u.pathname === "/v1/me") return json(userObject());
+      const data = dataOf(grant.user);
+      if (u.pathname === "/v1/me") return json(userObject(data.user));
       if (u.pathname === "/v1/me/top/tracks") {
         if (!grant.scope.split(" ").includes("user-top-read")) {
           return apiError(403, "Insufficient client scope");
         }
-        return topItems(u, "tracks");
+        return topItems(u, "tracks", data);
       }
       if (u.pathname === "/v1/me/top/artists") {
         if (!grant.scope.split(" ").includes("user-top-read")) {
           return apiError(403, "Insufficient client scope");
         }
-        return topItems(u, "artists");
+        return topItems(u, "artists", data);
       }
       if (u.pathname === "/v1/me/player/recently-played") {
         if (!grant.scope.split(" ").includes("user-read-recently-played")) {
           return apiError(403, "Insufficient client scope");
         }
-        return recentlyPlayed(u);
+        return recentlyPlayed(u, data);
       }
       if (u.pathname === "/v1/audio-features") return audioFeatures(u);
       return apiError(404, "Service not found");
@@ -384,6 +439,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       redirectUri,
       clientId: state.clientId,
       scope: q.get("scope") ?? "",
+      user: state.loginAs ?? state.user.id,
     });
     back.searchParams.set("code", code);
     return Response.redirect(back.href, 302);
@@ -420,15 +476,15 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       if (!form.code_verifier || (await s256(form.code_verifier)) !== issued.challenge) {
         return oauthError(400, "invalid_grant", "code_verifier was incorrect");
       }
-      const t = issueTokens({ scope: issued.scope });
+      const t = issueTokens({ scope: issued.scope, userId: issued.user });
       return json({ ...t, token_type: "Bearer" });
     }
     if (form.grant_type === "refresh_token") {
       const known = form.refresh_token ? state.refreshTokens.get(form.refresh_token) : undefined;
-      if (state.invalidGrant || !known) {
+      if (!known || dataOf(known.user).invalidGrant) {
         return oauthError(400, "invalid_grant", "Refresh token revoked");
       }
-      const t = issueTokens({ scope: known.scope });
+      const t = issueTokens({ scope: known.scope, userId: known.user });
       state.refreshTokens.delete(t.refresh_token);
       if (state.omitRefreshToken) {
         return json({
@@ -440,23 +496,23 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       }
       // Rotation: Spotify may return a new refresh token; the old one then stops working.
       state.refreshTokens.delete(form.refresh_token!);
-      state.refreshTokens.set(t.refresh_token, { scope: known.scope });
+      state.refreshTokens.set(t.refresh_token, { scope: known.scope, user: known.user });
       return json({ ...t, token_type: "Bearer" });
     }
     return oauthError(400, "unsupported_grant_type", `grant_type ${form.grant_type}`);
   };
 
-  const userObject = () => ({
-    display_name: state.user.display_name,
-    external_urls: { spotify: `https://open.spotify.com/user/${state.user.id}` },
-    href: `https://api.spotify.com/v1/users/${state.user.id}`,
-    id: state.user.id,
+  const userObject = (user: MockUserData["user"]) => ({
+    display_name: user.display_name,
+    external_urls: { spotify: `https://open.spotify.com/user/${user.id}` },
+    href: `https://api.spotify.com/v1/users/${user.id}`,
+    id: user.id,
     images: [],
     type: "user",
-    uri: `spotify:user:${state.user.id}`,
+    uri: `spotify:user:${user.id}`,
   });
 
-  const topItems = (u: URL, type: "tracks" | "artists"): Response => {
+  const topItems = (u: URL, type: "tracks" | "artists", data: MockUserData): Response => {
     const q = u.searchParams;
     const timeRange = q.get("time_range") ?? "medium_term";
     if (!TIME_RANGES.includes(timeRange)) return apiError(400, "Invalid time range");
@@ -464,7 +520,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     const offset = Number(q.get("offset") ?? "0");
     if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(400, "Invalid limit");
     if (!Number.isInteger(offset) || offset < 0) return apiError(400, "Invalid offset");
-    const all = (type === "tracks" ? state.topTracks : state.topArtists)[timeRange] ?? [];
+    const all = (type === "tracks" ? data.topTracks : data.topArtists)[timeRange] ?? [];
     const base = `${url}/v1/me/top/${type}`;
     const link = (o: number) => `${base}?time_range=${timeRange}&offset=${o}&limit=${limit}`;
     return json({
@@ -478,7 +534,7 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     });
   };
 
-  const recentlyPlayed = (u: URL): Response => {
+  const recentlyPlayed = (u: URL, data: MockUserData): Response => {
     const q = u.searchParams;
     const limit = Number(q.get("limit") ?? "20");
     if (!Number.isInteger(limit) || limit < 1 || limit > 50) return apiError(400, "Invalid limit");
@@ -493,9 +549,8 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
     }
     const now = state.now();
     // Spotify keeps the last 50 plays only.
-    const kept = state.plays.filter((p) => p.playedAt <= now).sort((a, b) =>
-      b.playedAt - a.playedAt
-    ).slice(0, 50);
+    const kept = data.plays.filter((p) => p.playedAt <= now).sort((a, b) => b.playedAt - a.playedAt)
+      .slice(0, 50);
     const window = kept.filter((p) =>
       after !== null ? p.playedAt > cursor : before !== null ? p.playedAt < cursor : true
     ).slice(0, limit);
@@ -540,11 +595,18 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
         query: Object.fromEntries(u.searchParams),
         authorization: request.headers.get("authorization") ?? undefined,
         status: 0,
+        at: Date.now(),
       };
       requests.push(entry);
-      const response = await handle(request, entry);
-      entry.status = response.status;
-      return response;
+      state.inFlight++;
+      state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
+      try {
+        const response = await handle(request, entry);
+        entry.status = response.status;
+        return response;
+      } finally {
+        state.inFlight--;
+      }
     },
   );
   url = `http://127.0.0.1:${server.addr.port}`;
@@ -557,6 +619,19 @@ export function startMockSpotify(options: MockSpotifyOptions = {}): MockSpotify 
       state.faults.push({ path, fault, times });
     },
     issueTokens,
+    addUser(user, data = {}) {
+      const tracks = data.topTracks ?? recordedTopTracks();
+      const artists = data.topArtists ?? recordedTopArtists();
+      const added: MockUserData = {
+        user,
+        topTracks: Object.fromEntries(TIME_RANGES.map((r) => [r, tracks])),
+        topArtists: Object.fromEntries(TIME_RANGES.map((r) => [r, artists])),
+        plays: data.plays ?? recordedPlays(),
+        invalidGrant: data.invalidGrant ?? false,
+      };
+      state.others.set(user.id, added);
+      return added;
+    },
     requestsTo(path) {
       return requests.filter((r) => r.path === path);
     },
@@ -574,6 +649,8 @@ export interface WriteMockTokensOptions {
   /** Consent time (default now). */
   consentedAt?: Date;
   scope?: string;
+  /** Whose tokens (default the first user). */
+  userId?: string;
 }
 
 /**
@@ -585,7 +662,7 @@ export async function writeMockTokens(
   path: string,
   options: WriteMockTokensOptions = {},
 ): Promise<StoredTokens> {
-  const t = mock.issueTokens({ scope: options.scope });
+  const t = mock.issueTokens({ scope: options.scope, userId: options.userId });
   const expiresAt = options.expiresAt ?? new Date(Date.now() + t.expires_in * 1000);
   const tokens: StoredTokens = {
     version: 1,
@@ -597,7 +674,7 @@ export async function writeMockTokens(
     refresh_token: t.refresh_token,
     consented_at: (options.consentedAt ?? new Date()).toISOString(),
     refreshed_at: null,
-    user: { ...mock.state.user },
+    user: { ...(mock.state.others.get(options.userId ?? "")?.user ?? mock.state.user) },
   };
   await writeTokenStore(path, tokens);
   return tokens;

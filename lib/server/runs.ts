@@ -16,6 +16,7 @@ import {
   type Status,
   STEP_NAMES,
   type StepName,
+  type UserRecord,
 } from "../run.ts";
 
 /** One step of a {@link RunSummary}. */
@@ -54,6 +55,8 @@ export interface RunSummary {
    */
   possible_gap: number;
   warnings: number;
+  /** Each account's outcome per step (`deno task auth --status` lists the accounts). */
+  users: Record<string, UserRecord>;
 }
 
 /** What `GET /runs/:id` shows: the summary plus the whole manifest. */
@@ -132,6 +135,7 @@ export function summarize(manifest: Manifest, activeId: string | undefined): Run
     coverage: coverageOf(manifest),
     possible_gap: manifest.steps.fetch?.counts?.possible_gap ?? 0,
     warnings: manifest.warnings.length,
+    users: manifest.users ?? {},
   };
 }
 

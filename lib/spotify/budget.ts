@@ -34,6 +34,7 @@ export class RequestBudget implements RequestGate {
   #inFlight = 0;
   #queue: (() => void)[] = [];
   #notBefore = 0;
+  #stopped?: Error;
   /** Set once any account met the app's daily quota: every account stops for the run. */
   quota?: QuotaExceededError;
   readonly stats: BudgetStats = { requests: 0, maxInFlight: 0, paused: 0 };
@@ -73,6 +74,8 @@ export class RequestBudget implements RequestGate {
         await sleep(left, signal);
       }
       if (waited) this.stats.paused++;
+      // the quota is the app's: once one answer says it is used up, nobody asks again
+      if (this.#stopped) throw this.#stopped;
     } catch (error) {
       this.#release();
       throw error;
@@ -85,6 +88,11 @@ export class RequestBudget implements RequestGate {
       released = true;
       this.#release();
     };
+  }
+
+  /** Refuses every later request with `error` (the answer that said the quota is used up). */
+  stopAll(error: Error): void {
+    this.#stopped ??= error;
   }
 
   /** Pauses every request for `ms` from now (the longest pause wins). */

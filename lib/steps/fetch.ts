@@ -21,7 +21,6 @@ import type { Logger } from "../log.ts";
 import type { UserRecord } from "../run.ts";
 import { RequestBudget } from "../spotify/budget.ts";
 import { openSpotifyClient } from "../spotify/client.ts";
-import type { QuotaExceededError } from "../spotify/top_tracks.ts";
 import { advanceCursor, readCursor } from "../state.ts";
 import { newestCursorInKeys } from "../streams/cursor.ts";
 import { type FetchedStream, fetchStreams } from "../streams/fetch_streams.ts";
@@ -52,7 +51,6 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
     run.warn("fetch used the bundled sample data, not Spotify data");
   }
   const budget = new RequestBudget({ concurrency: config.spotify.concurrency });
-  const shared: { quota?: QuotaExceededError } = {};
   const streams = streamDefs(run.streams);
   const outputs: string[] = [];
   // Every account at once: the budget bounds what reaches Spotify.
@@ -80,7 +78,7 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
         client,
         userId: userId!,
         sampleDir: account.sample?.dir,
-        shared,
+        shared: budget,
         runId: run.id,
         snapshotDate: run.snapshotDate,
         streams,
@@ -116,9 +114,10 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
   if (failed.length === fetched.length) throw failed[0]!.error;
   run.manifest.users = users;
   for (const [name, u] of Object.entries(users)) {
-    if (u.status !== "succeeded") {
-      run.warn(`user ${name}: ${u.error}${u.hint ? ` — ${u.hint}` : ""}`);
-    }
+    if (u.status === "succeeded") continue;
+    const message = `user ${name}: ${u.error}${u.hint ? ` — ${u.hint}` : ""}`;
+    run.warn(message);
+    if (u.status === "failed") log.error(`${message} (the other accounts go on)`, { user: name });
   }
 
   const ok = fetched.filter((f) => f.error === undefined);
@@ -129,7 +128,10 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
     const skipped = Object.fromEntries(
       parts.filter((p) => p.r.skipped !== undefined).map((p) => [p.f.userId!, p.r.skipped!]),
     );
-    for (const p of parts) for (const w of p.r.warnings) run.warn(prefixed(p.f, ok.length, w));
+    // a stopped stream's warning is in its account's record (above)
+    for (const p of parts.filter((p) => p.r.skipped === undefined)) {
+      for (const w of p.r.warnings) run.warn(prefixed(p.f, ok.length, w));
+    }
     const file: StreamRows = {
       stream: stream.name,
       run_id: run.id,
@@ -149,7 +151,9 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
       }
     }
   }
-  const lines = ok.flatMap((f) => f.streams.map((r) => prefixed(f, ok.length, r.text)));
+  const lines = ok.flatMap((f) =>
+    f.streams.map((r) => accountWords(f.account.name, prefixed(f, ok.length, r.text)))
+  );
   for (const f of failed) {
     lines.push(`user ${f.account.name}: FAILED — ${users[f.account.name]!.error}`);
   }
@@ -175,7 +179,7 @@ function userRecords(fetched: AccountFetch[], log: Logger): Record<string, UserR
   const out: Record<string, UserRecord> = {};
   for (const f of fetched) {
     const { name } = f.account;
-    const fix = (text: string) => text.replaceAll("`deno task auth`", `\`${authCommand(name)}\``);
+    const fix = (text: string) => accountWords(name, text);
     if (f.error !== undefined) {
       const e = f.error;
       const message = fix(log.redact(e instanceof Error ? e.message : String(e)).split("\n")[0]!);
@@ -204,6 +208,11 @@ function userRecords(fetched: AccountFetch[], log: Logger): Record<string, UserR
     };
   }
   return out;
+}
+
+/** A message in an account's words: `deno task auth` becomes that account's command. */
+function accountWords(name: string, text: string): string {
+  return text.replaceAll("`deno task auth`", `\`${authCommand(name)}\``);
 }
 
 function prefixed(f: AccountFetch, accounts: number, text: string): string {

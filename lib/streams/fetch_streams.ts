@@ -87,7 +87,7 @@ export async function fetchStreams(options: FetchStreamsOptions): Promise<Fetche
         stream,
         rows: [],
         counts: { stopped: 1 },
-        text: `${stream.name}: ${message}`,
+        text: message,
         warnings: [message],
         skipped: error.message,
       });
