@@ -27,8 +27,14 @@ import { parseArgs } from "node:util";
 import { createLogger, reportError } from "../lib/cli.ts";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { kvBackend, misconfiguredBackend, runLeased } from "../lib/deploy/backend.ts";
-import type { DeployRunSummary } from "../lib/deploy/pipeline.ts";
-import { type DeployKv, kvTokenSource, openKv, parseTokensJson } from "../lib/deploy/tokens.ts";
+import type { DeployAccount, DeployRunSummary } from "../lib/deploy/pipeline.ts";
+import {
+  type DeployKv,
+  kvTokenSource,
+  openKv,
+  parseTokensJson,
+  userTokenSettings,
+} from "../lib/deploy/tokens.ts";
 import { ConfigError, ExitCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { PipelineApp } from "../lib/server/app.ts";
@@ -40,6 +46,8 @@ export interface DeploySettings {
   kvPath?: string;
   /** The token store as JSON text, to seed Deno KV. */
   tokensJson?: string;
+  /** The other accounts' token stores (`SPOTIFY_TOKENS_JSON_<NAME>`), to seed Deno KV. */
+  userTokens: { account: string; variable: string; json: string }[];
   /** HTTP port (Deploy's default 8000). */
   port: number;
 }
@@ -54,6 +62,7 @@ export function deploySettings(): DeploySettings {
   return {
     kvPath: get("PIPELINE_KV_PATH"),
     tokensJson: get("SPOTIFY_TOKENS_JSON"),
+    userTokens: userTokenSettings(Deno.env.toObject()),
     port: Number(port),
   };
 }
@@ -90,6 +99,18 @@ function tokenSource(kv: DeployKv, settings: DeploySettings) {
   return kvTokenSource(kv, { seed });
 }
 
+/** The household's other accounts, each seeded from its `SPOTIFY_TOKENS_JSON_<NAME>`. */
+function otherAccounts(kv: DeployKv, settings: DeploySettings): DeployAccount[] {
+  return settings.userTokens.map((u) => ({
+    name: u.account,
+    tokens: kvTokenSource(kv, {
+      account: u.account,
+      variable: u.variable,
+      seed: parseTokensJson(u.json, u.variable),
+    }),
+  }));
+}
+
 /** Options of {@link runDeployOnce}. */
 export interface RunDeployOnceOptions {
   log: Logger;
@@ -108,6 +129,7 @@ export async function runDeployOnce(
   const { done } = await runLeased(config, {
     kv,
     tokens: tokenSource(kv, settings),
+    otherAccounts: otherAccounts(kv, settings),
     log,
     date,
     schedule,
@@ -138,7 +160,12 @@ export async function serveDeploy(boot: Config, log: Logger): Promise<void> {
     app = new PipelineApp({
       config,
       log: runLog,
-      backend: kvBackend(config, { kv, tokens: tokenSource(kv, settings), log: runLog }),
+      backend: kvBackend(config, {
+        kv,
+        tokens: tokenSource(kv, settings),
+        otherAccounts: otherAccounts(kv, settings),
+        log: runLog,
+      }),
       requireToken: true,
     });
   } catch (error) {
@@ -181,7 +208,7 @@ Flags:
   --help               this help
 
 Settings: every prod setting (see README), PIPELINE_TRIGGER_TOKEN (required to use the API),
-plus SPOTIFY_TOKENS_JSON (the token file's content, seeds Deno KV), PIPELINE_KV_PATH (local
+plus SPOTIFY_TOKENS_JSON (the token file's content, seeds Deno KV), SPOTIFY_TOKENS_JSON_<NAME> (each other account's, from \`auth --user <name>\`), PIPELINE_KV_PATH (local
 runs only) and PORT.`;
 
 /** Local use (`--once`, `--help`); returns the exit code. */

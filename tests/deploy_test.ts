@@ -42,9 +42,9 @@ import {
 const BUCKET = "spotify-deploy-lake";
 const AWS_ENV = TEST_AWS_ENV;
 
-/** A token store for tokens minted on the mock, with an access token that has expired. */
-function tokensJson(mock: MockSpotify): string {
-  const t = mock.issueTokens();
+/** A token store for tokens minted on the mock (a user's), with an access token that has expired. */
+function tokensJson(mock: MockSpotify, userId?: string): string {
+  const t = mock.issueTokens({ userId });
   const tokens: StoredTokens = {
     version: 1,
     client_id: mock.state.clientId,
@@ -55,7 +55,7 @@ function tokensJson(mock: MockSpotify): string {
     refresh_token: t.refresh_token,
     consented_at: new Date().toISOString(),
     refreshed_at: null,
-    user: { ...mock.state.user },
+    user: { ...(mock.state.others.get(userId ?? "")?.user ?? mock.state.user) },
   };
   return JSON.stringify(tokens);
 }
@@ -230,6 +230,8 @@ for (const runtime of RUNTIMES) {
       await using w = await startProdStandIns({ bucket: BUCKET, dataDirPrefix: "deploy_test_" });
       const { dataDir, pair } = w;
       const mock = startMockSpotify({ audioFeatures: featuresForTopTracks() });
+      // a second person of the household, with the same recorded lists and plays
+      mock.addUser({ id: "alice_spotify", display_name: "Alice" });
       const entries: RunningEntry[] = [];
       try {
         const base = await w.env();
@@ -257,6 +259,7 @@ for (const runtime of RUNTIMES) {
           PIPELINE_DATA_DIR: "/nonexistent/data",
           PIPELINE_KV_PATH: `${dataDir}/kv.sqlite3`,
           SPOTIFY_TOKENS_JSON: tokensJson(mock),
+          SPOTIFY_TOKENS_JSON_ALICE: tokensJson(mock, "alice_spotify"),
         };
         const a = await startDeployEntry(deployEnv, dataDir, runtime);
         entries.push(a);
@@ -297,11 +300,16 @@ for (const runtime of RUNTIMES) {
         assertEquals(lost.body.run_id, won.body.run_id, "the 409 names the running run");
         const run = won.body.run as DeployRunSummary;
         assertEquals(run.status, "succeeded");
-        // every stream: 5 top tracks, the 2 recorded plays, 15 top artists
-        assertEquals(run.steps.fetch?.counts?.rows, 22);
-        assertEquals(run.steps.enrich?.counts?.matched, 5);
-        assertEquals(run.load?.rows_loaded, 22);
-        assertEquals(mock.requestsTo("/api/token").length, 1, "the expired token was refreshed");
+        // every stream, for each of the two users: 5 top tracks, the 2 recorded plays, 15 top
+        // artists
+        assertEquals(run.steps.fetch?.counts?.rows, 2 * 22);
+        assertEquals(run.steps.enrich?.counts?.matched, 2 * 5);
+        assertEquals(run.load?.rows_loaded, 2 * 22);
+        assertEquals(run.users, {
+          default: { user_id: "mockuser", status: "succeeded", rows: 22 },
+          alice: { user_id: "alice_spotify", status: "succeeded", rows: 22 },
+        });
+        assertEquals(mock.requestsTo("/api/token").length, 2, "each expired token was refreshed");
         const date = run.snapshot_date;
 
         // The rows are in Snowflake.
@@ -311,7 +319,15 @@ for (const runtime of RUNTIMES) {
           const rows = await session.execute(
             `SELECT COUNT(*) AS N, COUNT(DISTINCT TRACK_ID) AS T FROM SPOTIFY.RAW.TOP_TRACKS WHERE SNAPSHOT_DATE = '${date}'`,
           );
-          assertEquals([Number(rows[0]?.N), Number(rows[0]?.T)], [5, 5]);
+          assertEquals([Number(rows[0]?.N), Number(rows[0]?.T)], [2 * 5, 5]);
+          const users = await session.execute(
+            `SELECT USER_ID, COUNT(*) AS N FROM SPOTIFY.RAW.RECENTLY_PLAYED GROUP BY 1 ORDER BY 1`,
+          );
+          // the two users' identical plays are two rows each
+          assertEquals(users.map((r) => [r.USER_ID, Number(r.N)]), [
+            ["alice_spotify", 2],
+            ["mockuser", 2],
+          ]);
         } finally {
           await session.close();
         }
@@ -328,9 +344,9 @@ for (const runtime of RUNTIMES) {
         assertEquals(again.status, 200, JSON.stringify(again.body));
         const second = again.body.run as DeployRunSummary;
         assertEquals(second.steps.fetch?.counts?.recently_played_rows, 1);
-        assertEquals(second.load?.files_skipped, 2);
+        assertEquals(second.load?.files_skipped, 2 * 2);
         assertEquals(second.load?.rows_loaded, 1);
-        assertEquals(mock.requestsTo("/api/token").length, 1, "KV's access token was reused");
+        assertEquals(mock.requestsTo("/api/token").length, 2, "KV's access tokens were reused");
 
         // 5. Runs are read back from KV on either instance, newest first.
         const runs = await call(a, "/runs", { headers: AUTH });

@@ -26,7 +26,7 @@ import {
   type SampleRowsOptions,
 } from "./_enriched_rows.ts";
 
-const KEY = "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet";
+const KEY = "top_tracks/user_id=sample/snapshot_date=2026-01-31/top_tracks.parquet";
 const PYTHON = fileURLToPath(new URL("../.venv/bin/python", import.meta.url));
 const quiet = () => new Logger({ level: "error", sink: () => {} });
 

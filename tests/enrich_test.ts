@@ -521,7 +521,7 @@ function sampleConfig(dir: string, extra: Record<string, string> = {}): Config {
 Deno.test("enrich step on the bundled sample: 16 of 21 (14 by id, 2 by name), files and summary", async () => {
   await withDataDir(async (dir) => {
     const config = sampleConfig(dir);
-    const run = await createRun(config, { date: "2026-11-26" });
+    const run = await createRun(config, { date: "2026-11-26", accounts: ["sample"] });
     const { log } = testLog();
     await runStep("fetch", { config, run, log, flags: {} });
     const outcome = await runStep("enrich", { config, run, log, flags: {} });
@@ -597,7 +597,7 @@ Deno.test("enrich step with the Spotify API: Spotify, then ReccoBeats, then the 
     for (const forbidden of [false, true]) {
       await withDataDir(async (dir) => {
         const fetchConfig = sampleConfig(dir);
-        const run = await createRun(fetchConfig, { date: "2026-11-26" });
+        const run = await createRun(fetchConfig, { date: "2026-11-26", accounts: ["sample"] });
         const { log } = testLog();
         await runStep("fetch", { config: fetchConfig, run, log, flags: {} });
 
@@ -673,7 +673,7 @@ Deno.test("enrich step with the Spotify API: Spotify, then ReccoBeats, then the 
 Deno.test("enrich step without a fetch output fails with a ConfigError naming the step to run", async () => {
   await withDataDir(async (dir) => {
     const config = sampleConfig(dir);
-    const run = await createRun(config, { date: "2026-11-26" });
+    const run = await createRun(config, { date: "2026-11-26", accounts: ["sample"] });
     const { log } = testLog();
     await assert.rejects(runStep("enrich", { config, run, log, flags: {} }), (e: Error) => {
       assert.ok(e instanceof ConfigError);

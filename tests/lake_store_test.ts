@@ -19,7 +19,7 @@ import type { PutReceipt } from "../lib/store/object_store.ts";
 import { openObjectStore } from "../lib/store/open.ts";
 import { sampleEnrichOutput } from "./_enriched_rows.ts";
 
-const KEY = "top_tracks/snapshot_date=2026-01-31/top_tracks.parquet";
+const KEY = "top_tracks/user_id=sample/snapshot_date=2026-01-31/top_tracks.parquet";
 const quiet = () => new Logger({ level: "error", sink: () => {} });
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -99,7 +99,7 @@ Deno.test("FolderStore.head() and list() describe stored objects; a stale sideca
     assert.equal(await store.head(KEY), undefined);
     assert.deepEqual(await store.list("top_tracks/"), []);
     const keys = [
-      "top_tracks/snapshot_date=2026-01-30/top_tracks.parquet",
+      "top_tracks/user_id=sample/snapshot_date=2026-01-30/top_tracks.parquet",
       KEY,
       "other/x.bin",
     ];
@@ -116,10 +116,14 @@ Deno.test("FolderStore.head() and list() describe stored objects; a stale sideca
 
     const listed = await store.list("top_tracks/");
     assert.deepEqual(listed.map((o) => o.key), [keys[0], KEY]);
-    assert.deepEqual((await store.list("top_tracks/snapshot_date=2026-01-3")).length, 2);
-    assert.deepEqual((await store.list("top_tracks/snapshot_date=2026-01-31/")).map((o) => o.key), [
-      KEY,
-    ]);
+    assert.deepEqual(
+      (await store.list("top_tracks/user_id=sample/snapshot_date=2026-01-3")).length,
+      2,
+    );
+    assert.deepEqual(
+      (await store.list("top_tracks/user_id=sample/snapshot_date=2026-01-31/")).map((o) => o.key),
+      [KEY],
+    );
     assert.deepEqual((await store.list("")).map((o) => o.key), ["other/x.bin", keys[0], KEY]);
 
     // the file replaced behind the store's back: its sha256 is computed, the old fingerprint dropped

@@ -10,6 +10,7 @@ import { ConfigError } from "../lib/errors.ts";
 import { acquireRunLock, type LockInfo, lockPath } from "../lib/lock.ts";
 import { runPipeline } from "../lib/pipeline.ts";
 import { PipelineApp } from "../lib/server/app.ts";
+import type { RunSummary } from "../lib/server/runs.ts";
 import { type CronFn, type CronOptions, toDenoCronSchedule } from "../lib/server/cron.ts";
 import { isLoopback, serve } from "../lib/server/serve.ts";
 import type { PipelineFn } from "../lib/server/trigger.ts";
@@ -127,7 +128,11 @@ Deno.test("POST /run-top-tracks answers 202 with the run id; the run completes a
     "report",
   ]);
   for (const step of Object.values(steps)) assertEquals(step.status, "succeeded");
-  assertEquals(steps.fetch?.counts?.top_tracks_rows, 21);
+  // the bundled sample's two users: 21 + 12 top tracks, each account's outcome per step
+  assertEquals(steps.fetch?.counts?.top_tracks_rows, 21 + 12);
+  const users = run.users as RunSummary["users"];
+  assertEquals(Object.keys(users), ["sample", "sample_2"]);
+  assertEquals(users.sample_2?.steps.load?.status, "succeeded");
   assertEquals(run.streams, ["top_tracks", "recently_played", "top_artists"]);
   assertEquals(run.possible_gap, 0);
   assertEquals(run.active, false);
@@ -153,7 +158,7 @@ Deno.test("POST /run-top-tracks?wait=true answers the finished run", async () =>
   assertEquals(run.snapshot_date, "2026-11-25");
   assertEquals(run.status, "partial");
   const steps = run.steps as Record<string, { counts: { top_tracks_rows: number } }>;
-  assertEquals(steps.fetch?.counts.top_tracks_rows, 21);
+  assertEquals(steps.fetch?.counts.top_tracks_rows, 21 + 12);
   await app.close();
 });
 

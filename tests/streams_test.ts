@@ -191,12 +191,14 @@ Deno.test("the cursor is recovered from the lake when the state is lost; overlap
   assert.deepEqual(await playCounts(e.config), { rows: 37, distinct: 37 });
 });
 
-Deno.test("a token without user-read-recently-played: the daily run keeps top tracks and says to re-auth; poll fails with exit 3", async () => {
+Deno.test("a token without user-read-recently-played: the daily run keeps top tracks, ends partial (exit 3) and says to re-auth; poll fails with exit 3", async () => {
   await using e = await setup({}, { scope: "user-top-read" });
   const { log } = testLog();
   const { run } = await runPipeline(e.config, { log, to: "load" });
-  assert.equal(run.manifest.status, "partial"); // --to load
-  const warning = run.manifest.warnings.find((w) => w.startsWith("recently_played stopped"));
+  assert.equal(run.manifest.status, "partial");
+  assert.equal(run.manifest.users?.default?.status, "partial");
+  assert.equal(run.exitCode, 3);
+  const warning = run.manifest.warnings.find((w) => w.includes("recently_played stopped"));
   assert.match(String(warning), /user-read-recently-played.*deno task auth/);
   assert.equal(e.mock.requestsTo(RECENT).length, 0, "the stored scope already says so");
   assert.ok(e.config.warehouse.kind === "duckdb");
@@ -250,8 +252,11 @@ Deno.test("429 QUOTA_EXCEEDED is not retried: it stops the stream for the run", 
   // in the daily run: top tracks land; the quota stops recently played and what comes after
   const { run } = await runPipeline(e.config, { log, to: "load" });
   assert.equal(run.manifest.steps.load?.status, "succeeded");
-  const stopped = run.manifest.warnings.filter((w) => /stopped for this run.*quota/i.test(w));
-  assert.deepEqual(stopped.map((w) => w.split(" ")[0]), ["recently_played", "top_artists"]);
+  assert.match(
+    String(run.manifest.users?.default?.error),
+    /^recently_played stopped: .*quota.*; top_artists stopped: .*quota/i,
+  );
+  assert.equal(run.exitCode, 3);
   assert.equal(run.manifest.steps.load?.counts?.rows_loaded, 5);
 });
 

@@ -13,6 +13,7 @@ import type { ReadyCheck, RunBackend } from "../server/backend.ts";
 import { refreshTokenAge } from "../spotify/token_store.ts";
 import { acquireKvLease, LEASE_KEY, type LeaseValue } from "./lease.ts";
 import {
+  type DeployAccount,
   type DeployRunSummary,
   kvRunRecorder,
   recentDeployRuns,
@@ -24,7 +25,10 @@ import type { DeployKv, TokenSource } from "./tokens.ts";
 /** Options of {@link kvBackend} and {@link runLeased}. */
 export interface KvBackendOptions {
   kv: DeployKv;
+  /** The `default` account's tokens. */
   tokens: TokenSource;
+  /** The household's other accounts. */
+  otherAccounts?: readonly DeployAccount[];
   log: Logger;
   /** Clock (tests). */
   now?: () => Date;
@@ -54,6 +58,7 @@ export async function runLeased(
   const done = runOnDeploy(config, {
     log,
     tokens,
+    otherAccounts: options.otherAccounts,
     kv,
     record: kvRunRecorder(kv),
     runId: id,

@@ -43,6 +43,8 @@ import type { Schedule, StreamName } from "../streams/names.ts";
 import { streamDefs, streamsFor } from "../streams/registry.ts";
 import type { Row, StreamDef } from "../streams/stream.ts";
 import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
+import { DEFAULT_ACCOUNT } from "../spotify/accounts.ts";
+import { RequestBudget } from "../spotify/budget.ts";
 import { type KvLike, openDeploySpotifyClient, type TokenSource } from "./tokens.ts";
 
 /**
@@ -65,7 +67,8 @@ export type DeployUpload = Pick<PutReceipt, "uri" | "bytes" | "sha256" | "skippe
 export interface DeployRunSummary {
   run_id: string;
   snapshot_date: string;
-  status: "running" | "succeeded" | "failed";
+  /** `partial`: some accounts failed while the others' data landed (see `users`). */
+  status: "running" | "succeeded" | "partial" | "failed";
   started_at: string;
   finished_at?: string;
   /** The streams the run carries. */
@@ -85,13 +88,26 @@ export interface DeployRunSummary {
   error?: string;
   exit_code?: number;
   warnings: string[];
+  /** Each account's fetch: its user, rows, or why it failed (and the fix). */
+  users?: Record<
+    string,
+    { user_id?: string; status: "succeeded" | "failed"; rows?: number; error?: string }
+  >;
+}
+
+/** An account on Deploy: a name and where its tokens are (Deno KV). */
+export interface DeployAccount {
+  name: string;
+  tokens: TokenSource;
 }
 
 /** Options of {@link runOnDeploy}. */
 export interface RunOnDeployOptions {
   log: Logger;
-  /** Where the Spotify tokens are (Deno KV). */
+  /** Where the `default` account's Spotify tokens are (Deno KV). */
   tokens: TokenSource;
+  /** The household's other accounts (`SPOTIFY_TOKENS_JSON_<NAME>`), each with its tokens. */
+  otherAccounts?: readonly DeployAccount[];
   /** Where the cursors are (Deno KV); without it each run starts from the S3 keys. */
   kv?: KvLike;
   /** Snapshot date (default: today, UTC). */
@@ -179,23 +195,84 @@ export async function runOnDeploy(
   try {
     let client!: SpotifyClient;
     let userId = "";
+    const accounts: DeployAccount[] = [
+      { name: DEFAULT_ACCOUNT, tokens },
+      ...(options.otherAccounts ?? []),
+    ];
     const fetched = await step("fetch", async () => {
-      client = await openDeploySpotifyClient(config, tokens, { log, signal, now });
-      // No token file here: the user comes from the tokens in KV, or GET /v1/me (not saved).
-      userId = client.tokens.user?.id ??
-        String((await client.getJson<{ id?: unknown }>("/v1/me", { signal })).id ?? "unknown");
-      const value = await fetchStreams({
-        config,
-        log,
-        signal,
-        source: "api",
-        client,
-        userId,
-        runId,
-        snapshotDate: date,
-        streams,
-        cursorOf: (stream, streamLog) => kvCursor(stream, userId, { kv, store, log: streamLog }),
-        saveRaw: () => Promise.resolve(),
+      // the accounts share the app's rate limit and quota: one budget for all
+      const budget = new RequestBudget({ concurrency: config.spotify.concurrency });
+      const results = await Promise.all(accounts.map(async (account) => {
+        const userLog = accounts.length > 1 ? log.child({ user: account.name }) : log;
+        try {
+          const c = await openDeploySpotifyClient(config, account.tokens, {
+            log: userLog,
+            signal,
+            now,
+            gate: budget,
+          });
+          // No token file here: the user comes from the tokens in KV, or GET /v1/me (not saved).
+          const id = c.tokens.user?.id ??
+            String((await c.getJson<{ id?: unknown }>("/v1/me", { signal })).id ?? "unknown");
+          const streamsOf = await fetchStreams({
+            config,
+            log: userLog,
+            signal,
+            source: "api",
+            client: c,
+            userId: id,
+            shared: budget,
+            runId,
+            snapshotDate: date,
+            streams,
+            cursorOf: (stream, streamLog) => kvCursor(stream, id, { kv, store, log: streamLog }),
+            saveRaw: () => Promise.resolve(),
+          });
+          return { account, client: c, userId: id, streams: streamsOf };
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          return { account, error };
+        }
+      }));
+      const ok = results.filter((r) => r.error === undefined);
+      if (ok.length === 0) throw results[0]!.error;
+      client = ok[0]!.client!;
+      userId = ok[0]!.userId!;
+      summary.users = {};
+      for (const r of results) {
+        const again = r.account.name === DEFAULT_ACCOUNT
+          ? "SPOTIFY_TOKENS_JSON"
+          : `SPOTIFY_TOKENS_JSON_${r.account.name.toUpperCase().replaceAll("-", "_")}`;
+        if (r.error !== undefined) {
+          const message = log.redact(
+            r.error instanceof Error ? r.error.message : String(r.error),
+          ).split("\n")[0]!;
+          summary.users[r.account.name] = {
+            status: "failed",
+            error: `${message} (authorize it again and update ${again})`,
+          };
+          summary.warnings.push(`user ${r.account.name}: ${message}`);
+          summary.exit_code = Math.max(summary.exit_code ?? 0, exitCodeOf(r.error));
+          log.error(`user ${r.account.name}: ${message} (the other accounts go on)`);
+          continue;
+        }
+        summary.users[r.account.name] = {
+          user_id: r.userId,
+          status: "succeeded",
+          rows: r.streams!.reduce((n, s) => n + s.rows.length, 0),
+        };
+      }
+      // one entry per stream, every account's rows together (each row names its user)
+      const value = streams.map((stream) => {
+        const parts = ok.map((r) => r.streams!.find((s) => s.stream === stream)!);
+        const stopped = parts.filter((p) => p.skipped !== undefined);
+        return {
+          stream,
+          rows: parts.flatMap((p) => p.rows),
+          warnings: parts.flatMap((p) => p.warnings),
+          counts: { possible_gap: parts.reduce((n, p) => n + (p.counts.possible_gap ?? 0), 0) },
+          ...(stopped.length === parts.length ? { skipped: stopped[0]!.skipped } : {}),
+        };
       });
       const counts: Record<string, number> = { rows: 0 };
       for (const r of value) {
@@ -338,9 +415,9 @@ export async function runOnDeploy(
         },
       };
     });
-    summary.status = "succeeded";
+    summary.status = summary.exit_code ? "partial" : "succeeded";
     log.info(
-      `Deploy run ${runId} succeeded: ${
+      `Deploy run ${runId} ${summary.status}: ${
         fetched.reduce((n, r) => n + r.rows.length, 0)
       } rows, coverage ${((summary.coverage ?? 0) * 100).toFixed(0)}%, ${
         summary.load?.rows_loaded ?? 0

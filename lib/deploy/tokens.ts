@@ -7,6 +7,7 @@
 
 import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
+import type { RequestGate } from "../http.ts";
 import type { Logger } from "../log.ts";
 import { SpotifyClient } from "../spotify/client.ts";
 import { refreshTokensInMemory } from "../spotify/refresh_in_memory.ts";
@@ -35,8 +36,39 @@ export interface TokenSource {
   save(tokens: StoredTokens): Promise<void>;
 }
 
-/** KV key of the token store. */
+/** KV key of the `default` account's token store. */
 export const TOKENS_KEY: readonly unknown[] = ["spotify", "tokens"];
+
+/** KV key of an account's token store (`default`: {@link TOKENS_KEY}). */
+export function accountTokensKey(account: string): readonly unknown[] {
+  return account === "default" ? TOKENS_KEY : ["spotify", "tokens", account];
+}
+
+/** The prefix of the Deploy settings that seed the other accounts' tokens. */
+export const USER_TOKENS_PREFIX = "SPOTIFY_TOKENS_JSON_";
+
+/**
+ * The household's other accounts from the environment: `SPOTIFY_TOKENS_JSON_<NAME>` holds the
+ * token file `deno task auth --user <name>` wrote (`<NAME>` the name upper-cased; an account whose
+ * name has a `-` is named with `_` there).
+ * @throws {ConfigError} naming the variable when its name is no account name.
+ */
+export function userTokenSettings(
+  env: Record<string, string | undefined>,
+): { account: string; variable: string; json: string }[] {
+  const out: { account: string; variable: string; json: string }[] = [];
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.startsWith(USER_TOKENS_PREFIX) || !value?.trim()) continue;
+    const account = variable.slice(USER_TOKENS_PREFIX.length).toLowerCase();
+    if (!/^[a-z0-9][a-z0-9_]{0,31}$/.test(account) || account === "default") {
+      throw new ConfigError(
+        `${variable}: "${account}" is not an account name (expected SPOTIFY_TOKENS_JSON_<NAME>, NAME of A-Z, 0-9 and _)`,
+      );
+    }
+    out.push({ account, variable, json: value.trim() });
+  }
+  return out.sort((a, b) => (a.account < b.account ? -1 : 1));
+}
 
 /**
  * Opens Deno KV: the deployment's database on Deno Deploy (`path` unset), or a local file or
@@ -90,6 +122,10 @@ export function parseTokensJson(text: string, what: string): StoredTokens {
 
 /** Options of {@link kvTokenSource}. */
 export interface KvTokenSourceOptions {
+  /** The account (default `default`, under {@link TOKENS_KEY}; others under its name). */
+  account?: string;
+  /** The setting that seeds it, for messages (default `SPOTIFY_TOKENS_JSON`). */
+  variable?: string;
   /**
    * Tokens to start from (`SPOTIFY_TOKENS_JSON`): used when KV has none, or when they come from
    * a newer consent than KV's (the user ran `deno task auth` again and updated the secret).
@@ -99,24 +135,29 @@ export interface KvTokenSourceOptions {
 
 /** Tokens kept in Deno KV under {@link TOKENS_KEY}. */
 export function kvTokenSource(kv: KvLike, options: KvTokenSourceOptions = {}): TokenSource {
-  const { seed } = options;
+  const { seed, account = "default", variable = "SPOTIFY_TOKENS_JSON" } = options;
+  const key = accountTokensKey(account);
   return {
-    name: "Deno KV",
+    name: account === "default" ? "Deno KV" : `Deno KV (${account})`,
     async load() {
-      const stored = (await kv.get<StoredTokens>(TOKENS_KEY)).value;
+      const stored = (await kv.get<StoredTokens>(key)).value;
       if (seed && (!stored || Date.parse(seed.consented_at) > Date.parse(stored.consented_at))) {
-        await kv.set(TOKENS_KEY, seed);
+        await kv.set(key, seed);
         return seed;
       }
       if (!stored) {
         throw new ConfigError(
-          "No Spotify tokens in Deno KV: set SPOTIFY_TOKENS_JSON to the content of the token file `deno task auth` wrote",
+          `No Spotify tokens in Deno KV${
+            account === "default" ? "" : ` for ${account}`
+          }: set ${variable} to the content of the token file \`deno task auth${
+            account === "default" ? "" : ` --user ${account}`
+          }\` wrote`,
         );
       }
       return stored;
     },
     async save(tokens) {
-      await kv.set(TOKENS_KEY, tokens);
+      await kv.set(key, tokens);
     },
   };
 }
@@ -127,6 +168,8 @@ export interface OpenDeploySpotifyClientOptions {
   signal?: AbortSignal;
   /** Clock (tests). */
   now?: () => Date;
+  /** The request budget shared with the run's other accounts. */
+  gate?: RequestGate;
 }
 
 /**
@@ -140,13 +183,13 @@ export async function openDeploySpotifyClient(
   source: TokenSource,
   options: OpenDeploySpotifyClientOptions,
 ): Promise<SpotifyClient> {
-  const { log, signal, now = () => new Date() } = options;
+  const { log, signal, now = () => new Date(), gate } = options;
   let tokens = await source.load();
-  let client = new SpotifyClient(config, tokens, { log, now });
+  let client = new SpotifyClient(config, tokens, { log, now, gate });
   if (client.expired) {
     tokens = await refreshTokensInMemory(config, tokens, { log, signal, now });
     await source.save(tokens);
-    client = new SpotifyClient(config, tokens, { log, now });
+    client = new SpotifyClient(config, tokens, { log, now, gate });
   }
   const { warning } = refreshTokenAge(tokens, now());
   if (warning) log.warn(warning);

@@ -79,6 +79,8 @@ function invalidValues(
     SPOTIFY_REDIRECT_PORT: local("0", "70000", "88a"),
     SPOTIFY_TIME_RANGES: local("weekly", "short_term,yearly", ",,"),
     SPOTIFY_MAX_TRACKS: local("0", "1001", "ten"),
+    SPOTIFY_USERS_DIR: local(join(dir, "lake", "users"), join(dir, "runs", "users")),
+    SPOTIFY_CONCURRENCY: local("0", "11", "two"),
     SPOTIFY_SOURCE: local("file"),
     HTTP_TIMEOUT_MS: local("0", "-5", "1e3"),
     HTTP_MAX_RETRIES: local("21", "x"),
