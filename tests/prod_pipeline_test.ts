@@ -89,7 +89,7 @@ Deno.test({
       assert.deepEqual(uploaded1.files.map((f) => [f.stream, f.uri, f.skipped]), [
         [
           "top_tracks",
-          `s3://${BUCKET}/lake/top_tracks/snapshot_date=${DATE}/top_tracks.parquet`,
+          `s3://${BUCKET}/lake/top_tracks/user_id=mockuser/snapshot_date=${DATE}/top_tracks.parquet`,
           false,
         ],
         [

@@ -56,9 +56,10 @@ const READ_CHARTS = `[...document.querySelectorAll("article.chart")].map((a) => 
   };
 })`;
 
-/** Each chart's expected marks, by SQL over the models (not the report's own code). */
-async function expectedMarks(path: string): Promise<Record<string, number>> {
+/** A user's charts' expected marks, by SQL over the models (not the report's own code). */
+async function expectedMarks(path: string, user: string): Promise<Record<string, number>> {
   const features = UNIT_INTERVAL_FEATURES;
+  const u = `user_id = '${user}'`;
   return await withReadOnlyDuckDb(path, async (c) => {
     const one = async (sql: string) =>
       Number(Object.values((await c.runAndReadAll(sql)).getRowObjectsJS()[0]!)[0]);
@@ -67,27 +68,29 @@ async function expectedMarks(path: string): Promise<Record<string, number>> {
         `select ${
           features.map((f) => `count(distinct case when ${f}_mean is not null then time_range end)`)
             .join(" + ")
-        } from main.inter_top_weekly_audio_features`,
+        } from main.inter_top_weekly_audio_features where ${u}`,
       ),
       rank_movement: await one(
         `select count(distinct track_id) from main.top_tracks
-         where time_range = 'short_term' and rank <= 10
-           and snapshot_date > (select max(snapshot_date) from main.top_tracks) - 30`,
+         where ${u} and time_range = 'short_term' and rank <= 10
+           and snapshot_date > (select max(snapshot_date) from main.top_tracks where ${u}) - 30`,
       ),
-      feature_coverage: await one("select count(*) from main.inter_top_weekly_audio_features"),
+      feature_coverage: await one(
+        `select count(*) from main.inter_top_weekly_audio_features where ${u}`,
+      ),
       daily_minutes: await one(
         `select count(*) from main.daily_listening
-         where play_date > (select max(play_date) from main.daily_listening) - 90`,
+         where ${u} and play_date > (select max(play_date) from main.daily_listening where ${u}) - 90`,
       ),
       listening_heatmap: 7 * 24,
       top_artists: await one(
-        "select least(10, count(distinct artist_name)) from main.plays",
+        `select least(10, count(distinct artist_name)) from main.plays where ${u}`,
       ),
       top_genres: await one(
         `select least(10, count(distinct g)) from (
            select unnest(genres) as g from main.top_artists
-           where time_range = 'short_term'
-             and snapshot_date = (select max(snapshot_date) from main.top_artists))`,
+           where ${u} and time_range = 'short_term'
+             and snapshot_date = (select max(snapshot_date) from main.top_artists where ${u}))`,
       ),
     };
   });
@@ -115,11 +118,15 @@ Deno.test({
       assertEquals(run.manifest.steps.report?.status, "succeeded");
       const file = reportPath(config);
       assertEquals(run.manifest.steps.report?.summary?.path, file);
-      const expected = await expectedMarks(
-        config.warehouse.kind === "duckdb" ? config.warehouse.path : "",
-      );
+      // the bundled sample's two users, each with a section of their own charts
+      const db = config.warehouse.kind === "duckdb" ? config.warehouse.path : "";
+      const expected: Record<string, Record<string, number>> = {
+        sample: await expectedMarks(db, "sample"),
+        sample_2: await expectedMarks(db, "sample_2"),
+      };
       assert(
-        expected.rank_movement! >= 10 && expected.daily_minutes! >= 1,
+        expected.sample!.rank_movement! >= 10 && expected.sample!.daily_minutes! >= 1 &&
+          expected.sample_2!.rank_movement! >= 10 && expected.sample_2!.daily_minutes! >= 1,
         JSON.stringify(expected),
       );
 
@@ -142,11 +149,9 @@ Deno.test({
           await browser.screenshot({ x: 0, y: 0, width: 900, height: 1200 }),
         );
       }
-      assertEquals(
-        Object.fromEntries(fromDisk.map((c) => [c.id, c.marks])),
-        expected,
-        "marks per chart",
-      );
+      const marks: Record<string, Record<string, number>> = {};
+      for (const c of fromDisk) (marks[c.user] ??= {})[c.id] = c.marks;
+      assertEquals(marks, expected, "marks per user and chart");
       for (const chart of fromDisk) {
         assert(chart.labelled, `${chart.id}: labelled and described`);
         assertEquals(chart.empty, null, chart.id);
@@ -170,7 +175,10 @@ Deno.test({
         assertEquals(browser.log.errors, []);
         assertEquals(browser.log.requests, [url]);
         const served = await browser.evaluate<ChartInPage[]>(READ_CHARTS);
-        assertEquals(served.map((c) => [c.id, c.marks]), fromDisk.map((c) => [c.id, c.marks]));
+        assertEquals(
+          served.map((c) => [c.user, c.id, c.marks]),
+          fromDisk.map((c) => [c.user, c.id, c.marks]),
+        );
       } finally {
         stop.abort();
         await done;

@@ -481,7 +481,10 @@ Deno.test("`deno task auth --status` without a token store says to run `deno tas
   const out = await runTask("auth.ts", ["--status"], mockEnv(env.mock, env.dir), env.dir);
   assertEquals(out.code, ExitCode.config);
   assertStringIncludes(out.stderr, "No Spotify account is authorized");
-  assertStringIncludes(out.stderr, "Run `deno task auth` (or `deno task auth --user <name>`) first.");
+  assertStringIncludes(
+    out.stderr,
+    "Run `deno task auth` (or `deno task auth --user <name>`) first.",
+  );
 });
 
 Deno.test("`deno task auth --no-browser` completes when the printed URL is opened", async () => {
@@ -514,7 +517,10 @@ Deno.test("`deno task auth --no-browser` completes when the printed URL is opene
   }
   const status = await child.status;
   assertEquals(status.code, 0, await stderr);
-  assertStringIncludes(stdout, "Authorized account default as Mock User (mockuser); scope user-top-read");
+  assertStringIncludes(
+    stdout,
+    "Authorized account default as Mock User (mockuser); scope user-top-read",
+  );
   assertEquals(mode(env.tokensFile), 0o600);
   const stored = await readTokenStore(env.tokensFile);
   assert(!stdout.includes(stored.access_token) && !(await stderr).includes(stored.access_token));

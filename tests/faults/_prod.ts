@@ -323,13 +323,15 @@ export async function prodCases(t: Deno.TestContext, s: Suite): Promise<void> {
           step: "load",
           exit: EXIT.storage,
           cause:
-            /^COPY INTO SPOTIFY\.RAW\.TOP_TRACKS failed for s3:\/\/fault-lake\/lake\/top_tracks\/snapshot_date=.*not-a-number/,
+            /^COPY INTO SPOTIFY\.RAW\.TOP_TRACKS failed for s3:\/\/fault-lake\/lake\/top_tracks\/user_id=mockuser\/snapshot_date=.*not-a-number/,
           before: ["--to", "upload"],
           inject: async () => {
             const m = await latestManifest(p.dir);
             await corruptObject(
               p,
-              `lake/top_tracks/snapshot_date=${m!.snapshot_date}/top_tracks.parquet`,
+              `lake/top_tracks/user_id=mockuser/snapshot_date=${
+                m!.snapshot_date
+              }/top_tracks.parquet`,
             );
           },
           heal: () => {},
@@ -508,7 +510,7 @@ print(json.dumps({
     const { cause, problems } = checkFailure(failed, {
       exit: EXIT.storage,
       cause:
-        /^S3 access denied: PutObject on s3:\/\/locked-lake\/lake\/top_tracks\/snapshot_date=.* is not allowed/,
+        /^S3 access denied: PutObject on s3:\/\/locked-lake\/lake\/top_tracks\/user_id=mockuser\/snapshot_date=.* is not allowed/,
     });
     const resumed = await p.run(
       "pipeline.ts",

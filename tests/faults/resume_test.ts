@@ -41,9 +41,9 @@ async function setup(extra: Record<string, string> = {}) {
   };
 }
 
-/** The top-tracks Parquet file of a run, relative to the run folder (`write/<lake key>`). */
-function parquetOf(date: string): string {
-  return `write/top_tracks/snapshot_date=${date}/top_tracks.parquet`;
+/** A user's top-tracks Parquet file of a run, relative to the run folder (`write/<lake key>`). */
+function parquetOf(date: string, user = "sample"): string {
+  return `write/top_tracks/user_id=${user}/snapshot_date=${date}/top_tracks.parquet`;
 }
 
 async function manifestOf(dir: string, runId: string): Promise<Manifest> {
@@ -206,7 +206,8 @@ Deno.test("a half-written file left by a killed writer is never taken for an out
   const after = await manifestOf(env.dir, run.id);
   assertEquals(after.steps.write?.status, "succeeded");
   assertEquals(Object.keys(after.steps.write?.files ?? {}).sort(), [
-    parquetOf(run.snapshotDate),
+    parquetOf(run.snapshotDate, "sample"),
+    parquetOf(run.snapshotDate, "sample_2"),
     "write/write.json",
   ]);
 });
