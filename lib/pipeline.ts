@@ -19,6 +19,7 @@ import {
   STEP_NAMES,
   type StepName,
 } from "./run.ts";
+import { authCommand, DEFAULT_ACCOUNT, listAccounts } from "./spotify/accounts.ts";
 import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
 import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
@@ -146,10 +147,17 @@ async function runSteps(
 
   if (config.spotify.source === "api" && run.schedule !== "import") {
     // Spotify ends refresh tokens 6 months after consent: say so from 30 days before.
-    const warning = await refreshTokenWarning(config);
-    if (warning) {
-      runLog.warn(warning);
-      run.warn(warning);
+    const accounts = await listAccounts(config).catch(() => []);
+    for (const account of accounts) {
+      const warning = await refreshTokenWarning(config, { tokensFile: account.tokensFile });
+      if (!warning) continue;
+      const words = account.name === DEFAULT_ACCOUNT
+        ? warning
+        : `user ${account.name}: ${
+          warning.replaceAll("`deno task auth`", `\`${authCommand(account.name)}\``)
+        }`;
+      runLog.warn(words);
+      run.warn(words);
     }
   }
 

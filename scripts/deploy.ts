@@ -35,7 +35,7 @@ import {
   parseTokensJson,
   userTokenSettings,
 } from "../lib/deploy/tokens.ts";
-import { ConfigError, ExitCode } from "../lib/errors.ts";
+import { ConfigError, ExitCode, type ExitKind, PipelineError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { PipelineApp } from "../lib/server/app.ts";
 import { registerSchedule } from "../lib/server/cron.ts";
@@ -141,12 +141,27 @@ export async function runDeployOnce(
 function scheduledRun(schedule: "daily" | "poll"): () => Promise<void> {
   return async () => {
     const config = loadConfig({ tokensElsewhere: true });
-    await runDeployOnce(config, {
+    const summary = await runDeployOnce(config, {
       log: createLogger(config),
       settings: deploySettings(),
       schedule,
     });
+    // some accounts failed while the others' data landed: the execution shows as failed
+    if (summary.status === "partial") {
+      throw new PipelineError(
+        exitKindOf(summary.exit_code),
+        `Deploy run ${summary.run_id} is partial: ${
+          summary.warnings.filter((w) => w.startsWith("user ")).join("; ")
+        }`,
+      );
+    }
   };
+}
+
+/** The exit kind of a code (a partial run's worst failure). */
+function exitKindOf(code: number | undefined): ExitKind {
+  const kind = (Object.keys(ExitCode) as ExitKind[]).find((k) => ExitCode[k] === code);
+  return kind ?? "internal";
 }
 
 /** Serves the trigger API until the process ends (SIGTERM: stops accepting, then exits). */

@@ -213,7 +213,7 @@ Deno.test("enrich step: the second run answers from the catalog index and writes
       await Deno.remove(join(config.features.cacheDir, "audio_features.json")).catch(() => {});
       const records: LogRecord[] = [];
       const log = new Logger({ format: "json", level: "debug", sink: (r) => records.push(r) });
-      const run = await createRun(config, { date });
+      const run = await createRun(config, { date, accounts: ["sample"] });
       await runStep("fetch", { config, run, log, flags: {} });
       const outcome = await runStep("enrich", { config, run, log, flags: {} });
       assert.equal(outcome.counts?.matched, 16);

@@ -11,6 +11,7 @@ import { PipelineError } from "../errors.ts";
 import { readRunLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import { reportPath } from "../report/build.ts";
+import { authCommand, DEFAULT_ACCOUNT, listAccounts } from "../spotify/accounts.ts";
 import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
 import { getRun, listRuns } from "./runs.ts";
 import { type PipelineFn, startRun, type TriggerParams } from "./trigger.ts";
@@ -86,15 +87,25 @@ export function fileBackend(config: Config, options: FileBackendOptions): RunBac
       if (config.spotify.source === "sample") {
         checks.spotify_tokens = { ok: true, detail: "not needed: bundled sample data (local)" };
       } else {
-        try {
-          const tokens = await readTokenStore(config.spotify.tokensFile);
-          const age = refreshTokenAge(tokens, now());
-          checks.spotify_tokens = age.warning
-            ? { ok: false, detail: age.warning }
-            : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
-        } catch (error) {
-          if (!(error instanceof PipelineError)) throw error;
-          checks.spotify_tokens = { ok: false, detail: error.message };
+        // every account: `spotify_tokens` (the default one's, or none), `spotify_tokens:<name>`
+        const accounts = await listAccounts(config).catch(() => []);
+        const files = accounts.length
+          ? accounts.map((a) => [a.name, a.tokensFile!] as const)
+          : [[DEFAULT_ACCOUNT, config.spotify.tokensFile] as const];
+        for (const [name, file] of files) {
+          const key = name === DEFAULT_ACCOUNT ? "spotify_tokens" : `spotify_tokens:${name}`;
+          try {
+            const age = refreshTokenAge(await readTokenStore(file), now());
+            checks[key] = age.warning
+              ? {
+                ok: false,
+                detail: age.warning.replaceAll("`deno task auth`", `\`${authCommand(name)}\``),
+              }
+              : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
+          } catch (error) {
+            if (!(error instanceof PipelineError)) throw error;
+            checks[key] = { ok: false, detail: error.message };
+          }
         }
       }
       checks.data_dir = await dataDirCheck(config.dataDir);

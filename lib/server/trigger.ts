@@ -76,7 +76,16 @@ export function startRun(config: Config, options: StartRunOptions): Promise<Star
         resolve({ run, done });
       },
     }).then(
-      ({ run }) => resolveDone({ run, exitCode: 0 }),
+      ({ run }) => {
+        // some accounts failed while the others' data landed: the worst failure's code
+        const failures = run.userFailures;
+        if (failures.length === 0) return resolveDone({ run, exitCode: 0 });
+        const message = `Run ${run.id} is partial: ${
+          failures.map(([name, u]) => `user ${name}: ${u.error}`).join("; ")
+        }`;
+        log.error(message, { run_id: run.id, exit_code: run.exitCode });
+        resolveDone({ run, exitCode: run.exitCode, error: message });
+      },
       (error: unknown) => {
         if (started === undefined) return reject(error);
         const exitCode = exitCodeOf(error);

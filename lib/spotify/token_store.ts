@@ -203,6 +203,8 @@ export function refreshTokenAge(tokens: StoredTokens, now: Date = new Date()): R
 /** Options of {@link refreshTokenWarning}. */
 export interface RefreshTokenWarningOptions {
   now?: Date;
+  /** The account's token store (default `config.spotify.tokensFile`). */
+  tokensFile?: string;
 }
 
 /**
@@ -219,7 +221,7 @@ export async function refreshTokenWarning(
 ): Promise<string | undefined> {
   let tokens: StoredTokens;
   try {
-    tokens = await readTokenStore(config.spotify.tokensFile);
+    tokens = await readTokenStore(options.tokensFile ?? config.spotify.tokensFile);
   } catch (error) {
     if (error instanceof ConfigError) return undefined;
     throw error;
