@@ -162,6 +162,30 @@ Deno.test("POST /run-top-tracks?wait=true answers the finished run", async () =>
   await app.close();
 });
 
+Deno.test('POST /run-top-tracks {"user"} runs those accounts only; an unknown one is named', async () => {
+  await using env = await setup();
+  const { log } = testLog();
+  const app = new PipelineApp({ config: env.config, log, pipeline: pipelineTo("fetch") });
+  const post = (body: unknown) =>
+    call(app, "/run-top-tracks?wait=true", {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const one = await post({ user: "sample_2" });
+  assertEquals(one.status, 200);
+  const run = one.body.run as RunSummary;
+  assertEquals(Object.keys(run.users), ["sample_2"]);
+  assertEquals(run.steps.fetch?.counts?.top_tracks_rows, 12);
+  const bad = await post({ user: "Not A Name" });
+  assertEquals(bad.status, 400);
+  assertStringIncludes(String(bad.body.message), "is not an account name");
+  const unknown = await post({ user: "carol" });
+  assertEquals(unknown.status, 500);
+  assertStringIncludes(String(unknown.body.message), "--user carol: no such account");
+  await app.close();
+});
+
 Deno.test("?wait=true on a failing run answers 500 with the exit code and the one-line cause", async () => {
   await using env = await setup({ SPOTIFY_SOURCE: "api" }); // no token store: fetch fails
   const { log } = testLog();

@@ -3,7 +3,7 @@
  *
  * - `POST /run-top-tracks` starts a run: 202 with its id (`?wait=true`: waits, answers the run);
  *   409 with the running id when a run is in progress. Optional JSON body
- *   `{"date": "YYYY-MM-DD", "to": "<step>", "full_refresh": true}`.
+ *   `{"date": "YYYY-MM-DD", "to": "<step>", "full_refresh": true, "user": "alice,bob"}`.
  * - `GET /runs` (recent runs), `GET /runs/:id`, `GET /healthz` (no auth), `GET /readyz`.
  * - `GET /report`: the report page (`deno task report`), with the same auth as `/runs`.
  *
@@ -19,6 +19,7 @@ import type { Logger } from "../log.ts";
 import { STEP_NAMES, type StepName, validateDate, validateRunId } from "../run.ts";
 import { readAtMost } from "../http.ts";
 import { sha256Bytes } from "../sha256.ts";
+import { parseUserFlag } from "../spotify/accounts.ts";
 import { type BackendRun, fileBackend, type RunBackend, type TriggerField } from "./backend.ts";
 import type { PipelineFn, TriggerParams } from "./trigger.ts";
 
@@ -426,6 +427,12 @@ function parseTriggerBody(
       throw new HttpProblem(400, "bad_request", "full_refresh: expected true or false");
     }
     params.fullRefresh = body.full_refresh;
+  }
+  if (body.user !== undefined) {
+    if (typeof body.user !== "string") {
+      throw new HttpProblem(400, "bad_request", "user: expected account names, comma-separated");
+    }
+    params.accounts = parseUserFlag(body.user);
   }
   return params;
 }

@@ -17,7 +17,7 @@ import { getRun, listRuns } from "./runs.ts";
 import { type PipelineFn, startRun, type TriggerParams } from "./trigger.ts";
 
 /** A field of the trigger's JSON body. */
-export type TriggerField = "date" | "to" | "full_refresh";
+export type TriggerField = "date" | "to" | "full_refresh" | "user";
 
 /** One readiness check's result. */
 export interface ReadyCheck {
@@ -61,7 +61,7 @@ export interface FileBackendOptions {
 export function fileBackend(config: Config, options: FileBackendOptions): RunBackend {
   const { log, pipeline, now = () => new Date() } = options;
   return {
-    fields: ["date", "to", "full_refresh"],
+    fields: ["date", "to", "full_refresh", "user"],
     async start(params, signal) {
       const started = await startRun(config, { log, params, signal, pipeline });
       return { id: started.run.id, done: started.done };

@@ -22,6 +22,8 @@ export interface TriggerParams {
   fullRefresh?: boolean;
   /** `poll`: the poll streams up to the load (the poll schedule); default the daily run. */
   schedule?: Exclude<Schedule, "import">;
+  /** The accounts of the run (default every authorized one). */
+  accounts?: string[];
 }
 
 /** How a background run ended. */
@@ -69,6 +71,7 @@ export function startRun(config: Config, options: StartRunOptions): Promise<Star
       date: params.date,
       to: params.to,
       schedule: params.schedule,
+      accounts: params.accounts,
       flags: params.fullRefresh ? { "full-refresh": true } : {},
       signal,
       onRun: (run) => {
