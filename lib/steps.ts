@@ -94,6 +94,14 @@ export async function runStep(name: StepName, ctx: StepContext): Promise<StepOut
   }
 }
 
+/** What a step that reports per user carried of a user it did not name. */
+const NOTHING: Partial<Record<StepName, { rows?: number; files?: number }>> = {
+  enrich: { rows: 0 },
+  write: { rows: 0, files: 0 },
+  upload: { files: 0 },
+  load: { files: 0, rows: 0 },
+};
+
 /** Each account's part in a finished step (fetch records its own: who failed and why). */
 function recordUsers(run: Run, step: StepName, outcome: StepOutcome): void {
   if (step === "fetch") return;
@@ -104,6 +112,6 @@ function recordUsers(run: Run, step: StepName, outcome: StepOutcome): void {
     }
     // steps that know files only report them by the key-safe id their keys carry
     const part = outcome.users?.[u.user_id] ?? outcome.users?.[keySafeUser(u.user_id)];
-    u.steps[step] = { status: "succeeded", ...(outcome.users ? part ?? { rows: 0 } : {}) };
+    u.steps[step] = { status: "succeeded", ...(outcome.users ? part ?? NOTHING[step] : {}) };
   }
 }
