@@ -85,9 +85,9 @@ export const TASKS: Record<StepName | "auth" | "pipeline" | "poll", TaskSpec> = 
     flags: {
       user: {
         type: "string",
-        value: "<id>",
+        value: "<account|id>",
         description:
-          "Spotify user id the history belongs to (default: the token store's user; the local sample's `sample` when there is none)",
+          "whose history it is: an account (`auth --status` lists them) or a Spotify user id (default: the `default` account's user; the local sample's `sample` when there is none)",
       },
       resume: { type: "boolean", description: "finish the latest unfinished import run" },
       run: { type: "string", value: "<id>", description: "continue this import run" },

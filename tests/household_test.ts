@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ExitCode } from "../lib/errors.ts";
@@ -330,6 +331,19 @@ Deno.test("a user removed between runs: the next run covers the others, the remo
   assert.match(again.stderr, /--remove bob: no such account \(accounts: default, alice\)/);
 
   const before = h.mock.requests.length;
+  // her privacy export imports as her (`--user` names the account)
+  const exported = fromFileUrl(
+    new URL(
+      "../../shared/fixtures/spotify/history/efrrowini_Streaming_History_Audio_2022.json",
+      import.meta.url,
+    ),
+  );
+  const imported = await runTask("import.ts", ["--user", "alice", exported], h.env, h.dir);
+  assert.equal(imported.code, 0, imported.stderr.slice(-2000));
+  const historyUsers = await perUser(h.config, "raw.streaming_history");
+  assert.deepEqual(Object.keys(historyUsers), ["alice_spotify"]);
+  assert.ok(historyUsers.alice_spotify! > 0);
+
   const second = await runTask(
     "pipeline.ts",
     ["--to", "load", "--date", "2026-11-29"],

@@ -9,6 +9,7 @@ import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ImportRequest } from "../run.ts";
+import { listAccounts } from "../spotify/accounts.ts";
 import { readTokenStore } from "../spotify/token_store.ts";
 import { SAMPLE_USER } from "../streams/names.ts";
 
@@ -50,6 +51,17 @@ export async function importRequest(
     );
   }
   if (user !== undefined) {
+    // an account of the household (`auth --user alice`): its Spotify user
+    const account = /^[a-z0-9][a-z0-9_-]{0,31}$/.test(user) && config.spotify.source === "api"
+      ? (await listAccounts(config).catch(() => [])).find((a) => a.name === user)
+      : undefined;
+    if (account?.tokensFile) {
+      const id = (await readTokenStore(account.tokensFile).catch(() => undefined))?.user?.id;
+      if (id) {
+        log.info(`Importing as account ${user}'s Spotify user ${id}`);
+        return { paths: paths.map((p) => resolve(p)), user_id: id };
+      }
+    }
     if (!USER_ID.test(user)) {
       throw new ConfigError(
         `--user "${user}" is not a Spotify user id: expected 1-128 letters, digits or . _ - @ +`,
