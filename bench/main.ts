@@ -560,7 +560,11 @@ async function main(args: string[]): Promise<number> {
     raw.poll = { fresh, idle };
     for (
       const [id, name, samples] of [
-        ["8a", "poll, sample data: 47 new plays of two users (fetch → load, fresh data folder)", fresh],
+        [
+          "8a",
+          "poll, sample data: 47 new plays of two users (fetch → load, fresh data folder)",
+          fresh,
+        ],
         ["8b", "poll, sample data: nothing new", idle],
       ] as const
     ) {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { query } from "./_duckdb.ts";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ConfigError, StorageError } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
@@ -41,18 +42,6 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 function localConfig(dir: string): Config {
   return loadConfig({ env: { PIPELINE_DATA_DIR: dir }, envFile: false });
-}
-
-/** Runs a query on the warehouse file (opened and closed around it). */
-async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(path);
-  const con = await db.connect();
-  try {
-    return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    con.closeSync();
-    db.closeSync();
-  }
 }
 
 /** One daily run through write → upload → load, from enrich's output for the given rows. */

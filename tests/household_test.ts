@@ -9,14 +9,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { query } from "./_duckdb.ts";
 import { type Config, loadConfig } from "../lib/config.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { runPipeline } from "../lib/pipeline.ts";
 import { listRunIds, openRun } from "../lib/run.ts";
 import { summarize } from "../lib/server/runs.ts";
 import { accountTokensFile, listAccounts, selectAccounts } from "../lib/spotify/accounts.ts";
-import { runTask, testLog } from "./_spotify_test_util.ts";
+import { freePort, runTask, testLog } from "./_spotify_test_util.ts";
 import {
   ALL_SCOPES,
   makePlays,
@@ -144,15 +144,11 @@ async function household(
   };
 }
 
-async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(path);
-  const con = await db.connect();
-  try {
-    return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    con.closeSync();
-    db.closeSync();
-  }
+/** `deno task pipeline <args>` in the household's folder; it must exit 0. */
+async function pipeline(h: Household, args: string[]): ReturnType<typeof runTask> {
+  const out = await runTask("pipeline.ts", args, h.env, h.dir);
+  assert.equal(out.code, 0, out.stderr.slice(-3000));
+  return out;
 }
 
 /** Rows per user id of a table. */
@@ -175,8 +171,7 @@ function byId(list: Person[], f: (p: Person) => number): Record<string, number> 
 
 Deno.test("three users: every model holds each user's own rows, counted from what each user has; shared plays stay one row per user", async () => {
   await using h = await household(3);
-  const out = await runTask("pipeline.ts", [], h.env, h.dir);
-  assert.equal(out.code, 0, out.stderr.slice(-3000));
+  const out = await pipeline(h, []);
   assert.match(out.stdout, /Users:\n {2}default +succeeded mockuser +fetch 26 rows/);
   assert.match(out.stdout, /\n {2}alice +succeeded alice_spotify +fetch 24 rows/);
   assert.match(out.stdout, /\n {2}bob +succeeded bob_spotify +fetch 14 rows/);
@@ -219,8 +214,7 @@ Deno.test("three users: every model holds each user's own rows, counted from wha
   assert.equal(users.alice?.steps.transform?.status, "succeeded");
 
   // --user: a new run for one account only
-  const one = await runTask("pipeline.ts", ["--user", "alice", "--to", "fetch"], h.env, h.dir);
-  assert.equal(one.code, 0, one.stderr.slice(-2000));
+  const one = await pipeline(h, ["--user", "alice", "--to", "fetch"]);
   const only = await openRun(config);
   assert.deepEqual(only.manifest.accounts, ["alice"]);
   assert.deepEqual(Object.keys(only.manifest.users ?? {}), ["alice"]);
@@ -319,8 +313,7 @@ Deno.test("Spotify's daily quota stops every user for the run", async () => {
 
 Deno.test("a user removed between runs: the next run covers the others, the removed user's data stays", async () => {
   await using h = await household(3, { extra: { PIPELINE_STREAMS: "top_tracks" } });
-  const first = await runTask("pipeline.ts", ["--to", "load"], h.env, h.dir);
-  assert.equal(first.code, 0, first.stderr.slice(-2000));
+  const first = await pipeline(h, ["--to", "load"]);
 
   const removed = await runTask("auth.ts", ["--remove", "bob"], h.env, h.dir);
   assert.equal(removed.code, 0, removed.stderr);
@@ -344,13 +337,7 @@ Deno.test("a user removed between runs: the next run covers the others, the remo
   assert.deepEqual(Object.keys(historyUsers), ["alice_spotify"]);
   assert.ok(historyUsers.alice_spotify! > 0);
 
-  const second = await runTask(
-    "pipeline.ts",
-    ["--to", "load", "--date", "2026-11-29"],
-    h.env,
-    h.dir,
-  );
-  assert.equal(second.code, 0, second.stderr.slice(-2000));
+  const second = await pipeline(h, ["--to", "load", "--date", "2026-11-29"]);
   assert.ok(h.mock.requests.slice(before).every((r) => r.user !== "bob_spotify"));
   const run = await openRun(h.config);
   assert.deepEqual(Object.keys(run.manifest.users ?? {}), ["default", "alice"]);
@@ -371,13 +358,7 @@ Deno.test("a user removed between runs: the next run covers the others, the remo
 Deno.test("a single-user data folder keeps working and gains a second user with `auth --user`", async () => {
   await using h = await household(1, { extra: { PIPELINE_STREAMS: "top_tracks,recently_played" } });
   // a day collected by the single-user setup: its store is the `default` account
-  const first = await runTask(
-    "pipeline.ts",
-    ["--to", "load", "--date", "2026-11-29"],
-    h.env,
-    h.dir,
-  );
-  assert.equal(first.code, 0, first.stderr.slice(-2000));
+  const first = await pipeline(h, ["--to", "load", "--date", "2026-11-29"]);
   assert.match(first.stdout, /Fetched 5 top tracks from the Spotify API/);
   assert.doesNotMatch(first.stdout, /user default:|Users:/, "one user: no per-user noise");
   assert.deepEqual((await selectAccounts(h.config)).map((a) => a.name), ["default"]);
@@ -389,13 +370,7 @@ Deno.test("a single-user data folder keeps working and gains a second user with 
     old.path("fetch", "tracks.json"),
     JSON.stringify({ ...rest, user_id: users[0] }),
   );
-  const resumed = await runTask(
-    "pipeline.ts",
-    ["--run", old.id, "--from", "enrich", "--to", "load"],
-    h.env,
-    h.dir,
-  );
-  assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  const resumed = await pipeline(h, ["--run", old.id, "--from", "enrich", "--to", "load"]);
 
   // a second person joins: authorized through the browser flow as "alice"
   const alice = { id: "alice_spotify", display_name: "Alice" };
@@ -403,23 +378,27 @@ Deno.test("a single-user data folder keeps working and gains a second user with 
   h.mock.state.loginAs = alice.id;
   const { authorizeAccount } = await import("../lib/spotify/account_admin.ts");
   const { followAuthorize } = await import("./mock_spotify.ts");
-  const port = 40_000 + Math.floor(Math.random() * 20_000);
   const config = loadConfig({
-    env: { ...h.env, SPOTIFY_REDIRECT_PORT: String(port) },
+    env: { ...h.env, SPOTIFY_REDIRECT_PORT: String(freePort()) },
     envFile: false,
   });
   const { log } = testLog();
-  let url = "";
-  const done = authorizeAccount(config, "alice", {
-    log,
-    openBrowser: false,
-    onAuthorizeUrl: (u) => {
-      url = u;
-      followAuthorize(u).then((r) => r.body?.cancel());
-    },
-  });
-  const result = await done;
-  assert.match(url, /show_dialog=true/, "Spotify shows its page so the person can switch");
+  /** `auth --user <name>` as a person does it: the printed URL opened in "the browser". */
+  const authorizeAs = (name: string) => {
+    const urls: string[] = [];
+    const result = authorizeAccount(config, name, {
+      log,
+      openBrowser: false,
+      onAuthorizeUrl: (u) => {
+        urls.push(u);
+        followAuthorize(u).then((r) => r.body?.cancel());
+      },
+    });
+    return { result, urls };
+  };
+  const alice_ = authorizeAs("alice");
+  const result = await alice_.result;
+  assert.match(alice_.urls[0]!, /show_dialog=true/, "Spotify shows its page so one can switch");
   assert.equal(result.tokens.user?.id, "alice_spotify");
   assert.equal(result.file, join(h.dir, "spotify_users", "alice.json"));
   assert.equal((await Deno.stat(result.file)).mode! & 0o777, 0o600);
@@ -427,25 +406,12 @@ Deno.test("a single-user data folder keeps working and gains a second user with 
   // the same Spotify user a second time is refused, and leaves nothing behind
   h.mock.state.loginAs = "mockuser";
   await assert.rejects(
-    () =>
-      authorizeAccount(config, "again", {
-        log,
-        openBrowser: false,
-        onAuthorizeUrl: (u) => {
-          followAuthorize(u).then((r) => r.body?.cancel());
-        },
-      }),
+    () => authorizeAs("again").result,
     /Spotify user mockuser is already the account default/,
   );
   assert.deepEqual((await listAccounts(h.config)).map((a) => a.name), ["default", "alice"]);
 
-  const second = await runTask(
-    "pipeline.ts",
-    ["--to", "load", "--date", "2026-11-30"],
-    h.env,
-    h.dir,
-  );
-  assert.equal(second.code, 0, second.stderr.slice(-2000));
+  const second = await pipeline(h, ["--to", "load", "--date", "2026-11-30"]);
   assert.deepEqual(await perUser(h.config, "raw.top_tracks"), {
     alice_spotify: 7,
     mockuser: 5 + 5, // the resumed run rewrote the same file: loaded once

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { query } from "./_duckdb.ts";
 import type { Manifest } from "../lib/run.ts";
 import { expectedStreams, HISTORY, type Raw } from "./_history_expect.ts";
 import { runTask, taskCommand } from "./_spotify_test_util.ts";
@@ -18,17 +18,6 @@ const FILES = [...Deno.readDirSync(HISTORY)].filter((e) => e.name.endsWith(".jso
   .map((e) => e.name).sort();
 /** What the fixtures' curator put in place of addresses and user names (README there). */
 const REDACTED = ["redacted-user", "203.0.113.7", "2001:db8::7"];
-
-async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(path);
-  const con = await db.connect();
-  try {
-    return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    con.closeSync();
-    db.closeSync();
-  }
-}
 
 interface Env {
   dir: string;

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { query } from "./_duckdb.ts";
 import { type Config, loadConfig, PROJECT_ROOT } from "../lib/config.ts";
 import { SourceError } from "../lib/errors.ts";
 import { runPipeline } from "../lib/pipeline.ts";
@@ -68,17 +68,6 @@ async function setup(
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-async function query(path: string, sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(path);
-  const con = await db.connect();
-  try {
-    return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    con.closeSync();
-    db.closeSync();
-  }
 }
 
 /** One poll, in process, as `deno task poll` runs it. */
