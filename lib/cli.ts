@@ -9,11 +9,10 @@ import { parseArgs } from "node:util";
 import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
 import { ConfigError, EXIT_CODES_HELP, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink, printable } from "./log.ts";
-import { acquireRunLock } from "./lock.ts";
-import { createRun, newRunId, openRun, type StepName, validateRunId } from "./run.ts";
+import { runPipeline } from "./pipeline.ts";
+import { type StepName, validateRunId } from "./run.ts";
 import { parseUserFlag } from "./spotify/accounts.ts";
 import { parseStreamsFlag } from "./streams/registry.ts";
-import { runStep } from "./steps.ts";
 
 /** A flag of a task. */
 export interface FlagSpec {
@@ -381,61 +380,30 @@ export async function taskMain(
   }
 }
 
-/** `main` of a single-step task (`scripts/<step>.ts`): opens the run and runs the step. */
+/**
+ * `main` of a single-step task (`scripts/<step>.ts`): a pipeline of that one step — on the latest
+ * run (or `--run`), or for fetch without `--run` a new run — under the run lock like any run.
+ */
 export function stepMain(step: StepName, args: string[]): Promise<number> {
   return taskMain(TASKS[step], args, async ({ config, log, flags }) => {
-    const runId = typeof flags.run === "string" ? flags.run : undefined;
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const runId = str(flags.run);
     if (runId !== undefined) validateRunId(runId);
-    if (step === "fetch" && runId !== undefined && typeof flags.date === "string") {
-      throw new ConfigError("--date cannot change an existing run's snapshot date (drop --run)");
-    }
-    // A single step is part of a run too: it waits for nobody and fails with exit 6 while
-    // another run (pipeline, serve, cron or another step) holds the lock.
-    const newId = step === "fetch" && runId === undefined ? newRunId() : undefined;
-    if (typeof flags.streams === "string" && newId === undefined) {
-      throw new ConfigError("--streams applies to a new run (drop --run)");
-    }
-    if (typeof flags.user === "string" && newId === undefined) {
-      throw new ConfigError("--user applies to a new run (drop --run)");
-    }
-    const streams = typeof flags.streams === "string"
-      ? parseStreamsFlag(flags.streams)
-      : config.streams;
-    const accounts = typeof flags.user === "string" ? parseUserFlag(flags.user) : undefined;
-    const lock = await acquireRunLock(config, {
-      runId: runId ?? newId,
-      onStale: (held) =>
-        log.warn(`Took over a stale lock left by pid ${held.pid} (run ${held.run_id})`),
+    const { run } = await runPipeline(config, {
+      log,
+      only: step,
+      runId,
+      date: str(flags.date),
+      streams: str(flags.streams) === undefined ? undefined : parseStreamsFlag(str(flags.streams)!),
+      accounts: str(flags.user) === undefined ? undefined : parseUserFlag(str(flags.user)!),
+      flags,
     });
-    let outcome;
-    let exitCode = 0;
-    try {
-      const run = newId !== undefined
-        ? await createRun(config, {
-          date: flags.date as string | undefined,
-          id: newId,
-          streams,
-          accounts,
-        })
-        : await openRun(config, { runId });
-      if (lock.info.run_id !== run.id) await lock.setRunId(run.id);
-      const runLog = log.child({ run_id: run.id });
-      runLog.info(
-        `${step}: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile})`,
-      );
-      outcome = await runStep(step, { config, run, log: runLog, flags });
-      // The run is no longer running: finished when every step is, else stopped on purpose
-      // (otherwise `GET /runs` shows it as interrupted and it never counts as finished).
-      run.manifest.status = run.endStatus;
-      await run.save();
-      exitCode = run.exitCode;
-      runLog.info(`${step} done`, { ...(outcome.counts ?? {}) });
-    } finally {
-      await lock.release();
-    }
+    log.child({ run_id: run.id }).info(`${step} done`, {
+      ...(run.manifest.steps[step]?.counts ?? {}),
+    });
     // The step's readable report (e.g. enrich's coverage), as the pipeline's summary prints it.
-    const text = outcome.summary?.text;
+    const text = run.manifest.steps[step]?.summary?.text;
     if (typeof text === "string" && text.trim()) console.log(printable(text.trimEnd()));
-    return exitCode;
+    return run.exitCode;
   });
 }

@@ -48,6 +48,12 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   /** Called once the run exists (e.g. to report its id before the steps finish). */
   onRun?: (run: Run) => void;
+  /**
+   * Run this one step (a single-step task, `deno task enrich`): on the latest run of any schedule
+   * (or `runId`), or — fetch without `runId` — a new run; it runs even where the run's schedule
+   * does not plan it.
+   */
+  only?: StepName;
 }
 
 /** Result of a pipeline run. */
@@ -72,24 +78,33 @@ export async function runPipeline(
   config: Config,
   options: PipelineOptions,
 ): Promise<PipelineResult> {
-  const { log } = options;
+  const { log, only } = options;
   const schedule = options.schedule ?? "daily";
   const planned = SCHEDULE_STEPS[schedule];
-  const from = stepName(options.from, "--from") ?? planned[0]!;
-  const to = stepName(options.to, "--to") ?? planned.at(-1)!;
+  const from = only ?? stepName(options.from, "--from") ?? planned[0]!;
+  const to = only ?? stepName(options.to, "--to") ?? planned.at(-1)!;
   const steps = STEP_NAMES.slice(STEP_NAMES.indexOf(from), STEP_NAMES.indexOf(to) + 1);
   if (steps.length === 0) throw new ConfigError(`--from ${from} comes after --to ${to}`);
-  if (options.date !== undefined && (options.runId !== undefined || options.resume)) {
-    throw new ConfigError("--date only applies to a new run (drop --run/--resume)");
+  const continuing = options.runId !== undefined || options.resume === true ||
+    from !== planned[0];
+  // what only a new run can take (a run keeps its date, streams and accounts)
+  const drop = options.resume ? "drop --run/--resume" : "drop --run";
+  if (options.date !== undefined && continuing) {
+    throw new ConfigError(
+      only
+        ? `--date cannot change an existing run's snapshot date (${drop})`
+        : `--date only applies to a new run (${drop})`,
+    );
   }
-  if (options.accounts !== undefined && (options.runId !== undefined || options.resume)) {
-    throw new ConfigError("--user only applies to a new run (a run keeps its accounts)");
+  if (options.streams !== undefined && continuing) {
+    throw new ConfigError(`--streams applies to a new run (${drop})`);
+  }
+  if (options.accounts !== undefined && continuing) {
+    throw new ConfigError(`--user applies to a new run (${drop}: a run keeps its accounts)`);
   }
   const streams = options.streams ?? config.streams;
 
   // One run at a time (lib/lock.ts): a second run fails here with LockedError (exit 6).
-  const continuing = options.runId !== undefined || options.resume === true ||
-    from !== planned[0];
   const newId = continuing ? undefined : newRunId();
   const lock = await acquireRunLock(config, {
     runId: options.runId ?? newId,
@@ -123,8 +138,9 @@ async function runSteps(
     ? await openRun(config, {
       runId: options.runId,
       unfinished: options.resume && !options.runId,
-      // `pipeline --resume` continues the latest daily run, `poll --resume` the latest poll
-      schedule: options.schedule,
+      // `pipeline --resume` continues the latest daily run, `poll --resume` the latest poll; a
+      // single step the latest run of any schedule
+      schedule: options.only ? undefined : options.schedule,
     })
     : await createRun(config, {
       date: options.date,
@@ -139,13 +155,13 @@ async function runSteps(
   const runLog = log.child({ run_id: run.id });
   runLog.info(
     `${
-      run.schedule === "daily" ? "pipeline" : run.schedule
+      options.only ?? (run.schedule === "daily" ? "pipeline" : run.schedule)
     }: run ${run.id} (snapshot ${run.snapshotDate}, profile ${config.profile}, streams ${
       run.streams.join(", ")
-    }, steps ${steps.filter((s) => run.plannedSteps.includes(s)).join(" → ")})`,
+    }, steps ${steps.filter((s) => options.only || run.plannedSteps.includes(s)).join(" → ")})`,
   );
 
-  if (config.spotify.source === "api" && run.schedule !== "import") {
+  if (config.spotify.source === "api" && steps.includes("fetch")) {
     // Spotify ends refresh tokens 6 months after consent: say so from 30 days before.
     const accounts = await listAccounts(config).catch(() => []);
     for (const account of accounts) {
@@ -177,7 +193,7 @@ async function runSteps(
       redoing = true;
       runLog.warn(`${step}: ${stale}; redoing ${step} and the steps after it`, { step });
     }
-    if (!run.plannedSteps.includes(step)) continue;
+    if (!options.only && !run.plannedSteps.includes(step)) continue;
     if (options.signal?.aborted) {
       // stopped on purpose, between steps: the finished steps stand, --resume continues
       run.manifest.status = "partial";
