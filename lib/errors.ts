@@ -83,6 +83,15 @@ export class StorageError extends PipelineError {
   }
 }
 
+/**
+ * A file is not what was written: a hand-off pointing outside its run folder, a Parquet file whose
+ * bytes changed after the step that wrote it. Storage (exit 4), not a setting to fix: redo the
+ * step that writes it.
+ */
+export class IntegrityError extends StorageError {
+  override name = "IntegrityError";
+}
+
 /** dbt failed. */
 export class DbtError extends PipelineError {
   override name = "DbtError";

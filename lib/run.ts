@@ -7,7 +7,7 @@
 
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
-import { ConfigError, StorageError } from "./errors.ts";
+import { ConfigError, IntegrityError, StorageError } from "./errors.ts";
 import {
   NotARegularFileError,
   readRegularFile,
@@ -232,13 +232,13 @@ export class Run {
 
   /**
    * Absolute path of a file inside the run folder.
-   * @throws ConfigError when the parts lead outside the run folder (e.g. a tampered `file`).
+   * @throws IntegrityError when the parts lead outside the run folder (e.g. a tampered `file`).
    */
   path(...parts: string[]): string {
     const path = resolve(this.dir, ...parts);
     const rel = relative(this.dir, path);
     if (rel === ".." || rel.startsWith("../") || isAbsolute(rel)) {
-      throw new ConfigError(
+      throw new IntegrityError(
         `Run ${this.id}: "${parts.join("/")}" is outside the run folder ${this.dir}`,
       );
     }

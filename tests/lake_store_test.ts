@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../lib/config.ts";
-import { ConfigError, StorageError } from "../lib/errors.ts";
+import { ConfigError, IntegrityError, StorageError } from "../lib/errors.ts";
 import { sha256Hex } from "../lib/sha256.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
@@ -290,7 +290,7 @@ Deno.test("upload step: a Parquet file changed since write is refused", async ()
     await Deno.writeFile(run.path(`write/${KEY}`), bytes("truncated"));
     await assert.rejects(
       () => runStep("upload", { config, run, log, flags: {} }),
-      (e: Error) => e instanceof ConfigError && e.message.includes("changed since write"),
+      (e: Error) => e instanceof IntegrityError && e.message.includes("changed since write"),
     );
   });
 });

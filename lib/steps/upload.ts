@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ConfigError } from "../errors.ts";
+import { ConfigError, IntegrityError } from "../errors.ts";
 import { sha256Hex } from "../sha256.ts";
 import { openObjectStore } from "../store/open.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
@@ -42,7 +42,7 @@ export async function uploadStep(ctx: StepContext): Promise<StepOutcome> {
     }
     const sha256 = await sha256Hex(bytes);
     if (sha256 !== file.sha256) {
-      throw new ConfigError(
+      throw new IntegrityError(
         `Run ${run.id}: ${
           run.path(file.file)
         } changed since write (sha256 ${sha256}, write.json says ${file.sha256})`,

@@ -23,7 +23,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { WarehouseConfig } from "../config.ts";
-import { StorageError } from "../errors.ts";
+import { IntegrityError, StorageError } from "../errors.ts";
 import { sha256Hex } from "../sha256.ts";
 import type { Logger } from "../log.ts";
 import { duckdbType, LOAD_METADATA_COLUMNS } from "../streams/columns.ts";
@@ -283,7 +283,7 @@ export class DuckDbWarehouse implements Warehouse {
     }
     const sha256 = await sha256Hex(data);
     if (sha256 !== file.sha256) {
-      throw new StorageError(
+      throw new IntegrityError(
         `Cannot load ${file.uri}: its sha256 is ${sha256}, the upload receipt says ${file.sha256} (the file changed since upload)`,
         { hint: "Run upload again (`deno task upload`), then load." },
       );

@@ -219,10 +219,14 @@ Deno.test("a corrupt run folder is a one-line config error (exit 2) naming the f
   const manifestFile = join(run.dir, "manifest.json");
   const good = await Deno.readTextFile(manifestFile);
 
-  const expectConfigError = async (args: string[], script = "pipeline.ts") => {
+  const expectConfigError = async (
+    args: string[],
+    script = "pipeline.ts",
+    code: number = ExitCode.config,
+  ) => {
     const r = await runTask(script, args, env.env, cwd);
     const where = `exit ${r.code}\n${r.stderr}`;
-    assertEquals(r.code, ExitCode.config, where);
+    assertEquals(r.code, code, where);
     const records = errorRecords(r.stderr);
     assertEquals(records.length, 1, where);
     assert(!records[0]!.msg.includes("\n"), where);
@@ -315,14 +319,17 @@ Deno.test("a corrupt run folder is a one-line config error (exit 2) naming the f
     },
   );
 
-  await t.step("a tampered hand-off pointing outside the run folder is refused", async () => {
-    const file = join(run.dir, "write", "write.json");
-    const meta = JSON.parse(await Deno.readTextFile(file));
-    meta.files[0].file = "../../../../etc/passwd";
-    await Deno.writeTextFile(file, JSON.stringify(meta));
-    const e = await expectConfigError(["--run", run.id], "upload.ts");
-    assertStringIncludes(e.msg, '"../../../../etc/passwd" is outside the run folder');
-  });
+  await t.step(
+    "a tampered hand-off pointing outside the run folder is refused (integrity: exit 4)",
+    async () => {
+      const file = join(run.dir, "write", "write.json");
+      const meta = JSON.parse(await Deno.readTextFile(file));
+      meta.files[0].file = "../../../../etc/passwd";
+      await Deno.writeTextFile(file, JSON.stringify(meta));
+      const e = await expectConfigError(["--run", run.id], "upload.ts", ExitCode.storage);
+      assertStringIncludes(e.msg, '"../../../../etc/passwd" is outside the run folder');
+    },
+  );
 });
 
 Deno.test("--resume takes the run started last, also among runs started within the same second", async () => {
