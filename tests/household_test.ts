@@ -214,7 +214,7 @@ Deno.test("three users: every model holds each user's own rows, counted from wha
   assert.equal(users.alice?.steps.transform?.status, "succeeded");
 
   // --user: a new run for one account only
-  const one = await pipeline(h, ["--user", "alice", "--to", "fetch"]);
+  await pipeline(h, ["--user", "alice", "--to", "fetch"]);
   const only = await openRun(config);
   assert.deepEqual(only.manifest.accounts, ["alice"]);
   assert.deepEqual(Object.keys(only.manifest.users ?? {}), ["alice"]);
@@ -313,7 +313,7 @@ Deno.test("Spotify's daily quota stops every user for the run", async () => {
 
 Deno.test("a user removed between runs: the next run covers the others, the removed user's data stays", async () => {
   await using h = await household(3, { extra: { PIPELINE_STREAMS: "top_tracks" } });
-  const first = await pipeline(h, ["--to", "load"]);
+  await pipeline(h, ["--to", "load"]);
 
   const removed = await runTask("auth.ts", ["--remove", "bob"], h.env, h.dir);
   assert.equal(removed.code, 0, removed.stderr);
@@ -337,7 +337,7 @@ Deno.test("a user removed between runs: the next run covers the others, the remo
   assert.deepEqual(Object.keys(historyUsers), ["alice_spotify"]);
   assert.ok(historyUsers.alice_spotify! > 0);
 
-  const second = await pipeline(h, ["--to", "load", "--date", "2026-11-29"]);
+  await pipeline(h, ["--to", "load", "--date", "2026-11-29"]);
   assert.ok(h.mock.requests.slice(before).every((r) => r.user !== "bob_spotify"));
   const run = await openRun(h.config);
   assert.deepEqual(Object.keys(run.manifest.users ?? {}), ["default", "alice"]);
@@ -370,7 +370,7 @@ Deno.test("a single-user data folder keeps working and gains a second user with 
     old.path("fetch", "tracks.json"),
     JSON.stringify({ ...rest, user_id: users[0] }),
   );
-  const resumed = await pipeline(h, ["--run", old.id, "--from", "enrich", "--to", "load"]);
+  await pipeline(h, ["--run", old.id, "--from", "enrich", "--to", "load"]);
 
   // a second person joins: authorized through the browser flow as "alice"
   const alice = { id: "alice_spotify", display_name: "Alice" };
@@ -411,7 +411,7 @@ Deno.test("a single-user data folder keeps working and gains a second user with 
   );
   assert.deepEqual((await listAccounts(h.config)).map((a) => a.name), ["default", "alice"]);
 
-  const second = await pipeline(h, ["--to", "load", "--date", "2026-11-30"]);
+  await pipeline(h, ["--to", "load", "--date", "2026-11-30"]);
   assert.deepEqual(await perUser(h.config, "raw.top_tracks"), {
     alice_spotify: 7,
     mockuser: 5 + 5, // the resumed run rewrote the same file: loaded once

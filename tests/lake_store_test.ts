@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../lib/config.ts";
-import { ConfigError, IntegrityError, StorageError } from "../lib/errors.ts";
+import { IntegrityError, StorageError } from "../lib/errors.ts";
 import { sha256Hex } from "../lib/sha256.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
