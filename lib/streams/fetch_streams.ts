@@ -13,30 +13,18 @@ import type { SourceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SpotifyClient } from "../spotify/client.ts";
 import { MissingScopeError, QuotaExceededError } from "../spotify/top_tracks.ts";
-import type { Row, StreamDef, StreamFetchResult } from "./stream.ts";
+import type { Row, StreamDef, StreamFetchContext, StreamFetchResult } from "./stream.ts";
 
-/** Options of {@link fetchStreams}. */
-export interface FetchStreamsOptions {
-  config: Config;
-  log: Logger;
-  signal?: AbortSignal;
-  source: "api" | "sample";
-  client?: SpotifyClient;
-  userId: string;
-  /** The bundled sample's folder of this user (source `sample`). */
-  sampleDir?: string;
+/** Options of {@link fetchStreams}: what each stream's fetcher gets, and the run's streams. */
+export interface FetchStreamsOptions extends Omit<StreamFetchContext, "cursor" | "now"> {
   /**
    * Shared by every account of the run: once one meets the app's daily quota, the others'
    * streams stop too (the quota is the app's, not the user's).
    */
   shared?: { quota?: QuotaExceededError };
-  runId: string;
-  snapshotDate: string;
   streams: readonly StreamDef[];
   /** The stream's cursor for the user (streams with a cursor only). */
   cursorOf(stream: StreamDef, log: Logger): Promise<string | undefined>;
-  /** Keeps a raw page (`fetch/raw/<name>` in a run folder; nowhere on Deploy). */
-  saveRaw(name: string, page: unknown): Promise<void>;
 }
 
 /** One stream's fetch. */
@@ -62,20 +50,8 @@ export async function fetchStreams(options: FetchStreamsOptions): Promise<Fetche
       if (shared.quota) throw shared.quota;
       const cursor = stream.cursor ? await options.cursorOf(stream, streamLog) : undefined;
       const fetcher = await stream.fetcher();
-      const result = await fetcher({
-        config: options.config,
-        runId: options.runId,
-        snapshotDate: options.snapshotDate,
-        log: streamLog,
-        signal: options.signal,
-        source: options.source,
-        client: options.client,
-        userId: options.userId,
-        sampleDir: options.sampleDir,
-        cursor,
-        saveRaw: options.saveRaw,
-        now: () => new Date(),
-      });
+      // the fetcher's context is these options (what it does not read is ignored)
+      const result = await fetcher({ ...options, log: streamLog, cursor, now: () => new Date() });
       out.push({ stream, ...result });
     } catch (error) {
       if (!(error instanceof MissingScopeError || error instanceof QuotaExceededError)) throw error;
