@@ -6,7 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Config, configSecrets, loadConfig, SETTINGS } from "./config.ts";
+import { type Config, configSecrets, loadConfig } from "./config.ts";
+import { SETTINGS } from "./settings.ts";
 import { ConfigError, EXIT_CODES_HELP, ExitCode, exitCodeOf, PipelineError } from "./errors.ts";
 import { Logger, type LogSink, printable } from "./log.ts";
 import { runPipeline } from "./pipeline.ts";

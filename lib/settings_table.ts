@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type SettingDoc, SETTINGS } from "./config.ts";
+import { type SettingDoc, SETTINGS } from "./settings.ts";
 
 /** Marks the generated table in the page. */
 export const TABLE_START =

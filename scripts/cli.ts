@@ -84,7 +84,7 @@ export function usage(): string {
     "  --help      this help; `<command> --help` shows a command's flags and settings",
     "  --version   print the version",
     "",
-    "Settings come from the environment and .env in the current folder (see README, Settings).",
+    "Settings come from the environment and .env in the current folder (see docs/settings.md).",
     "",
     EXIT_CODES_HELP,
   ].join("\n");

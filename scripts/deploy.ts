@@ -14,7 +14,7 @@
  * Runs go fetch → enrich → write → upload → load in memory in the prod profile (S3 + Snowflake);
  * everything that must outlive an instance is in Deno KV: the Spotify tokens (seeded from the
  * `SPOTIFY_TOKENS_JSON` secret), the recently-played cursor, the run records and the run lease
- * (one run at a time across instances and retried crons). dbt runs elsewhere (README).
+ * (one run at a time across instances and retried crons). dbt runs elsewhere (docs/scheduling.md).
  *
  * Deploy-only settings (read here, the entry): `SPOTIFY_TOKENS_JSON`, `PIPELINE_KV_PATH` (unset on
  * Deploy; a file or `:memory:` locally) and `PORT`.
@@ -222,7 +222,7 @@ Flags:
   --date YYYY-MM-DD    snapshot date of that run (default: today, UTC)
   --help               this help
 
-Settings: every prod setting (see README), PIPELINE_TRIGGER_TOKEN (required to use the API),
+Settings: every prod setting (see docs/settings.md), PIPELINE_TRIGGER_TOKEN (required to use the API),
 plus SPOTIFY_TOKENS_JSON (the token file's content, seeds Deno KV), SPOTIFY_TOKENS_JSON_<NAME> (each other account's, from \`auth --user <name>\`), PIPELINE_KV_PATH (local
 runs only) and PORT.`;
 

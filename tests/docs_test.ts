@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PROJECT_ROOT, SETTINGS } from "../lib/config.ts";
+import { PROJECT_ROOT } from "../lib/config.ts";
+import { SETTINGS } from "../lib/settings.ts";
 import { settingRow, tableRows } from "../lib/settings_table.ts";
 
 const read = (path: string) => Deno.readTextFileSync(join(PROJECT_ROOT, path));

@@ -11,7 +11,7 @@
  * - the warehouse is Snowflake (`COPY INTO` from the external stage) — the `prod` profile only,
  *   since the local profile's folder store and DuckDB need a file system and a native addon;
  * - no dbt (a Python subprocess): run `dbt build` elsewhere after the load (a dbt Cloud job, or
- *   `deno task transform` on a server) — see README.
+ *   `deno task transform` on a server) — see docs/scheduling.md.
  *
  * Every step reuses the library functions the `deno task` steps use (the same stream fetchers,
  * enrichment, partitions and loaders).

@@ -194,7 +194,7 @@ export function resolveColumns(
       {
         hint: sep
           ? "Save it as comma-separated CSV (in a spreadsheet: CSV, comma delimited) and point AUDIO_FEATURES_CSV at that copy."
-          : "Point AUDIO_FEATURES_CSV at an audio-features CSV, or name its columns in AUDIO_FEATURES_CSV_COLUMNS (see README, enrich).",
+          : "Point AUDIO_FEATURES_CSV at an audio-features CSV, or name its columns in AUDIO_FEATURES_CSV_COLUMNS (see docs/steps.md, enrich).",
       },
     );
   }

@@ -327,7 +327,7 @@ function startWorker(
 function emptyFile(path: string): ConfigError {
   return new ConfigError(
     `Cannot read audio features from "${path}": the file is empty (no header row)`,
-    { hint: "Point AUDIO_FEATURES_CSV at an audio-features CSV (see README, enrich)." },
+    { hint: "Point AUDIO_FEATURES_CSV at an audio-features CSV (see docs/steps.md, enrich)." },
   );
 }
 

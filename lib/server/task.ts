@@ -4,7 +4,7 @@
  */
 
 import type { TaskSpec } from "../cli.ts";
-import { SETTINGS } from "../config.ts";
+import { SETTINGS } from "../settings.ts";
 
 /** `serve`'s help: flags, settings, examples. */
 export const SERVE_TASK: TaskSpec = {

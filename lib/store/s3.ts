@@ -412,7 +412,7 @@ class S3Store implements ObjectStore {
         `S3 access denied: ${operation} on ${where} is not allowed for these AWS credentials`,
         {
           hint:
-            "Allow s3:PutObject, s3:GetObject and s3:ListBucket on the bucket/prefix in the IAM policy (see README).",
+            "Allow s3:PutObject, s3:GetObject and s3:ListBucket on the bucket/prefix in the IAM policy (see docs/production.md).",
           cause: error,
         },
       );

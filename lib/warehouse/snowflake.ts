@@ -928,7 +928,7 @@ function statementError(
       }`,
       {
         hint:
-          "The IAM role's permissions policy must allow s3:GetObject and s3:GetObjectVersion on the bucket/prefix's objects and s3:ListBucket on the bucket for that prefix; if it does, check its trust policy against `DESC INTEGRATION` (README, \"S3 bucket and IAM role\").",
+          "The IAM role's permissions policy must allow s3:GetObject and s3:GetObjectVersion on the bucket/prefix's objects and s3:ListBucket on the bucket for that prefix; if it does, check its trust policy against `DESC INTEGRATION` (docs/production.md, \"S3 bucket and IAM role\").",
         cause: error,
       },
     );

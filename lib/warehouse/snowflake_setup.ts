@@ -92,7 +92,7 @@ export async function runSnowflakeSetup(
   }
   if (!sf.awsRoleArn) {
     throw new ConfigError(
-      'SNOWFLAKE_AWS_ROLE_ARN is required for `load --setup --apply`: the IAM role Snowflake assumes to read the bucket (README, "S3 bucket and IAM role")',
+      'SNOWFLAKE_AWS_ROLE_ARN is required for `load --setup --apply`: the IAM role Snowflake assumes to read the bucket (docs/production.md, "S3 bucket and IAM role")',
     );
   }
 

@@ -9,7 +9,8 @@
 
 import { featuresCachePath } from "../../lib/features/cache.ts";
 import { join } from "node:path";
-import { type Config, loadConfig, SETTINGS } from "../../lib/config.ts";
+import { type Config, loadConfig } from "../../lib/config.ts";
+import { SETTINGS } from "../../lib/settings.ts";
 import { dbtErrorOf, type DbtSummary } from "../../lib/dbt/runner.ts";
 import { ConfigError, ExitCode, exitCodeOf, SourceError } from "../../lib/errors.ts";
 import { checkFeature } from "../../lib/features/provider.ts";
