@@ -8,10 +8,8 @@
  * @module
  */
 
-import type { Config } from "../config.ts";
 import type { SourceError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { SpotifyClient } from "../spotify/client.ts";
 import { MissingScopeError, QuotaExceededError } from "../spotify/top_tracks.ts";
 import type { Row, StreamDef, StreamFetchContext, StreamFetchResult } from "./stream.ts";
 
