@@ -8,7 +8,7 @@
  * @module
  */
 import { taskMain, TASKS } from "../lib/cli.ts";
-import { ConfigError } from "../lib/errors.ts";
+import { ConfigError, ExitCode } from "../lib/errors.ts";
 import { printable } from "../lib/log.ts";
 import { accountsStatus, authorizeAccount, removeAccount } from "../lib/spotify/account_admin.ts";
 import { checkAccountName, DEFAULT_ACCOUNT } from "../lib/spotify/accounts.ts";
@@ -33,7 +33,8 @@ export function main(args: string[]): Promise<number> {
     if (flags.status) {
       const status = await accountsStatus(config, { log, names: user ? [user] : undefined });
       console.log(printable(status.text));
-      return;
+      // a store that cannot be read is a setting to fix (its block says which and how)
+      return status.problems ? ExitCode.config : ExitCode.ok;
     }
     const name = user ?? DEFAULT_ACCOUNT;
     const { tokens, file, accounts } = await authorizeAccount(config, name, {

@@ -353,6 +353,27 @@ Deno.test("a user removed between runs: the next run covers the others, the remo
   assert.match(status.stdout, /Account alice\n/);
   assert.match(status.stdout, /2 account\(s\) \(a development-mode Spotify app serves at most 5\)/);
   assert.ok(!status.stdout.includes("Account bob"));
+
+  // alice's store damaged: --status still shows every account and exits 2; a run collects the
+  // others and ends partial with alice's exit code (2: a store to replace), naming her fix
+  await Deno.writeTextFile(accountTokensFile(h.config, "alice"), '{"access_token": "x"');
+  const damaged = await runTask("auth.ts", ["--status"], h.env, h.dir);
+  assert.equal(damaged.code, ExitCode.config, damaged.stderr);
+  assert.match(damaged.stdout, /Account default\n {2}Token store: /);
+  assert.match(
+    damaged.stdout,
+    /Account alice\n {2}PROBLEM: .*corrupt.*deno task auth --user alice/,
+  );
+  const partial = await runTask(
+    "pipeline.ts",
+    ["--to", "load", "--date", "2026-11-28"],
+    h.env,
+    h.dir,
+  );
+  assert.equal(partial.code, ExitCode.config, partial.stderr.slice(-2000));
+  assert.match(partial.stdout, /\n {2}alice +failed/);
+  assert.match(partial.stdout, /deno task auth --user alice/);
+  assert.equal((await perUser(h.config, "raw.top_tracks")).mockuser, 15);
 });
 
 Deno.test("a single-user data folder keeps working and gains a second user with `auth --user`", async () => {

@@ -113,14 +113,21 @@ export function kvBackend(config: Config, options: KvBackendOptions): RunBackend
       const checks: Record<string, ReadyCheck> = {
         config: { ok: true, detail: "profile prod, valid at start-up" },
       };
-      try {
-        const age = refreshTokenAge(await tokens.load(), now());
-        checks.spotify_tokens = age.warning
-          ? { ok: false, detail: age.warning }
-          : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days (Deno KV)` };
-      } catch (error) {
-        if (!(error instanceof PipelineError)) throw error;
-        checks.spotify_tokens = { ok: false, detail: error.message };
+      // every account: `spotify_tokens` (default), `spotify_tokens:<name>`
+      const accounts = [{ name: "default", tokens }, ...(options.otherAccounts ?? [])];
+      for (const account of accounts) {
+        const key = account.name === "default"
+          ? "spotify_tokens"
+          : `spotify_tokens:${account.name}`;
+        try {
+          const age = refreshTokenAge(await account.tokens.load(), now());
+          checks[key] = age.warning
+            ? { ok: false, detail: age.warning }
+            : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days (Deno KV)` };
+        } catch (error) {
+          if (!(error instanceof PipelineError)) throw error;
+          checks[key] = { ok: false, detail: error.message };
+        }
       }
       const lease = (await kv.get<LeaseValue>(LEASE_KEY)).value;
       const running = lease && Date.parse(lease.expires_at) > now().getTime() ? lease.run_id : null;

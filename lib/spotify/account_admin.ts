@@ -115,13 +115,14 @@ export interface AccountsStatusOptions {
 
 /**
  * Every account's status (who, scopes, access-token expiry, the 6-month refresh-token horizon),
- * one block each. A damaged store is reported in its block; the others are still shown.
+ * one block each. A damaged store is reported in its block (and counted in `problems`); the
+ * others are still shown.
  * @throws {ConfigError} when no account is authorized.
  */
 export async function accountsStatus(
   config: Config,
   options: AccountsStatusOptions,
-): Promise<{ text: string; warnings: string[] }> {
+): Promise<{ text: string; warnings: string[]; problems: number }> {
   const all = await listAccounts({ ...config, spotify: { ...config.spotify, source: "api" } });
   const accounts = options.names ? all.filter((a) => options.names!.includes(a.name)) : all;
   if (accounts.length === 0) {
@@ -136,6 +137,7 @@ export async function accountsStatus(
   }
   const blocks: string[] = [];
   const warnings: string[] = [];
+  let problems = 0;
   for (const a of accounts) {
     const again = authCommand(a.name);
     try {
@@ -151,13 +153,14 @@ export async function accountsStatus(
       const message = options.log.redact((error as Error).message);
       blocks.push(`Account ${a.name}\n${indent(`PROBLEM: ${message} — run \`${again}\``)}`);
       warnings.push(`${a.name}: ${message}`);
+      problems++;
     }
   }
   const limit = all.length > DEV_MODE_USER_LIMIT
     ? ` — more than the ${DEV_MODE_USER_LIMIT} users a development-mode Spotify app serves: the app needs an extended quota`
     : ` (a development-mode Spotify app serves at most ${DEV_MODE_USER_LIMIT})`;
   blocks.push(`${all.length} account(s)${limit}`);
-  return { text: blocks.join("\n\n"), warnings };
+  return { text: blocks.join("\n\n"), warnings, problems };
 }
 
 function indent(text: string): string {
