@@ -19,7 +19,7 @@ import {
   TOKENS_KEY,
 } from "../lib/deploy/tokens.ts";
 import type { StoredTokens } from "../lib/spotify/token_store.ts";
-import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
+import { openSnowflakeSession } from "../lib/warehouse/snowflake_session.ts";
 import { runSnowflakeSetup } from "../lib/warehouse/snowflake_setup.ts";
 import {
   assert,

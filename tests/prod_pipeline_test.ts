@@ -13,7 +13,7 @@ import { loadConfig } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
 import type { Manifest } from "../lib/run.ts";
 import type { UploadOutput } from "../lib/streams/handoff.ts";
-import { openSnowflakeSession } from "../lib/warehouse/snowflake.ts";
+import { openSnowflakeSession } from "../lib/warehouse/snowflake_session.ts";
 import type { LoadReport } from "../lib/warehouse/warehouse.ts";
 import { runTask } from "./_spotify_test_util.ts";
 import {

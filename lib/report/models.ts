@@ -41,7 +41,8 @@ export async function openModelReader(
   if (config.warehouse.kind === "duckdb") {
     return await openDuckDbReader(config.warehouse.path, schema);
   }
-  const { openSnowflakeSession, quoteIdent } = await import("../warehouse/snowflake.ts");
+  const { openSnowflakeSession } = await import("../warehouse/snowflake_session.ts");
+  const { quoteIdent } = await import("../warehouse/_snowflake_names.ts");
   const warehouse = config.warehouse;
   const session = await openSnowflakeSession(warehouse, { log: options.log });
   const where = `${warehouse.database}.${schema}`;

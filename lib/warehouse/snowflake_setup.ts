@@ -14,18 +14,17 @@ import { STREAM_NAMES, STREAMS } from "../streams/registry.ts";
 import type { Config, StoreConfig } from "../config.ts";
 import { ConfigError, StorageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { loadPrivateKey } from "./_snowflake_key.ts";
 import {
   createRawTableSql,
-  currentStageUrl,
-  loadPrivateKey,
-  openSnowflakeSession,
   qualified,
   quoteIdent,
   rawTableName,
-  sameStageUrl,
   type SnowflakeWarehouseConfig,
   stageLocation,
-} from "./snowflake.ts";
+} from "./_snowflake_names.ts";
+import { currentStageUrl, sameStageUrl } from "./snowflake.ts";
+import { openSnowflakeSession } from "./snowflake_session.ts";
 
 /** Options of {@link runSnowflakeSetup}. */
 export interface RunSnowflakeSetupOptions {

@@ -14,7 +14,7 @@ import { type Config, loadConfig } from "../../lib/config.ts";
 import { exitCodeOf, StorageError } from "../../lib/errors.ts";
 import { Logger } from "../../lib/log.ts";
 import { openS3Store, type S3StoreConfig } from "../../lib/store/s3.ts";
-import { openSnowflakeSession } from "../../lib/warehouse/snowflake.ts";
+import { openSnowflakeSession } from "../../lib/warehouse/snowflake_session.ts";
 import { type StandIn, startFakesnow, startMoto, withAwsEnv } from "../stand_ins.ts";
 import { HttpFaultProxy, runScript, VENV_PYTHON } from "./_harness.ts";
 import {
