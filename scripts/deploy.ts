@@ -92,7 +92,12 @@ function sharedKv(settings: DeploySettings): Promise<DeployKv> {
   return kvOpened;
 }
 
+/**
+ * The `default` account's tokens: seeded from `SPOTIFY_TOKENS_JSON`, else those KV holds — unless
+ * only other accounts are configured (deleting a secret removes its account).
+ */
 function tokenSource(kv: DeployKv, settings: DeploySettings) {
+  if (!settings.tokensJson && settings.userTokens.length) return undefined;
   const seed = settings.tokensJson
     ? parseTokensJson(settings.tokensJson, "SPOTIFY_TOKENS_JSON")
     : undefined;

@@ -17,6 +17,7 @@ import {
   openKv,
   parseTokensJson,
   TOKENS_KEY,
+  userTokenSettings,
 } from "../lib/deploy/tokens.ts";
 import type { StoredTokens } from "../lib/spotify/token_store.ts";
 import { openSnowflakeSession } from "../lib/warehouse/snowflake_session.ts";
@@ -623,5 +624,32 @@ Deno.test("Deno KV token store: seeded from SPOTIFY_TOKENS_JSON, rotated refresh
     }
   } finally {
     await mock.close();
+  }
+});
+
+Deno.test("SPOTIFY_TOKENS_JSON_<NAME> names each other account on Deploy; a bad name is refused naming the variable", () => {
+  assertEquals(
+    userTokenSettings({
+      SPOTIFY_TOKENS_JSON: "{}",
+      SPOTIFY_TOKENS_JSON_BOB: ' {"b": 1} ',
+      SPOTIFY_TOKENS_JSON_ALICE_2: "{}",
+      SPOTIFY_TOKENS_JSON_EMPTY: " ",
+      OTHER: "x",
+    }),
+    [
+      { account: "alice_2", variable: "SPOTIFY_TOKENS_JSON_ALICE_2", json: "{}" },
+      { account: "bob", variable: "SPOTIFY_TOKENS_JSON_BOB", json: '{"b": 1}' },
+    ],
+  );
+  for (const variable of ["SPOTIFY_TOKENS_JSON_DEFAULT", "SPOTIFY_TOKENS_JSON_A-B"]) {
+    const error = (() => {
+      try {
+        userTokenSettings({ [variable]: "{}" });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assert(error instanceof ConfigError, variable);
+    assertStringIncludes(error.message, variable);
   }
 });

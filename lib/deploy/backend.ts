@@ -25,8 +25,8 @@ import type { DeployKv, TokenSource } from "./tokens.ts";
 /** Options of {@link kvBackend} and {@link runLeased}. */
 export interface KvBackendOptions {
   kv: DeployKv;
-  /** The `default` account's tokens. */
-  tokens: TokenSource;
+  /** The `default` account's tokens (none when only other accounts are configured). */
+  tokens?: TokenSource;
   /** The household's other accounts. */
   otherAccounts?: readonly DeployAccount[];
   log: Logger;
@@ -114,7 +114,10 @@ export function kvBackend(config: Config, options: KvBackendOptions): RunBackend
         config: { ok: true, detail: "profile prod, valid at start-up" },
       };
       // every account: `spotify_tokens` (default), `spotify_tokens:<name>`
-      const accounts = [{ name: "default", tokens }, ...(options.otherAccounts ?? [])];
+      const accounts = [
+        ...(tokens ? [{ name: "default", tokens }] : []),
+        ...(options.otherAccounts ?? []),
+      ];
       for (const account of accounts) {
         const key = account.name === "default"
           ? "spotify_tokens"

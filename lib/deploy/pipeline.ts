@@ -104,8 +104,8 @@ export interface DeployAccount {
 /** Options of {@link runOnDeploy}. */
 export interface RunOnDeployOptions {
   log: Logger;
-  /** Where the `default` account's Spotify tokens are (Deno KV). */
-  tokens: TokenSource;
+  /** Where the `default` account's Spotify tokens are (Deno KV); none: other accounts only. */
+  tokens?: TokenSource;
   /** The household's other accounts (`SPOTIFY_TOKENS_JSON_<NAME>`), each with its tokens. */
   otherAccounts?: readonly DeployAccount[];
   /** Where the cursors are (Deno KV); without it each run starts from the S3 keys. */
@@ -196,9 +196,14 @@ export async function runOnDeploy(
     let client!: SpotifyClient;
     let userId = "";
     const accounts: DeployAccount[] = [
-      { name: DEFAULT_ACCOUNT, tokens },
+      ...(tokens ? [{ name: DEFAULT_ACCOUNT, tokens }] : []),
       ...(options.otherAccounts ?? []),
     ];
+    if (accounts.length === 0) {
+      throw new ConfigError(
+        "No Spotify account on Deploy: set SPOTIFY_TOKENS_JSON (and SPOTIFY_TOKENS_JSON_<NAME> for each other account) to the token files `deno task auth` wrote",
+      );
+    }
     const fetched = await step("fetch", async () => {
       // the accounts share the app's rate limit and quota: one budget for all
       const budget = new RequestBudget({ concurrency: config.spotify.concurrency });
