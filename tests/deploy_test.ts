@@ -306,9 +306,23 @@ for (const runtime of RUNTIMES) {
         assertEquals(run.steps.fetch?.counts?.rows, 2 * 22);
         assertEquals(run.steps.enrich?.counts?.matched, 2 * 5);
         assertEquals(run.load?.rows_loaded, 2 * 22);
+        // each account's part per step: 22 rows in 3 files (a list each, one day of plays)
+        const perUser = {
+          fetch: { rows: 22 },
+          write: { rows: 22, files: 3 },
+          upload: { files: 3 },
+        };
         assertEquals(run.users, {
-          default: { user_id: "mockuser", status: "succeeded", rows: 22 },
-          alice: { user_id: "alice_spotify", status: "succeeded", rows: 22 },
+          default: {
+            user_id: "mockuser",
+            status: "succeeded",
+            steps: { ...perUser, load: { rows: 22, files: 3 } },
+          },
+          alice: {
+            user_id: "alice_spotify",
+            status: "succeeded",
+            steps: { ...perUser, load: { rows: 22, files: 3 } },
+          },
         });
         assertEquals(mock.requestsTo("/api/token").length, 2, "each expired token was refreshed");
         const date = run.snapshot_date;

@@ -41,7 +41,7 @@ import { fetchStreams } from "../streams/fetch_streams.ts";
 import type { FileCursor } from "../streams/handoff.ts";
 import type { Schedule, StreamName } from "../streams/names.ts";
 import { streamDefs, streamsFor } from "../streams/registry.ts";
-import type { Row, StreamDef } from "../streams/stream.ts";
+import { keySafeUser, keyUser, type Row, type StreamDef } from "../streams/stream.ts";
 import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 import { DEFAULT_ACCOUNT } from "../spotify/accounts.ts";
 import { RequestBudget } from "../spotify/budget.ts";
@@ -88,11 +88,17 @@ export interface DeployRunSummary {
   error?: string;
   exit_code?: number;
   warnings: string[];
-  /** Each account's fetch: its user, rows, or why it failed (and the fix). */
-  users?: Record<
-    string,
-    { user_id?: string; status: "succeeded" | "failed"; rows?: number; error?: string }
-  >;
+  /** Each account: its user, what each step carried of it, or why it failed (and the fix). */
+  users?: Record<string, DeployUser>;
+}
+
+/** One account in a Deploy run's record. */
+export interface DeployUser {
+  user_id?: string;
+  status: "succeeded" | "failed";
+  error?: string;
+  /** Rows and files of this user per step (fetch: rows; write, load: rows and files). */
+  steps?: Partial<Record<DeployStep, { rows?: number; files?: number }>>;
 }
 
 /** An account on Deploy: a name and where its tokens are (Deno KV). */
@@ -190,6 +196,18 @@ export async function runOnDeploy(
     }
   };
 
+  /** Adds what a step carried of the user a lake key names to that account's record. */
+  const credit = (step: DeployStep, key: string, add: { rows?: number; files?: number }) => {
+    const user = keyUser(key);
+    const entry = Object.values(summary.users ?? {}).find((u) =>
+      u.user_id !== undefined && keySafeUser(u.user_id) === user
+    );
+    if (!entry) return;
+    const counts = ((entry.steps ??= {})[step] ??= {});
+    if (add.rows !== undefined) counts.rows = (counts.rows ?? 0) + add.rows;
+    if (add.files !== undefined) counts.files = (counts.files ?? 0) + add.files;
+  };
+
   log.info(`Deploy run ${runId} (snapshot ${date}): ${DEPLOY_STEPS.join(" → ")}`);
   await record?.(summary);
   try {
@@ -264,7 +282,7 @@ export async function runOnDeploy(
         summary.users[r.account.name] = {
           user_id: r.userId,
           status: "succeeded",
-          rows: r.streams!.reduce((n, s) => n + s.rows.length, 0),
+          steps: { fetch: { rows: r.streams!.reduce((n, s) => n + s.rows.length, 0) } },
         };
       }
       // one entry per stream, every account's rows together (each row names its user)
@@ -334,6 +352,7 @@ export async function runOnDeploy(
           });
           rows += parquet.rows;
           bytes += parquet.bytes;
+          credit("write", part.key, { rows: parquet.rows, files: 1 });
         }
       }
       return { value, counts: { rows, files: value.length, bytes } };
@@ -357,6 +376,7 @@ export async function runOnDeploy(
           await s3.close();
         }
       }
+      for (const r of value) credit("upload", r.file.key, { files: 1 });
       summary.uploads = value.map((r) => ({
         stream: r.file.stream.name,
         uri: r.uri,
@@ -404,6 +424,9 @@ export async function runOnDeploy(
             await kv.set(key, { value: c.value, updated_at: now().toISOString(), run_id: runId });
           }
         }
+      }
+      for (const f of report.files) {
+        if (f.status === "LOADED") credit("load", f.file, { rows: f.rows_loaded, files: 1 });
       }
       summary.load = {
         table: report.table,
