@@ -21,7 +21,8 @@ export function main(args: string[]): Promise<number> {
     const { run } = await runPipeline(config, {
       log,
       schedule: "import",
-      streams: ["streaming_history"],
+      // a new import run carries the history; a continued one keeps its own
+      streams: continuing ? undefined : ["streaming_history"],
       runId: str(flags.run),
       resume: flags.resume === true,
       from: str(flags.from),

@@ -9,6 +9,7 @@
 
 import { isAbsolute, relative } from "node:path";
 import type { Config } from "../config.ts";
+import { ConfigError } from "../errors.ts";
 import { FeaturesCache, featuresCachePath } from "../features/cache.ts";
 import { createCsvProvider } from "../features/csv_provider.ts";
 import {
@@ -37,7 +38,13 @@ export async function enrichStep(ctx: StepContext): Promise<StepOutcome> {
   for (const stream of streams) inputs.set(stream, await readStreamRows(run, "fetch", stream));
 
   const needFeatures = streams.filter((s) => s.features && inputs.get(s)!.rows.length > 0);
-  const providers = needFeatures.length ? await providersFromConfig(config, { log }) : [];
+  // the accounts that fetched this run first (a failed one's tokens are likely refused)
+  const fetchedBy = Object.entries(run.manifest.users ?? {});
+  const accounts = [
+    ...fetchedBy.filter(([, u]) => u.status !== "failed").map(([name]) => name),
+    ...fetchedBy.filter(([, u]) => u.status === "failed").map(([name]) => name),
+  ];
+  const providers = needFeatures.length ? await providersFromConfig(config, { log, accounts }) : [];
   // read only when some stream has rows to enrich (a poll with nothing new reads nothing)
   const cache = config.features.cache && needFeatures.length
     ? await FeaturesCache.open(featuresCachePath(config), { log })
@@ -173,6 +180,11 @@ export async function saveCache(cache: FeaturesCache, log: Logger): Promise<void
 /** Options of {@link providersFromConfig}. */
 export interface ProvidersFromConfigOptions {
   log: Logger;
+  /**
+   * The accounts to ask Spotify for features with first (then every other authorized one); the
+   * first whose token store reads is used (the accounts share one app).
+   */
+  accounts?: readonly string[];
 }
 
 /**
@@ -194,8 +206,14 @@ export async function providersFromConfig(
         });
         continue;
       }
-      const { openSpotifyClient } = await import("../spotify/client.ts");
-      const client = await openSpotifyClient(config, { log: options.log });
+      const client = await firstUsableClient(config, options);
+      if (!client) {
+        slots.push({
+          name,
+          skipped: "no account's token store can be read (see `deno task auth --status`)",
+        });
+        continue;
+      }
       slots.push(new SpotifyFeaturesProvider(client));
     } else if (name === "reccobeats") {
       slots.push(
@@ -212,6 +230,30 @@ export async function providersFromConfig(
     }
   }
   return slots;
+}
+
+/**
+ * A Spotify client on the first of the accounts (audio features are the app's, not a user's:
+ * any account will do) whose token store reads; undefined when none does.
+ */
+async function firstUsableClient(config: Config, options: ProvidersFromConfigOptions) {
+  const { openSpotifyClient } = await import("../spotify/client.ts");
+  const { listAccounts } = await import("../spotify/accounts.ts");
+  const all = await listAccounts(config);
+  // the preferred ones first, then every other (any account's tokens will do)
+  const preferred = options.accounts ?? [];
+  const names = [...preferred, ...all.map((a) => a.name).filter((n) => !preferred.includes(n))];
+  for (const name of names) {
+    const account = all.find((a) => a.name === name);
+    if (!account?.tokensFile) continue;
+    try {
+      return await openSpotifyClient(config, { log: options.log, tokensFile: account.tokensFile });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      options.log.warn(`enrich: account ${name}'s token store: ${error.message}`);
+    }
+  }
+  return undefined;
 }
 
 function displayPath(path: string): string {
