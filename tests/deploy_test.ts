@@ -610,7 +610,7 @@ Deno.test("Deno KV token store: seeded from SPOTIFY_TOKENS_JSON, rotated refresh
     );
     assert(!second.expired);
     assertEquals(mock.requestsTo("/api/token").length, 2);
-    const me = await second.getJson<{ id: string }>("/v1/me");
+    const me = (await second.getJson("/v1/me")) as { id: string };
     assertEquals(me.id, mock.state.user.id);
     for (const secret of [seed.refresh_token, saved.refresh_token]) {
       assert(!lines.join("\n").includes(secret), "no token in the log");

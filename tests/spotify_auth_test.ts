@@ -8,7 +8,7 @@ import { basicCredentialForms, type Config, loadConfig } from "../lib/config.ts"
 import { ConfigError, ExitCode, exitCodeOf, SourceError } from "../lib/errors.ts";
 import { HttpError } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
-import { openSpotifyClient } from "../lib/spotify/client.ts";
+import { meOf, openSpotifyClient } from "../lib/spotify/client.ts";
 import { authorize } from "../lib/spotify/pkce_auth.ts";
 import {
   readTokenStore,
@@ -252,7 +252,7 @@ Deno.test("SpotifyClient refreshes an expired access token before the request an
     consentedAt: new Date("2026-01-02T03:04:05Z"),
   });
   const client = await openSpotifyClient(env.config, { log });
-  const me = await client.getJson<{ id: string }>("/v1/me");
+  const me = (await client.getJson("/v1/me")) as { id: string };
   assertEquals(me.id, "mockuser");
 
   assertEquals(env.mock.requests.map((r) => `${r.path} ${r.status}`), [
@@ -320,7 +320,7 @@ Deno.test("a 401 refreshes the access token once and retries the request", async
   await writeMockTokens(env.mock, env.tokensFile);
   env.mock.fault("/v1/me", { kind: "expired_token" });
   const client = await openSpotifyClient(env.config, { log });
-  const me = await client.getJson<{ display_name: string }>("/v1/me");
+  const me = (await client.getJson("/v1/me")) as { display_name: string };
   assertEquals(me.display_name, "Mock User");
   assertEquals(env.mock.requests.map((r) => `${r.path} ${r.status}`), [
     "/v1/me 401",
@@ -584,4 +584,16 @@ Deno.test("`deno task auth --status` never refreshes an expired access token (ou
     "Mock User (mockuser), as saved at auth (not asked: the access token has expired",
   );
   assertEquals((await readTokenStore(env.tokensFile)).access_token, before.access_token);
+});
+
+Deno.test("meOf() reads GET /v1/me answers of any shape: the recorded one, and null, a list, wrong types", async () => {
+  const recorded = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../../shared/fixtures/spotify/api/recorded/java_me.json", import.meta.url),
+    ),
+  );
+  assertEquals(meOf(recorded), { id: recorded.id, display_name: recorded.display_name });
+  for (const body of [null, [], "me", 3, {}, { id: 7, display_name: ["x"] }, { id: "" }]) {
+    assertEquals(meOf(body), { display_name: null }, JSON.stringify(body));
+  }
 });

@@ -289,6 +289,38 @@ interface RunResults {
   }[];
 }
 
+/**
+ * The parts of dbt's `run_results.json` read here, checked (dbt writes it, but a file of another
+ * dbt version, or a damaged one, must not become a crash): a field of the wrong type is absent,
+ * a result without a string id and status is left out.
+ */
+function runResultsOf(value: unknown): RunResults {
+  const obj = (v: unknown) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {};
+  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+  const root = obj(value);
+  const meta = obj(root.metadata);
+  const list = Array.isArray(root.results) ? root.results : [];
+  return {
+    metadata: {
+      dbt_version: str(meta.dbt_version),
+      invocation_id: str(meta.invocation_id),
+      generated_at: str(meta.generated_at),
+    },
+    elapsed_time: num(root.elapsed_time),
+    results: list.map(obj).filter((r) => str(r.unique_id) && str(r.status)).map((r) => ({
+      unique_id: r.unique_id as string,
+      status: r.status as string,
+      execution_time: num(r.execution_time),
+      failures: num(r.failures) ?? null,
+      message: str(r.message) ?? null,
+      adapter_response: { rows_affected: num(obj(r.adapter_response).rows_affected) },
+      relation_name: str(r.relation_name) ?? null,
+    })),
+  };
+}
+
 type SummaryBase = Omit<
   DbtSummary,
   | "models"
@@ -305,7 +337,7 @@ type SummaryBase = Omit<
 async function summarize(path: string, base: SummaryBase): Promise<DbtSummary> {
   let results: RunResults = {};
   try {
-    results = JSON.parse(await Deno.readTextFile(path)) as RunResults;
+    results = runResultsOf(JSON.parse(await Deno.readTextFile(path)));
   } catch (error) {
     // missing: dbt stopped before running (the error lines say why)
     if (!(error instanceof Deno.errors.NotFound) && !(error instanceof SyntaxError)) throw error;
@@ -382,13 +414,18 @@ interface DbtEvent {
 function parseEvent(line: string): DbtEvent | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
-    const record = JSON.parse(line) as { info?: { name?: string; level?: string; msg?: string } };
-    const info = record.info;
-    if (!info || typeof info.msg !== "string") return undefined;
-    const level = info.level === "warn" || info.level === "error" || info.level === "debug"
-      ? info.level
-      : "info";
-    return { name: info.name ?? "", level, msg: info.msg };
+    const record: unknown = JSON.parse(line);
+    const info = typeof record === "object" && record !== null && "info" in record
+      ? record.info
+      : undefined;
+    if (typeof info !== "object" || info === null) return undefined;
+    const { name, level, msg } = info as Record<string, unknown>;
+    if (typeof msg !== "string") return undefined;
+    return {
+      name: typeof name === "string" ? name : "",
+      level: level === "warn" || level === "error" || level === "debug" ? level : "info",
+      msg,
+    };
   } catch {
     return undefined;
   }

@@ -235,8 +235,7 @@ export async function runOnDeploy(
             gate: budget,
           });
           // No token file here: the user comes from the tokens in KV, or GET /v1/me (not saved).
-          const id = c.tokens.user?.id ??
-            String((await c.getJson<{ id?: unknown }>("/v1/me", { signal })).id ?? "unknown");
+          const id = c.tokens.user?.id ?? (await c.me({ signal })).id ?? "unknown";
           const streamsOf = await fetchStreams({
             config,
             log: userLog,

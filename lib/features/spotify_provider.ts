@@ -20,7 +20,7 @@ import {
 
 /** The part of `SpotifyClient` (lib/spotify/client.ts) this provider uses. */
 export interface JsonGetter {
-  getJson<T>(pathAndQuery: string, options?: { signal?: AbortSignal }): Promise<T>;
+  getJson(pathAndQuery: string, options?: { signal?: AbortSignal }): Promise<unknown>;
 }
 
 /** Most ids Spotify accepts in one `/v1/audio-features` request. */
@@ -67,7 +67,7 @@ export class SpotifyFeaturesProvider implements FeaturesLookup {
       const path = `/v1/audio-features?ids=${batch.map(encodeURIComponent).join(",")}`;
       let body: unknown;
       try {
-        body = await this.#client.getJson<unknown>(path, { signal });
+        body = await this.#client.getJson(path, { signal });
       } catch (error) {
         if (error instanceof HttpError && error.status === 403) {
           this.#disabled =

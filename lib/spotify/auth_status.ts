@@ -50,11 +50,9 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
   if (lookUpUser && !expired) {
     const client = new SpotifyClient(config, tokens, { log, now });
     try {
-      const me = await client.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me");
-      who = typeof me.id === "string"
-        ? `${
-          typeof me.display_name === "string" ? me.display_name : "(no display name)"
-        } (${me.id})`
+      const me = await client.me();
+      who = me.id !== undefined
+        ? `${me.display_name ?? "(no display name)"} (${me.id})`
         : "unknown (GET /v1/me gave no id)";
     } catch (error) {
       who = `unknown (GET /v1/me failed: ${log.redact((error as Error).message)})`;

@@ -76,7 +76,7 @@ export class SpotifyClient {
    * @throws NetworkError when no answer came
    * @throws SourceError for a body that is not JSON (naming the URL), or a failed refresh
    */
-  async getJson<T>(pathAndQuery: string, options: GetJsonOptions = {}): Promise<T> {
+  async getJson(pathAndQuery: string, options: GetJsonOptions = {}): Promise<unknown> {
     const { signal } = options;
     const url = `${this.#config.spotify.apiUrl}${pathAndQuery}`;
     if (this.expired) {
@@ -94,7 +94,8 @@ export class SpotifyClient {
     }
     const text = await response.text();
     try {
-      return JSON.parse(text) as T;
+      // unknown until its reader checks it (e.g. validateTopTracksPage, meOf)
+      return JSON.parse(text);
     } catch (error) {
       throw new SourceError(
         `Spotify answered ${url} with a body that is not JSON (${(error as Error).message}); ` +
@@ -110,22 +111,21 @@ export class SpotifyClient {
    */
   async userId(options: GetJsonOptions = {}): Promise<string> {
     if (this.#tokens.user?.id) return this.#tokens.user.id;
-    const me = await this.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me", options);
-    if (typeof me?.id !== "string" || me.id === "") {
+    const me = await this.me(options);
+    if (me.id === undefined) {
       throw new SourceError("Spotify's GET /v1/me answered without a user id", {
         hint: "Run `deno task auth` again.",
       });
     }
-    this.#tokens = {
-      ...this.#tokens,
-      user: {
-        id: me.id,
-        display_name: typeof me.display_name === "string" ? me.display_name : null,
-      },
-    };
+    this.#tokens = { ...this.#tokens, user: { id: me.id, display_name: me.display_name } };
     await writeTokenStore(this.#tokensFile, this.#tokens);
     this.#log.info(`Spotify user ${me.id} saved in the token store`);
     return me.id;
+  }
+
+  /** `GET /v1/me`: who the tokens belong to (`id` undefined when Spotify gives none). */
+  async me(options: GetJsonOptions = {}): Promise<SpotifyUser> {
+    return meOf(await this.getJson("/v1/me", options));
   }
 
   /**
@@ -163,6 +163,24 @@ export class SpotifyClient {
     }, { ...this.#config.http, log: this.#log, signal, gate: this.#gate });
     return response;
   }
+}
+
+/** The user of a `GET /v1/me` answer. */
+export interface SpotifyUser {
+  /** Undefined when the answer has no (string) id. */
+  id?: string;
+  display_name: string | null;
+}
+
+/** Reads a `GET /v1/me` answer of any shape (a field of the wrong type counts as absent). */
+export function meOf(body: unknown): SpotifyUser {
+  const o = typeof body === "object" && body !== null && !Array.isArray(body)
+    ? body as Record<string, unknown>
+    : {};
+  return {
+    ...(typeof o.id === "string" && o.id !== "" ? { id: o.id } : {}),
+    display_name: typeof o.display_name === "string" ? o.display_name : null,
+  };
 }
 
 /** Options of {@link openSpotifyClient}. */

@@ -245,12 +245,8 @@ async function lookUpUser(
 ): Promise<StoredTokens["user"]> {
   try {
     const client = new SpotifyClient(config, tokens, { log });
-    const me = await client.getJson<{ id?: unknown; display_name?: unknown }>("/v1/me");
-    if (typeof me.id !== "string") return null;
-    return {
-      id: me.id,
-      display_name: typeof me.display_name === "string" ? me.display_name : null,
-    };
+    const me = await client.me();
+    return me.id === undefined ? null : { id: me.id, display_name: me.display_name };
   } catch (error) {
     log.warn(`Could not look up the authorized user (GET /v1/me): ${(error as Error).message}`);
     return null;

@@ -359,7 +359,7 @@ export async function getPage(
   scope = "user-top-read",
 ): Promise<unknown> {
   try {
-    return await client.getJson<unknown>(path, { signal });
+    return await client.getJson(path, { signal });
   } catch (error) {
     if (error instanceof HttpError) {
       if (error.status === 403 && /insufficient client scope/i.test(error.body)) {
