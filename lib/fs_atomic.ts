@@ -98,8 +98,8 @@ export async function writeJsonAtomic(
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", options);
 }
 
-/** Reads and parses a JSON file; a missing file gives `undefined`. */
-export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+/** Reads and parses a JSON file (unknown until its reader checks it); a missing file: `undefined`. */
+export async function readJsonIfExists(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -107,7 +107,7 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
-  return JSON.parse(text) as T;
+  return JSON.parse(text);
 }
 
 function basename(path: string): string {

@@ -19,6 +19,7 @@
  */
 
 import { join } from "node:path";
+import { isRecord } from "./json.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, LockedError } from "./errors.ts";
 import { writeJsonAtomic } from "./fs_atomic.ts";
@@ -333,11 +334,11 @@ async function readLockFile(path: string): Promise<LockRead> {
     throw error;
   }
   try {
-    const info = JSON.parse(text) as LockInfo;
-    if (typeof info?.pid !== "number" || typeof info.token !== "string") {
+    const info: unknown = JSON.parse(text);
+    if (!isRecord(info) || typeof info.pid !== "number" || typeof info.token !== "string") {
       throw new TypeError("missing pid or token");
     }
-    return { kind: "ok", info, mtime };
+    return { kind: "ok", info: info as unknown as LockInfo, mtime }; // pid and token checked
   } catch {
     return { kind: "unreadable", mtime };
   }

@@ -136,7 +136,7 @@ export class Logger {
       record,
       (_key, value) => typeof value === "string" ? this.redact(value) : value,
     );
-    const clean = JSON.parse(json) as LogRecord;
+    const clean = JSON.parse(json) as LogRecord; // our own record, just stringified
     const line = this.#format === "json" ? json : this.#prettyLine(clean);
     this.#sink(clean, line);
   }

@@ -8,6 +8,7 @@
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config, Profile } from "./config.ts";
 import { ConfigError, IntegrityError, StorageError } from "./errors.ts";
+import { isRecord } from "./json.ts";
 import {
   NotARegularFileError,
   readRegularFile,
@@ -269,7 +270,7 @@ export class Run {
    * Reads a previous step's JSON output; a missing or corrupt file is a {@link ConfigError} naming
    * it and saying how to recover.
    */
-  async readJson<T>(step: StepName, name: string): Promise<T> {
+  async readJson(step: StepName, name: string): Promise<unknown> {
     const file = this.path(step, name);
     let text: string;
     try {
@@ -292,7 +293,8 @@ export class Run {
       throw error;
     }
     try {
-      return JSON.parse(text) as T;
+      // unknown until its reader checks it (lib/streams/handoff.ts)
+      return JSON.parse(text);
     } catch (error) {
       throw new ConfigError(
         `Run ${this.id}: ${file} is not valid JSON (${(error as Error).message})`,
@@ -525,21 +527,22 @@ async function readRun(config: Config, id: string): Promise<Run> {
       hint: CORRUPT_MANIFEST_HINT,
     });
   }
-  let manifest: Manifest;
+  let value: unknown;
   try {
-    manifest = JSON.parse(text) as Manifest;
+    value = JSON.parse(text);
   } catch (error) {
     throw new ConfigError(
       `Run ${id}: manifest ${file} is corrupt (not JSON: ${(error as Error).message})`,
       { hint: CORRUPT_MANIFEST_HINT },
     );
   }
-  const problem = manifestProblem(manifest, id);
+  const problem = manifestProblem(value, id);
   if (problem) {
     throw new ConfigError(`Run ${id}: manifest ${file} is corrupt (${problem})`, {
       hint: CORRUPT_MANIFEST_HINT,
     });
   }
+  const manifest = value as Manifest; // checked by manifestProblem
   manifest.warnings ??= [];
   return new Run(dir, manifest);
 }
@@ -550,8 +553,7 @@ const STATUSES: readonly string[] = ["running", "succeeded", "failed", "partial"
 
 /** What is wrong with a parsed manifest, or undefined when it has the expected shape. */
 function manifestProblem(value: unknown, id: string): string | undefined {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
+  const isObject = isRecord;
   if (!isObject(value)) return "expected a JSON object";
   if (value.run_id !== id) return `"run_id" is ${JSON.stringify(value.run_id)}, expected "${id}"`;
   if (typeof value.snapshot_date !== "string" || !DATE.test(value.snapshot_date)) {

@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { isRecord } from "./json.ts";
 import type { Config } from "./config.ts";
 import { StorageError } from "./errors.ts";
 import { writeJsonAtomic } from "./fs_atomic.ts";
@@ -68,14 +69,13 @@ async function readState(
     });
   }
   try {
-    const value = JSON.parse(text) as StreamState;
-    const ok = value?.version === 1 && value.stream === stream &&
-      typeof value.cursors === "object" &&
-      value.cursors !== null &&
+    const value: unknown = JSON.parse(text);
+    const ok = isRecord(value) && value.version === 1 && value.stream === stream &&
+      isRecord(value.cursors) &&
       Object.values(value.cursors).every((c) =>
-        typeof c?.value === "string" && !Number.isNaN(Date.parse(c.value))
+        isRecord(c) && typeof c.value === "string" && !Number.isNaN(Date.parse(c.value))
       );
-    if (ok) return value;
+    if (ok) return value as unknown as StreamState; // checked above
   } catch {
     // reported below
   }

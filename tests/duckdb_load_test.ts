@@ -54,7 +54,7 @@ async function dailyRun(config: Config, rows: SampleRowsOptions & { edit?: boole
   for (const step of ["write", "upload", "load"] as const) {
     await runStep(step, { config, run, log, flags: {} });
   }
-  return { run, report: await run.readJson<LoadReport>("load", "report.json") };
+  return { run, report: (await run.readJson("load", "report.json")) as LoadReport };
 }
 
 async function loadCount(path: string): Promise<number> {

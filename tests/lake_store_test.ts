@@ -241,7 +241,7 @@ Deno.test("upload step puts the written file and records the receipt; a second r
       );
       await runStep("write", { config, run, log, flags: {} });
       const outcome = await runStep("upload", { config, run, log, flags: {} });
-      const uploaded = await run.readJson<UploadOutput>("upload", "receipt.json");
+      const uploaded = (await run.readJson("upload", "receipt.json")) as UploadOutput;
       assert.equal(uploaded.files.length, 1);
       const receipt: PutReceipt = uploaded.files[0]!;
       assert.equal(uploaded.files[0]!.stream, "top_tracks");
@@ -251,7 +251,7 @@ Deno.test("upload step puts the written file and records the receipt; a second r
     assert.equal(first.receipt.key, KEY);
     assert.equal(first.receipt.skipped, false);
     assert.equal(first.receipt.uri, `file://${join(dir, "lake", KEY)}`);
-    const written = (await first.run.readJson<WriteOutput>("write", "write.json")).files[0]!;
+    const written = ((await first.run.readJson("write", "write.json")) as WriteOutput).files[0]!;
     assert.equal(first.receipt.sha256, written.sha256);
     assert.equal(first.receipt.contentSha256, written.content_sha256);
     assert.deepEqual(first.outcome.counts, {

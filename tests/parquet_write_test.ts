@@ -251,7 +251,7 @@ Deno.test("write step turns enrich/tracks.json into top_tracks.parquet and write
     const log = new Logger({ level: "error", sink: () => {} });
     const outcome = await runStep("write", { config, run, log, flags: {} });
 
-    const written = await run.readJson<WriteOutput>("write", "write.json");
+    const written = (await run.readJson("write", "write.json")) as WriteOutput;
     assert.equal(written.snapshot_date, "2026-01-31");
     assert.equal(written.files.length, 1);
     const out = written.files[0]!;

@@ -73,7 +73,7 @@ async function fetchRun(
   const { log, lines } = testLog();
   const run = await createRun(config, { date });
   const outcome = await runStep("fetch", { config, run, log, flags: {} });
-  const output = await run.readJson<FetchOutput>("fetch", "tracks.json");
+  const output = (await run.readJson("fetch", "tracks.json")) as FetchOutput;
   return { run, outcome, lines, output };
 }
 

@@ -13,6 +13,7 @@
  */
 
 import { join } from "node:path";
+import { isRecord } from "../json.ts";
 import type { Config } from "../config.ts";
 import { DbtError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -295,8 +296,7 @@ interface RunResults {
  * a result without a string id and status is left out.
  */
 function runResultsOf(value: unknown): RunResults {
-  const obj = (v: unknown) =>
-    typeof v === "object" && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {};
+  const obj = (v: unknown) => (isRecord(v) ? v : {});
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
   const root = obj(value);
@@ -415,11 +415,9 @@ function parseEvent(line: string): DbtEvent | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
     const record: unknown = JSON.parse(line);
-    const info = typeof record === "object" && record !== null && "info" in record
-      ? record.info
-      : undefined;
-    if (typeof info !== "object" || info === null) return undefined;
-    const { name, level, msg } = info as Record<string, unknown>;
+    const info = isRecord(record) ? record.info : undefined;
+    if (!isRecord(info)) return undefined;
+    const { name, level, msg } = info;
     if (typeof msg !== "string") return undefined;
     return {
       name: typeof name === "string" ? name : "",

@@ -13,6 +13,7 @@
  */
 
 import { join } from "node:path";
+import { isRecord } from "../json.ts";
 import type { Config } from "../config.ts";
 import { writeJsonAtomic } from "../fs_atomic.ts";
 import type { Logger } from "../log.ts";
@@ -61,8 +62,8 @@ export class FeaturesCache {
       return new FeaturesCache(path, new Map());
     }
     try {
-      const value = JSON.parse(text) as CacheFile;
-      if (value?.version !== 1 || typeof value.tracks !== "object" || value.tracks === null) {
+      const value: unknown = JSON.parse(text);
+      if (!isRecord(value) || value.version !== 1 || !isRecord(value.tracks)) {
         throw new Error("not a features cache");
       }
       const tracks = new Map<string, FeaturesDecision & { at: string }>();

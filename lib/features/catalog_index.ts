@@ -29,6 +29,7 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
+import { isRecord, isStringList } from "../json.ts";
 import { writeChunksAtomic, writeFileAtomic } from "../fs_atomic.ts";
 import { sha256HexSync } from "../sha256.ts";
 import type { Logger } from "../log.ts";
@@ -415,12 +416,40 @@ async function openIndex(path: string): Promise<OpenIndex | null> {
     const head = readAt(file, 0, 16);
     if (new TextDecoder().decode(head.subarray(0, 8)) !== MAGIC) throw new Error("bad magic");
     const length = new DataView(head.buffer, head.byteOffset).getUint32(8, true);
-    const header = JSON.parse(new TextDecoder().decode(readAt(file, 16, length))) as IndexHeader;
+    const header = indexHeaderOf(JSON.parse(new TextDecoder().decode(readAt(file, 16, length))));
+    if (!header) throw new Error("bad header");
     return { file, header };
   } catch {
     file.close();
     return null; // unreadable: rebuilt
   }
+}
+
+/**
+ * The index file's header when it has every field a lookup reads, with the right types (a
+ * damaged or older index is then rebuilt, never trusted).
+ */
+function indexHeaderOf(value: unknown): IndexHeader | undefined {
+  const num = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+  const numOrNull = (v: unknown) => v === null || num(v);
+  const section = (v: unknown) => isRecord(v) && num(v.offset) && num(v.bits) && num(v.count);
+  if (
+    !isRecord(value) || !num(value.version) || typeof value.content_sha256 !== "string" ||
+    typeof value.racy !== "boolean" || typeof value.crlf !== "boolean" ||
+    typeof value.built_at !== "string" || typeof value.column_map !== "string" ||
+    !isStringList(value.header) || !Array.isArray(value.scales) || !isRecord(value.stats) ||
+    !section(value.ids) || !section(value.artists)
+  ) {
+    return undefined;
+  }
+  const c = value.catalog;
+  if (
+    !isRecord(c) || typeof c.path !== "string" || !num(c.size) || !numOrNull(c.mtime_ms) ||
+    !numOrNull(c.ctime_ms) || !numOrNull(c.ino) || !num(c.dev)
+  ) {
+    return undefined;
+  }
+  return value as unknown as IndexHeader; // every field a lookup reads checked above
 }
 
 /** Reads exactly `length` bytes at `offset` (sync: a lookup makes few, small reads). */

@@ -61,7 +61,10 @@ export class MonthSpill {
     const rows: Row[] = [];
     for (const line of text.split("\n")) {
       if (line === "") continue;
-      const values = JSON.parse(line) as unknown[];
+      const values: unknown = JSON.parse(line);
+      if (!Array.isArray(values) || values.length !== names.length) {
+        throw new Error(`${this.dir}: a spilled row is not ${names.length} values`);
+      }
       const row: Row = {};
       for (let i = 0; i < names.length; i++) row[names[i]!] = values[i];
       rows.push(row);

@@ -6,6 +6,7 @@
  */
 
 import type { Config } from "../config.ts";
+import { isRecord } from "../json.ts";
 import { SourceError } from "../errors.ts";
 import { fetchWithRetry, HttpError, type RequestGate } from "../http.ts";
 import type { Logger } from "../log.ts";
@@ -174,9 +175,7 @@ export interface SpotifyUser {
 
 /** Reads a `GET /v1/me` answer of any shape (a field of the wrong type counts as absent). */
 export function meOf(body: unknown): SpotifyUser {
-  const o = typeof body === "object" && body !== null && !Array.isArray(body)
-    ? body as Record<string, unknown>
-    : {};
+  const o = isRecord(body) ? body : {};
   return {
     ...(typeof o.id === "string" && o.id !== "" ? { id: o.id } : {}),
     display_name: typeof o.display_name === "string" ? o.display_name : null,

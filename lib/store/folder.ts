@@ -12,6 +12,7 @@
  */
 
 import { join, relative, resolve, sep } from "node:path";
+import { isRecord } from "../json.ts";
 import { pathToFileURL } from "node:url";
 import { StorageError } from "../errors.ts";
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "../fs_atomic.ts";
@@ -217,22 +218,26 @@ export class FolderStore implements ObjectStore {
 
   /** Object info from the sidecar when it still describes the file, else from the file itself. */
   async #info(key: string, path: string, stat: Deno.FileInfo): Promise<ObjectInfo> {
-    let sidecar: Sidecar | undefined;
+    let sidecar: Record<string, unknown> = {};
     try {
-      sidecar = await readJsonIfExists<Sidecar>(path + META_SUFFIX);
+      const value = await readJsonIfExists(path + META_SUFFIX);
+      if (isRecord(value)) sidecar = value;
     } catch {
-      sidecar = undefined; // corrupt sidecar: recompute below
+      // corrupt sidecar: recompute below
     }
     const mtime = stat.mtime?.getTime() ?? 0;
+    // trusted only while it describes the file as it is (size and mtime), field by field
     if (
-      sidecar && sidecar.bytes === stat.size && sidecar.mtime_ms === mtime &&
-      typeof sidecar.sha256 === "string"
+      sidecar.bytes === stat.size && sidecar.mtime_ms === mtime &&
+      typeof sidecar.sha256 === "string" && /^[0-9a-f]{64}$/.test(sidecar.sha256)
     ) {
       return {
         key,
         bytes: stat.size,
         sha256: sidecar.sha256,
-        ...(sidecar.content_sha256 ? { contentSha256: sidecar.content_sha256 } : {}),
+        ...(typeof sidecar.content_sha256 === "string" && sidecar.content_sha256
+          ? { contentSha256: sidecar.content_sha256 }
+          : {}),
         lastModified: stat.mtime ?? undefined,
       };
     }

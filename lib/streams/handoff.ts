@@ -10,6 +10,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { isRecord } from "../json.ts";
 import { checkValue } from "../parquet/rows.ts";
 import type { Run, StepName } from "../run.ts";
 import type { PutReceipt } from "../store/object_store.ts";
@@ -104,12 +105,8 @@ function redo(run: Run, step: StepName): string {
 }
 
 function validCursor(v: unknown): v is FileCursor {
-  return isObject(v) && typeof v.user_id === "string" && v.user_id !== "" &&
+  return isRecord(v) && typeof v.user_id === "string" && v.user_id !== "" &&
     typeof v.value === "string" && !Number.isNaN(Date.parse(v.value));
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Writes a stream's rows (`fetch/` or `enrich/`) and returns the path relative to the run. */
@@ -131,13 +128,13 @@ export async function readStreamRows(
   step: "fetch" | "enrich",
   stream: StreamDef,
 ): Promise<StreamRows> {
-  const value = await run.readJson<unknown>(step, stream.files.rows);
+  const value = await run.readJson(step, stream.files.rows);
   const file = run.path(step, stream.files.rows);
   const bad = (what: string) =>
     new ConfigError(`Run ${run.id}: ${file} is not a ${step} output of ${stream.name}: ${what}`, {
       hint: redo(run, step),
     });
-  if (!isObject(value)) throw bad("expected a JSON object");
+  if (!isRecord(value)) throw bad("expected a JSON object");
   if (value.stream !== stream.name) {
     throw bad(`"stream" is ${JSON.stringify(value.stream)}, expected "${stream.name}"`);
   }
@@ -162,14 +159,14 @@ export async function readStreamRows(
   }
   if (
     value.skipped !== undefined &&
-    (!isObject(value.skipped) || !Object.values(value.skipped).every((v) => typeof v === "string"))
+    (!isRecord(value.skipped) || !Object.values(value.skipped).every((v) => typeof v === "string"))
   ) {
     throw bad(`"skipped" is not {user id: why}`);
   }
   if (!Array.isArray(value.rows)) throw bad(`no "rows" list`);
   const columns = columnsAt(stream, step);
   value.rows.forEach((row: unknown, i: number) => {
-    if (!isObject(row)) throw bad(`row ${i + 1} is not an object`);
+    if (!isRecord(row)) throw bad(`row ${i + 1} is not an object`);
     for (const column of columns) {
       try {
         checkValue(row, i, column);
@@ -218,12 +215,12 @@ async function readFileList(
   name: string,
   fields: { strings: readonly string[]; counts: readonly string[] },
 ): Promise<Record<string, unknown>> {
-  const value = await run.readJson<unknown>(step, name);
+  const value = await run.readJson(step, name);
   const bad = (what: string) =>
     new ConfigError(`Run ${run.id}: ${run.path(step, name)} ${what}`, { hint: redo(run, step) });
-  if (!isObject(value) || !Array.isArray(value.files)) throw bad(`has no "files" list`);
+  if (!isRecord(value) || !Array.isArray(value.files)) throw bad(`has no "files" list`);
   value.files.forEach((f: unknown, i: number) => {
-    if (!isObject(f)) throw bad(`files[${i}] is not an object`);
+    if (!isRecord(f)) throw bad(`files[${i}] is not an object`);
     if (!(STREAM_NAMES as readonly unknown[]).includes(f.stream)) {
       throw bad(`files[${i}] has no known "stream"`);
     }
