@@ -280,3 +280,35 @@ Deno.test("lookupCatalog() indexes a catalog read in two segments: line numbers 
     assert.ok([...reference.byName.values()].some((h) => h.name!.line > 110_000 / 2));
   });
 });
+
+Deno.test("lookupCatalog() rebuilds an index whose header is damaged (a field missing or of the wrong type) instead of trusting it", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "catalog.csv");
+    await oldCopy(KAGGLE_10K, path);
+    const cacheDir = join(dir, "cache");
+    assert.equal((await lookupCatalog(path, { ids: IDS, cacheDir })).cache, "built");
+    const index = join(cacheDir, [...Deno.readDirSync(cacheDir)][0]!.name);
+    const good = await Deno.readFile(index);
+    const length = new DataView(good.buffer).getUint32(8, true);
+    const header = JSON.parse(new TextDecoder().decode(good.subarray(16, 16 + length)));
+    for (
+      const damage of [
+        (h: Record<string, unknown>) => delete h.catalog,
+        (h: Record<string, unknown>) => (h.ids = "x"),
+        (h: Record<string, unknown>) => (h.header = [1, 2]),
+      ]
+    ) {
+      const h = structuredClone(header);
+      damage(h);
+      const json = new TextEncoder().encode(JSON.stringify(h));
+      const bytes = good.slice();
+      new DataView(bytes.buffer).setUint32(8, json.length, true);
+      bytes.fill(0x20, 16, 16 + Math.max(length, json.length));
+      bytes.set(json, 16);
+      await Deno.writeFile(index, bytes);
+      const found = await lookupCatalog(path, { ids: IDS, cacheDir });
+      assert.equal(found.cache, "built", JSON.stringify(found.cacheNote));
+      assert.equal(found.byId.size, 3);
+    }
+  });
+});
