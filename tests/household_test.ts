@@ -309,6 +309,13 @@ Deno.test("Spotify's daily quota stops every user for the run", async () => {
   const api = h.mock.requests.filter((r) => r.path.startsWith("/v1/"));
   const quota = api.findIndex((r) => r.status === 429);
   assert.deepEqual(api.slice(quota + 1).map((r) => r.path), [], "no request after the quota");
+  // every account stopped: the run failed, and its manifest says so for each
+  const run = await openRun(h.config);
+  assert.equal(run.manifest.status, "failed");
+  assert.deepEqual(
+    Object.entries(run.manifest.users ?? {}).map(([name, u]) => [name, u.status, u.exit_code]),
+    [["default", "failed", 3], ["alice", "failed", 3], ["bob", "failed", 3]],
+  );
 });
 
 Deno.test("a user removed between runs: the next run covers the others, the removed user's data stays", async () => {

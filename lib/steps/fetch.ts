@@ -110,9 +110,10 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
     }
   }
   const users = userRecords(fetched, log);
+  // recorded before anything is thrown: the manifest says who failed, also when everyone did
+  run.manifest.users = users;
   const failed = fetched.filter((f) => f.error !== undefined);
   if (failed.length === fetched.length) throw failed[0]!.error;
-  run.manifest.users = users;
   for (const [name, u] of Object.entries(users)) {
     if (u.status === "succeeded") continue;
     const message = `user ${name}: ${u.error}${u.hint ? ` — ${u.hint}` : ""}`;
