@@ -19,7 +19,7 @@ import {
   STEP_NAMES,
   type StepName,
 } from "./run.ts";
-import { authCommand, DEFAULT_ACCOUNT, listAccounts } from "./spotify/accounts.ts";
+import { DEFAULT_ACCOUNT, inAccountWords, listAccounts } from "./spotify/accounts.ts";
 import { refreshTokenWarning } from "./spotify/token_store.ts";
 import { runStep } from "./steps.ts";
 import { type Schedule, STREAM_NAMES, type StreamName } from "./streams/names.ts";
@@ -169,9 +169,7 @@ async function runSteps(
       if (!warning) continue;
       const words = account.name === DEFAULT_ACCOUNT
         ? warning
-        : `user ${account.name}: ${
-          warning.replaceAll("`deno task auth`", `\`${authCommand(account.name)}\``)
-        }`;
+        : `user ${account.name}: ${inAccountWords(account.name, warning)}`;
       runLog.warn(words);
       run.warn(words);
     }

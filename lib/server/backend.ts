@@ -11,7 +11,7 @@ import { PipelineError } from "../errors.ts";
 import { readRunLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import { reportPath } from "../report/build.ts";
-import { authCommand, DEFAULT_ACCOUNT, listAccounts } from "../spotify/accounts.ts";
+import { DEFAULT_ACCOUNT, inAccountWords, listAccounts } from "../spotify/accounts.ts";
 import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
 import { getRun, listRuns } from "./runs.ts";
 import { type PipelineFn, startRun, type TriggerParams } from "./trigger.ts";
@@ -99,7 +99,7 @@ export function fileBackend(config: Config, options: FileBackendOptions): RunBac
             checks[key] = age.warning
               ? {
                 ok: false,
-                detail: age.warning.replaceAll("`deno task auth`", `\`${authCommand(name)}\``),
+                detail: inAccountWords(name, age.warning),
               }
               : { ok: true, detail: `refresh token valid for ${age.daysLeft} more days` };
           } catch (error) {

@@ -14,7 +14,7 @@ import {
   checkAccountName,
   DEFAULT_ACCOUNT,
   DEV_MODE_USER_LIMIT,
-  listAccounts,
+  tokenAccounts,
 } from "./accounts.ts";
 import { authStatus } from "./auth_status.ts";
 import { authorize, type AuthorizeOptions, type AuthorizeResult } from "./pkce_auth.ts";
@@ -38,7 +38,7 @@ export async function authorizeAccount(
   checkAccountName(name);
   const { log } = options;
   const file = accountTokensFile(config, name);
-  const before = await listAccounts({ ...config, spotify: { ...config.spotify, source: "api" } });
+  const before = await tokenAccounts(config);
   if (name !== DEFAULT_ACCOUNT) {
     await Deno.mkdir(config.spotify.usersDir, { recursive: true, mode: 0o700 });
   }
@@ -91,7 +91,7 @@ export async function removeAccount(
   name: string,
 ): Promise<{ file: string; userId?: string }> {
   checkAccountName(name, "--remove");
-  const accounts = await listAccounts({ ...config, spotify: { ...config.spotify, source: "api" } });
+  const accounts = await tokenAccounts(config);
   const account = accounts.find((a) => a.name === name);
   if (!account?.tokensFile) {
     throw new ConfigError(
@@ -123,7 +123,7 @@ export async function accountsStatus(
   config: Config,
   options: AccountsStatusOptions,
 ): Promise<{ text: string; warnings: string[]; problems: number }> {
-  const all = await listAccounts({ ...config, spotify: { ...config.spotify, source: "api" } });
+  const all = await tokenAccounts(config);
   const accounts = options.names ? all.filter((a) => options.names!.includes(a.name)) : all;
   if (accounts.length === 0) {
     throw new ConfigError(
@@ -144,7 +144,7 @@ export async function accountsStatus(
       const status = await authStatus(config, {
         log: options.log,
         tokensFile: a.tokensFile,
-        authCommand: again,
+        account: a.name,
         now: options.now,
       });
       blocks.push(`Account ${a.name}\n${indent(status.text)}`);

@@ -67,7 +67,15 @@ export function sampleAccounts(config: Config): Account[] {
  * @throws {ConfigError} when the users folder cannot be read.
  */
 export async function listAccounts(config: Config): Promise<Account[]> {
-  if (config.spotify.source === "sample") return sampleAccounts(config);
+  return config.spotify.source === "sample" ? sampleAccounts(config) : await tokenAccounts(config);
+}
+
+/**
+ * The accounts that have a token store (whatever the source: what `auth` manages), `default`
+ * first then by name.
+ * @throws {ConfigError} when the users folder cannot be read.
+ */
+export async function tokenAccounts(config: Config): Promise<Account[]> {
   const out: Account[] = [];
   if (await isFile(config.spotify.tokensFile)) {
     out.push({ name: DEFAULT_ACCOUNT, tokensFile: config.spotify.tokensFile });
@@ -137,6 +145,16 @@ export function parseUserFlag(value: string): string[] {
 /** The command that (re-)authorizes an account. */
 export function authCommand(name: string): string {
   return name === DEFAULT_ACCOUNT ? "deno task auth" : `deno task auth --user ${name}`;
+}
+
+/**
+ * A message in an account's words: the command it names, `deno task auth`, becomes that
+ * account's (`deno task auth --user <name>`).
+ */
+export function inAccountWords(name: string, text: string): string {
+  return name === DEFAULT_ACCOUNT
+    ? text
+    : text.replaceAll("`deno task auth`", `\`${authCommand(name)}\``);
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -5,6 +5,7 @@
  */
 
 import type { Config } from "../config.ts";
+import { authCommand, DEFAULT_ACCOUNT, inAccountWords } from "./accounts.ts";
 import type { Logger } from "../log.ts";
 import { SCOPES } from "./_oauth.ts";
 import { SpotifyClient } from "./client.ts";
@@ -21,8 +22,8 @@ export interface AuthStatusOptions {
   now?: () => Date;
   /** The account's token store (default `config.spotify.tokensFile`). */
   tokensFile?: string;
-  /** The command that re-authorizes it (default `deno task auth`). */
-  authCommand?: string;
+  /** The account it is (default `default`): the commands shown are that account's. */
+  account?: string;
 }
 
 /** The status report. */
@@ -41,7 +42,7 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
   const { log, lookUpUser = true } = options;
   const now = options.now ?? (() => new Date());
   const file = options.tokensFile ?? config.spotify.tokensFile;
-  const again = options.authCommand ?? "deno task auth";
+  const account = options.account ?? DEFAULT_ACCOUNT;
   let tokens = await readTokenStore(file, { log });
   let who: string;
   // An expired access token is not refreshed here: outside the run lock, a refresh could race a
@@ -75,7 +76,9 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
     `Authorized as:  ${who}`,
     `Client id:      ${tokens.client_id}`,
     `Scopes:         ${scopes.join(" ") || "(none)"}${
-      missing.length === 0 ? "" : `  — missing ${missing.join(" ")}: run \`${again}\` again`
+      missing.length === 0
+        ? ""
+        : `  — missing ${missing.join(" ")}: run \`${authCommand(account)}\` again`
     }`,
     `Access token:   ${
       accessLeft > 0
@@ -88,7 +91,7 @@ export async function authStatus(config: Config, options: AuthStatusOptions): Pr
       age.daysLeft >= 0 ? `${age.daysLeft} day(s) left` : "already ended"
     })`,
   ];
-  const warning = age.warning?.replaceAll("`deno task auth`", `\`${again}\``);
+  const warning = age.warning && inAccountWords(account, age.warning);
   if (warning) lines.push(`WARNING: ${warning}`);
   return { text: lines.join("\n"), warning };
 }

@@ -25,6 +25,7 @@ import {
 import { createReccoBeatsProvider } from "../features/reccobeats.ts";
 import { SpotifyFeaturesProvider } from "../features/spotify_provider.ts";
 import type { Logger } from "../log.ts";
+import { listAccounts } from "../spotify/accounts.ts";
 import type { StepContext, StepOutcome } from "../steps.ts";
 import { readStreamRows, type StreamRows, writeStreamRows } from "../streams/handoff.ts";
 import { streamDefs } from "../streams/registry.ts";
@@ -238,7 +239,6 @@ export async function providersFromConfig(
  */
 async function firstUsableClient(config: Config, options: ProvidersFromConfigOptions) {
   const { openSpotifyClient } = await import("../spotify/client.ts");
-  const { listAccounts } = await import("../spotify/accounts.ts");
   const all = await listAccounts(config);
   // the preferred ones first, then every other (any account's tokens will do)
   const preferred = options.accounts ?? [];

@@ -14,7 +14,13 @@
  * @module
  */
 
-import { type Account, authCommand, DEFAULT_ACCOUNT, selectAccounts } from "../spotify/accounts.ts";
+import {
+  type Account,
+  authCommand,
+  DEFAULT_ACCOUNT,
+  inAccountWords,
+  selectAccounts,
+} from "../spotify/accounts.ts";
 import type { Config } from "../config.ts";
 import { ConfigError, ExitCode, exitCodeOf, PipelineError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -153,7 +159,7 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
     }
   }
   const lines = ok.flatMap((f) =>
-    f.streams.map((r) => accountWords(f.account.name, prefixed(f, ok.length, r.text)))
+    f.streams.map((r) => inAccountWords(f.account.name, prefixed(f, ok.length, r.text)))
   );
   for (const f of failed) {
     lines.push(`user ${f.account.name}: FAILED — ${users[f.account.name]!.error}`);
@@ -164,7 +170,6 @@ export async function fetchStep(ctx: StepContext): Promise<StepOutcome> {
     summary: {
       text: lines.join("\n"),
       source,
-      users: Object.fromEntries(ok.map((f) => [f.account.name, f.userId])),
       streams: run.streams,
       requests: budget.stats,
     },
@@ -180,7 +185,7 @@ function userRecords(fetched: AccountFetch[], log: Logger): Record<string, UserR
   const out: Record<string, UserRecord> = {};
   for (const f of fetched) {
     const { name } = f.account;
-    const fix = (text: string) => accountWords(name, text);
+    const fix = (text: string) => inAccountWords(name, text);
     if (f.error !== undefined) {
       const e = f.error;
       const message = fix(log.redact(e instanceof Error ? e.message : String(e)).split("\n")[0]!);
@@ -209,11 +214,6 @@ function userRecords(fetched: AccountFetch[], log: Logger): Record<string, UserR
     };
   }
   return out;
-}
-
-/** A message in an account's words: `deno task auth` becomes that account's command. */
-function accountWords(name: string, text: string): string {
-  return text.replaceAll("`deno task auth`", `\`${authCommand(name)}\``);
 }
 
 function prefixed(f: AccountFetch, accounts: number, text: string): string {

@@ -16,7 +16,7 @@ import type { StepContext, StepOutcome } from "../steps.ts";
 import { advanceCursor } from "../state.ts";
 import { readUploadOutput } from "../streams/handoff.ts";
 import { SAMPLE_USER } from "../streams/names.ts";
-import { filesByUser, keyUser } from "../streams/stream.ts";
+import { keyUser } from "../streams/stream.ts";
 import { openWarehouse } from "../warehouse/open.ts";
 import { type FileToLoad, type LoadReport, loadReport } from "../warehouse/warehouse.ts";
 
@@ -98,10 +98,14 @@ export async function loadStep(ctx: StepContext): Promise<StepOutcome> {
     files_skipped: report.files_skipped,
     rows_loaded: report.rows_loaded,
   });
-  const users = filesByUser(report.files.filter((f) => f.status === "LOADED").map((f) => f.file));
+  // what was loaded of each user (by the key-safe id the keys carry)
+  const users: Record<string, { files: number; rows: number }> = {};
   for (const f of report.files) {
-    const u = users[keyUser(f.file) ?? ""];
-    if (u && f.status === "LOADED") u.rows = (u.rows ?? 0) + f.rows_loaded;
+    const user = keyUser(f.file);
+    if (user === undefined || f.status !== "LOADED") continue;
+    const u = (users[user] ??= { files: 0, rows: 0 });
+    u.files++;
+    u.rows += f.rows_loaded;
   }
   return {
     users,
