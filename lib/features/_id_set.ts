@@ -13,8 +13,7 @@ export class FingerprintSet {
   #slots: Uint32Array;
   #mask: number;
   #size = 0;
-  #hi = 0;
-  #lo = 0;
+  readonly #fp = new Uint32Array(2);
 
   /** Creates a set sized for about `expected` entries. */
   constructor(expected = 1024) {
@@ -36,52 +35,11 @@ export class FingerprintSet {
     return this.#size;
   }
 
-  /** High word of the fingerprint computed by the last `add`/`addBytes`. */
-  get lastHi(): number {
-    return this.#hi;
-  }
-
-  /** Low word of the fingerprint computed by the last `add`/`addBytes`. */
-  get lastLo(): number {
-    return this.#lo;
-  }
-
   /** Adds `value`; returns `false` when it (its fingerprint) was already present. */
   add(value: string): boolean {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x9747b28c;
-    for (let i = 0; i < value.length; i++) {
-      const c = value.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-      h2 ^= h2 >>> 15;
-    }
-    return this.#finish(h1, h2, value.length);
-  }
-
-  /**
-   * Adds the ASCII string in `buf[start .. end)`: the same fingerprint as `add()` of that
-   * string, without building it.
-   */
-  addBytes(buf: Uint8Array, start: number, end: number): boolean {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x9747b28c;
-    for (let i = start; i < end; i++) {
-      const c = buf[i]!;
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-      h2 ^= h2 >>> 15;
-    }
-    return this.#finish(h1, h2, end - start);
-  }
-
-  #finish(h1: number, h2: number, length: number): boolean {
-    h1 = (h1 ^ (h1 >>> 16)) >>> 0;
-    h2 = (Math.imul(h2 ^ (h2 >>> 13), 0xc2b2ae35) ^ length) >>> 0;
-    if (h1 === 0 && h2 === 0) h2 = 1; // (0, 0) marks an empty slot
-    this.#hi = h1;
-    this.#lo = h2;
-    if (this.#insert(h1, h2)) {
+    const fp = this.#fp;
+    fingerprintInto(value, fp);
+    if (this.#insert(fp[0]!, fp[1]!)) {
       this.#size++;
       if (this.#size > (this.#mask + 1) * 0.7) this.#grow();
       return true;

@@ -10,7 +10,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import { SourceError } from "../errors.ts";
 import type { Row, StreamFetchContext, StreamFetchResult } from "../streams/stream.ts";
 import type { TrackFields } from "./top_tracks.ts";
@@ -162,13 +161,12 @@ export function selectNewPlays(
 export async function fetchRecentlyPlayedStream(
   ctx: StreamFetchContext,
 ): Promise<StreamFetchResult> {
-  const { config, runId, log, signal, userId, now, cursor } = ctx;
+  const { runId, log, signal, userId, now, cursor } = ctx;
   let raw: unknown;
   let source: string;
   const fetchedAt = now().toISOString();
   if (ctx.source === "sample") {
-    source = join(ctx.sampleDir ?? join(config.projectRoot, "data"), RECENTLY_PLAYED_SAMPLE);
-    raw = await readSample(source);
+    ({ file: source, raw } = await readSample(ctx, RECENTLY_PLAYED_SAMPLE));
   } else {
     const granted = ctx.client!.tokens.scope.split(/\s+/).filter(Boolean);
     if (granted.length && !granted.includes(RECENTLY_PLAYED_SCOPE)) {

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import type { TimeRange } from "../config.ts";
 import { SourceError } from "../errors.ts";
 import type { Row, StreamFetchContext, StreamFetchResult } from "../streams/stream.ts";
@@ -106,8 +105,7 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
   const rows: TopArtistRow[] = [];
   const perRange: string[] = [];
   if (ctx.source === "sample") {
-    const file = join(ctx.sampleDir ?? join(config.projectRoot, "data"), TOP_ARTISTS_SAMPLE);
-    const raw = await readSample(file);
+    const { file, raw } = await readSample(ctx, TOP_ARTISTS_SAMPLE);
     await ctx.saveRaw("top_artists_short_term_0.json", raw);
     const page = validateTopPage(raw, file, "artists");
     page.items = page.items.slice(0, config.spotify.maxTracks);

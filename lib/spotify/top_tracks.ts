@@ -458,11 +458,10 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
     if (config.profile === "prod") {
       throw new ConfigError("The bundled sample cannot be used in the prod profile");
     }
-    const file = join(ctx.sampleDir ?? join(config.projectRoot, "data"), TOP_TRACKS_SAMPLE);
     const timeRange: TimeRange = "short_term";
     const others = config.spotify.timeRanges.filter((r) => r !== timeRange);
     if (others.length) log.warn(`The sample has short_term only; skipping ${others.join(", ")}`);
-    const raw = await readSample(file);
+    const { file, raw } = await readSample(ctx, TOP_TRACKS_SAMPLE);
     await ctx.saveRaw(`${timeRange}_0.json`, raw);
     const page = validateTopTracksPage(raw, file);
     page.items = page.items.slice(0, config.spotify.maxTracks);
@@ -515,10 +514,17 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
 /** Name of the bundled sample page (in `data/`, and each sample user's folder). */
 export const TOP_TRACKS_SAMPLE = "sample_top_tracks_short_term.json";
 
-/** Reads a bundled sample response (a ConfigError naming the file when it cannot). */
-export async function readSample(file: string): Promise<unknown> {
+/**
+ * Reads the bundled sample response `name` of the fetcher's user (their `sampleDir`, else
+ * `data/`): its path and parsed body, a ConfigError naming the file when it cannot.
+ */
+export async function readSample(
+  ctx: Pick<StreamFetchContext, "config" | "sampleDir">,
+  name: string,
+): Promise<{ file: string; raw: unknown }> {
+  const file = join(ctx.sampleDir ?? join(ctx.config.projectRoot, "data"), name);
   try {
-    return JSON.parse(await Deno.readTextFile(file));
+    return { file, raw: JSON.parse(await Deno.readTextFile(file)) };
   } catch (error) {
     throw new ConfigError(`Cannot read the bundled sample "${file}": ${(error as Error).message}`);
   }

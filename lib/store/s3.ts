@@ -190,18 +190,7 @@ class S3Store implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const out = await this.#send(
-        "HeadObject",
-        key,
-        () =>
-          this.#client.send(
-            new this.#sdk.HeadObjectCommand({
-              Bucket: this.#config.bucket,
-              Key: this.#objectKey(key),
-            }),
-          ),
-        { notFoundIsMissingObject: true },
-      );
+      const out = await this.#headObject(key, { notFoundIsMissingObject: true });
       return {
         key,
         bytes: out.ContentLength ?? 0,
@@ -304,7 +293,15 @@ class S3Store implements ObjectStore {
 
   /** The checksum S3 reports for the stored object (HEAD with checksum mode). */
   async #reportedChecksum(key: string): Promise<string | undefined> {
-    const out = await this.#send(
+    return (await this.#headObject(key)).ChecksumSHA256;
+  }
+
+  /** HEAD of the object, with its checksum asked for. */
+  #headObject(
+    key: string,
+    options: { notFoundIsMissingObject?: boolean } = {},
+  ): Promise<S3.HeadObjectCommandOutput> {
+    return this.#send(
       "HeadObject",
       key,
       () =>
@@ -315,8 +312,8 @@ class S3Store implements ObjectStore {
             ChecksumMode: "ENABLED",
           }),
         ),
+      options,
     );
-    return out.ChecksumSHA256;
   }
 
   #verifyChecksum(key: string, expected: string, reported: string | undefined): void {
