@@ -17,12 +17,16 @@ WORKDIR /app
 RUN mkdir -p /data && chown deno:deno /app /data
 USER deno
 
-# The dbt venv, in its own layer: rebuilt only when the pins change. The marker (sha256sum
-# format, see lib/dbt/venv.ts) tells the transform step these requirements are installed.
-COPY --chown=deno:deno dbt/requirements.txt dbt/requirements.txt
+# The dbt venv, in its own layer: rebuilt only when the lock changes. As lib/dbt/venv.ts does it:
+# pip installs the uv the lock pins (hashes required), uv syncs the venv with the lock, and the
+# marker (sha256sum format) tells the transform step this lock is synced.
+COPY --chown=deno:deno dbt/requirements.lock dbt/requirements.lock
 RUN python3 -m venv /app/.venv \
-  && /app/.venv/bin/pip install --no-cache-dir -r /app/dbt/requirements.txt \
-  && sha256sum /app/dbt/requirements.txt > /app/.venv/.requirements.sha256
+  && awk '/^uv==/ { p = 1 } p { print } p && !/\\$/ { exit }' dbt/requirements.lock > /tmp/uv.txt \
+  && /app/.venv/bin/pip install --no-cache-dir --no-deps --require-hashes -r /tmp/uv.txt \
+  && /app/.venv/bin/uv pip sync --no-cache --python /app/.venv/bin/python --require-hashes \
+    /app/dbt/requirements.lock \
+  && sha256sum /app/dbt/requirements.lock > /app/.venv/.requirements.sha256
 
 # npm dependencies, in their own layer: rebuilt only when deno.json or deno.lock change.
 COPY --chown=deno:deno deno.json deno.lock ./

@@ -1,5 +1,5 @@
 /** Run the test suite: make sure the project's venv has dbt and the test stand-ins (moto,
- * fakesnow) from `dbt/requirements.txt` + `tests/requirements.txt`, and that headless Chromium
+ * fakesnow) from `dbt/requirements.lock` + `tests/requirements.lock`, and that headless Chromium
  * is there for the browser test (Debian's package, installed when missing), then
  * `deno test -A tests/`.
  * Extra arguments go to `deno test` (a filter, or test files instead of `tests/`). Ends with one
@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { loadConfig, PROJECT_ROOT } from "../lib/config.ts";
-import { ensureVenv } from "../lib/dbt/venv.ts";
+import { ensureVenv, TEST_VENV_LOCKS } from "../lib/dbt/venv.ts";
 import { Logger } from "../lib/log.ts";
 import { chromiumBinary } from "../tests/_chromium.ts";
 
@@ -75,10 +75,7 @@ export async function main(args: string[]): Promise<number> {
     });
     await ensureVenv(config.dbt, {
       log,
-      requirements: [
-        join(PROJECT_ROOT, "dbt", "requirements.txt"),
-        join(PROJECT_ROOT, "tests", "requirements.txt"),
-      ],
+      locks: TEST_VENV_LOCKS.map((lock) => join(PROJECT_ROOT, lock)),
     });
   } catch (error) {
     log.error(`Cannot prepare the Python venv for the tests: ${(error as Error).message}`);

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Config, loadConfig } from "../lib/config.ts";
+import { type Config, loadConfig, PROJECT_ROOT } from "../lib/config.ts";
 import { runDbt } from "../lib/dbt/runner.ts";
-import { ensureVenv } from "../lib/dbt/venv.ts";
+import { ensureVenv, TEST_VENV_LOCKS } from "../lib/dbt/venv.ts";
 import { DbtError, ExitCode } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
 import { createRun } from "../lib/run.ts";
@@ -529,7 +529,7 @@ Deno.test("dbt parse for the snowflake target: profile renders from SNOWFLAKE_* 
     const log = testLogger(lines);
     const venv = await ensureVenv(config.dbt, {
       log,
-      requirements: [join(config.dbt.projectDir, "requirements.txt")],
+      locks: TEST_VENV_LOCKS.map((lock) => join(PROJECT_ROOT, lock)),
     });
     const summary = await runDbt(config, { log, venv, command: "parse" });
     assert.equal(summary.exit_code, 0, lines.join("\n"));

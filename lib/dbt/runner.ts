@@ -201,7 +201,7 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
     if (error instanceof Deno.errors.NotFound) {
       throw new DbtError(`dbt is not installed in the venv: "${dbt}" not found`, {
         hint:
-          `Delete the venv folder (DBT_VENV_DIR) to have it recreated from dbt/requirements.txt.`,
+          `Delete the venv folder (DBT_VENV_DIR) to have it recreated from dbt/requirements.lock.`,
       });
     }
     throw error;

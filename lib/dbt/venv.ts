@@ -1,12 +1,15 @@
 /**
- * The project's Python virtualenv (default `.venv/`), created on first use from pinned
- * requirements files with the machine's python3, and reused afterwards: the SHA-256 of every
- * requirements file installed is recorded in `<venv>/.requirements.sha256` (sha256sum format),
- * and pip runs again only when a requested file is new or changed.
+ * The project's Python virtualenv (default `.venv/`), created on first use with the machine's
+ * python3 and synced with uv from compiled, hash-pinned locks (`dbt/requirements.lock`, every
+ * transitive package with its hashes; `tests/requirements.lock` adds the test stand-ins at the
+ * same versions). uv comes from the lock too: pip installs that one pinned entry with
+ * `--require-hashes`, then `uv pip sync` makes the venv exactly the locks. The SHA-256 of every
+ * lock synced is recorded in `<venv>/.requirements.sha256` (sha256sum format); a venv whose
+ * record covers the locks asked for is used as it is, without a subprocess.
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import type { DbtConfig } from "../config.ts";
 import { ConfigError, DbtError } from "../errors.ts";
 import { writeFileAtomic } from "../fs_atomic.ts";
@@ -17,14 +20,64 @@ import { runLines } from "./_process.ts";
 /** Oldest Python the pinned dbt-core (1.11) supports. */
 export const MIN_PYTHON: readonly [number, number] = [3, 10];
 
-/** Name of the file (inside the venv) recording the installed requirements' hashes. */
+/** A committed lock and what `deno task lock` compiles it from (paths from the project root). */
+export interface LockSpec {
+  lock: string;
+  /** Top-level pins (`requirements.txt` files). */
+  inputs: readonly string[];
+  /** Locks whose versions this one keeps (so a venv synced with both agrees with each). */
+  constraints: readonly string[];
+}
+
+/** The transform step's lock, and the tests' (dbt's at the same versions, plus the stand-ins). */
+export const LOCKS = {
+  dbt: { lock: "dbt/requirements.lock", inputs: ["dbt/requirements.txt"], constraints: [] },
+  tests: {
+    lock: "tests/requirements.lock",
+    inputs: ["dbt/requirements.txt", "tests/requirements.txt"],
+    constraints: ["dbt/requirements.lock"],
+  },
+} as const satisfies Record<string, LockSpec>;
+
+/**
+ * The locks the tests' venv is synced with: both, so that the transform step (asking for dbt's)
+ * finds its lock covered and leaves the stand-ins in place.
+ */
+export const TEST_VENV_LOCKS: readonly string[] = [LOCKS.dbt.lock, LOCKS.tests.lock];
+
+/**
+ * `uv` arguments that compile `spec` (run from the project root): every transitive package,
+ * hash-pinned, for every platform and each Python from {@link MIN_PYTHON} on.
+ */
+export function compileArgs(spec: LockSpec): string[] {
+  return [
+    "pip",
+    "compile",
+    ...spec.inputs,
+    ...spec.constraints.flatMap((c) => ["-c", c]),
+    "--universal",
+    "--python-version",
+    MIN_PYTHON.join("."),
+    "--generate-hashes",
+    "-o",
+    spec.lock,
+  ];
+}
+
+/**
+ * The file (inside the venv) that callers of {@link ensureVenv} lock while they sync it; not
+ * `.lock`, which uv locks itself while it syncs.
+ */
+const VENV_LOCK = ".pipeline-sync.lock";
+
+/** Name of the file (inside the venv) recording the synced locks' hashes. */
 export const REQUIREMENTS_MARKER = ".requirements.sha256";
 
 /** Options of {@link ensureVenv}. */
 export interface EnsureVenvOptions {
   log: Logger;
-  /** Requirements files to install (pinned), e.g. `dbt/requirements.txt`. */
-  requirements: string[];
+  /** Locks to sync the venv with (`uv pip compile --generate-hashes` output), e.g. `dbt/requirements.lock`. */
+  locks: string[];
   signal?: AbortSignal;
 }
 
@@ -36,7 +89,7 @@ export interface Venv {
   python: string;
   /** Whether this call created the venv. */
   created: boolean;
-  /** Whether this call ran pip. */
+  /** Whether this call synced the venv. */
   installed: boolean;
 }
 
@@ -46,12 +99,12 @@ export function venvExecutable(venv: Pick<Venv, "bin">, name: string): string {
 }
 
 /**
- * Makes sure the virtualenv exists and has the requirements installed; fast (no subprocess)
- * when the recorded hashes match. Concurrent callers wait for each other (file lock).
- * @throws ConfigError when python3 is missing, too old or cannot create a venv;
- *   DbtError when pip fails.
+ * Makes sure the virtualenv exists and holds exactly the locks' packages; fast (no subprocess)
+ * when the recorded hashes cover them. Concurrent callers wait for each other (file lock).
+ * @throws ConfigError when python3 is missing, too old or cannot create a venv, or no lock pins
+ *   uv; DbtError when pip or uv fails.
  * @example
- * const venv = await ensureVenv(config.dbt, { log, requirements: ["dbt/requirements.txt"] });
+ * const venv = await ensureVenv(config.dbt, { log, locks: ["dbt/requirements.lock"] });
  */
 export async function ensureVenv(
   dbt: Pick<DbtConfig, "venvDir" | "python">,
@@ -61,7 +114,7 @@ export async function ensureVenv(
   const dir = resolve(dbt.venvDir);
   const bin = join(dir, Deno.build.os === "windows" ? "Scripts" : "bin");
   const python = join(bin, Deno.build.os === "windows" ? "python.exe" : "python");
-  const files = options.requirements.map((f) => resolve(f));
+  const files = options.locks.map((f) => resolve(f));
   const wanted = await hashFiles(files);
 
   const upToDate = async () =>
@@ -72,7 +125,7 @@ export async function ensureVenv(
   }
 
   await Deno.mkdir(dir, { recursive: true });
-  const lock = await Deno.open(join(dir, ".lock"), { create: true, write: true });
+  const lock = await Deno.open(join(dir, VENV_LOCK), { create: true, write: true });
   try {
     await lock.lock(true);
     // another process may have done the work while we waited
@@ -103,43 +156,97 @@ export async function ensureVenv(
       created = true;
     }
 
-    const recorded = await readMarker(dir);
-    const changed = missing(wanted, recorded);
+    const changed = missing(wanted, await readMarker(dir));
     log.info(
-      `venv: installing ${
-        changed.map(([f]) => f).join(", ")
-      } into ${dir} (first use or requirements changed; a few minutes on a fresh machine)`,
+      `venv: syncing ${dir} with ${
+        changed.map(([f]) => relative(Deno.cwd(), f) || f).join(", ")
+      } (first use or the lock changed; a few minutes on a fresh machine)`,
     );
-    const args = ["-m", "pip", "install", "--disable-pip-version-check", "--no-input"];
-    for (const f of files) args.push("-r", f);
-    const result = await runLines(python, {
-      args,
-      env: { PIP_DISABLE_PIP_VERSION_CHECK: "1", PYTHONUNBUFFERED: "1" },
+    const uv = venvExecutable({ bin }, "uv");
+    if (!(await exists(uv))) await installUv(python, { dir, files, log, signal });
+    const result = await runLines(uv, {
+      args: ["pip", "sync", "--python", python, "--require-hashes", ...files],
+      env: { NO_COLOR: "1" },
       onLine: (line) => {
-        if (/^(ERROR|error:)/.test(line)) log.error(`pip: ${line}`);
-        else if (/^WARNING/.test(line)) log.warn(`pip: ${line}`);
-        else if (/^(Successfully installed|Collecting|Installing collected)/.test(line)) {
-          log.info(`pip: ${line}`);
-        } else log.debug(`pip: ${line}`);
+        if (/^(error|warning):/i.test(line)) log.warn(`uv: ${line}`);
+        else if (/^(Resolved|Prepared|Installed|Uninstalled|Audited|Checked) /.test(line)) {
+          log.info(`uv: ${line}`);
+        } else log.debug(`uv: ${line}`);
       },
       signal,
     });
     if (result.code !== 0) {
       throw new DbtError(
-        `pip could not install ${files.join(", ")} into "${dir}" (exit ${result.code}): ${
+        `uv could not sync "${dir}" with ${files.join(", ")} (exit ${result.code}): ${
           lastMeaningful(result.tail)
         }`,
         {
           hint:
-            "PyPI must be reachable (or a PIP_INDEX_URL mirror set); rerun with PIPELINE_LOG_LEVEL=debug for pip's output.",
+            "PyPI must be reachable (or a UV_INDEX_URL mirror set); rerun with PIPELINE_LOG_LEVEL=debug for uv's output.",
         },
       );
     }
-    await writeMarker(dir, new Map([...recorded, ...wanted]));
+    // sync removed whatever another lock had added: the record is these locks only
+    await writeMarker(dir, wanted);
     return { dir, bin, python, created, installed: true };
   } finally {
     lock.close();
   }
+}
+
+/** The lock entry pinning uv (its `uv==X \\` line and hash lines), from the first lock with one. */
+export function uvEntry(lockText: string): string | undefined {
+  const m = /^uv==[^\s\\]+(?:[ \t]*\\\r?\n[ \t]+--hash=\S+)+/m.exec(lockText);
+  return m ? m[0] + "\n" : undefined;
+}
+
+/** Installs the uv that the locks pin, with pip and its hashes required. */
+async function installUv(
+  python: string,
+  options: { dir: string; files: string[]; log: Logger; signal?: AbortSignal },
+): Promise<void> {
+  const { dir, files, log, signal } = options;
+  let entry: string | undefined;
+  for (const file of files) {
+    entry = uvEntry(await Deno.readTextFile(file));
+    if (entry) break;
+  }
+  if (!entry) {
+    throw new ConfigError(
+      `No lock pins uv (expected a "uv==<version>" entry with its hashes in ${files.join(", ")})`,
+      { hint: "Regenerate the locks with `deno task lock`." },
+    );
+  }
+  const pinned = join(dir, ".uv-requirement.txt");
+  await writeFileAtomic(pinned, entry);
+  const result = await runLines(python, {
+    args: [
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "--no-input",
+      "--no-deps",
+      "--require-hashes",
+      "-r",
+      pinned,
+    ],
+    env: { PIP_DISABLE_PIP_VERSION_CHECK: "1", PYTHONUNBUFFERED: "1" },
+    onLine: (line) => log.debug(`pip: ${line}`),
+    signal,
+  });
+  if (result.code !== 0) {
+    throw new DbtError(
+      `pip could not install uv (${entry.split(" ")[0]}) into "${dir}" (exit ${result.code}): ${
+        lastMeaningful(result.tail)
+      }`,
+      {
+        hint:
+          "PyPI must be reachable (or a PIP_INDEX_URL mirror set); rerun with PIPELINE_LOG_LEVEL=debug for pip's output.",
+      },
+    );
+  }
+  log.info(`venv: installed ${entry.split(" ")[0]} (from the lock, hashes checked)`);
 }
 
 async function checkPython(python: string, log: Logger): Promise<void> {
@@ -191,7 +298,9 @@ async function hashFiles(files: string[]): Promise<Map<string, string>> {
       bytes = await Deno.readFile(file);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
-        throw new ConfigError(`Requirements file not found: "${file}"`);
+        throw new ConfigError(`Lock file not found: "${file}"`, {
+          hint: "Locks are committed beside their requirements.txt; `deno task lock` writes them.",
+        });
       }
       throw error;
     }

@@ -22,7 +22,7 @@ export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
   const { config, run, log, flags, signal } = ctx;
   const venv = await ensureVenv(config.dbt, {
     log,
-    requirements: [join(config.dbt.projectDir, "requirements.txt")],
+    locks: [join(config.dbt.projectDir, "requirements.lock")],
     signal,
   });
   const summary = await runDbt(config, {

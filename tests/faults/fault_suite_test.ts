@@ -698,7 +698,7 @@ Deno.test({
         const broken = join(root, "broken-venv");
         await Deno.mkdir(join(broken, "bin"), { recursive: true });
         await Deno.symlink(join(ROOT, ".venv", "bin", "python"), join(broken, "bin", "python"));
-        const req = join(ROOT, "dbt", "requirements.txt");
+        const req = join(ROOT, "dbt", "requirements.lock");
         const hash = await sha256(await Deno.readFile(req));
         await Deno.writeTextFile(join(broken, ".requirements.sha256"), `${hash}  ${req}\n`);
         await failThenResumeTransform(s, {
