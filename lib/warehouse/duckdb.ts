@@ -21,7 +21,7 @@
 
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBInstance, listValue } from "@duckdb/node-api";
 import type { WarehouseConfig } from "../config.ts";
 import { IntegrityError, StorageError } from "../errors.ts";
 import { sha256Hex } from "../sha256.ts";
@@ -156,10 +156,10 @@ export class DuckDbWarehouse implements Warehouse {
     await con.run("BEGIN TRANSACTION");
     try {
       migrations = await this.#migrate(options.migrationUser);
-      const seen = new Set<string>();
+      const seen = await this.#loadedBefore(files);
       for (const file of files) {
         const id = `${file.uri}\n${file.sha256}`;
-        const already = seen.has(id) || await this.#loadedBefore(file);
+        const already = seen.has(id);
         seen.add(id);
         const table = rawTable(STREAMS[file.stream]);
         if (already) {
@@ -234,16 +234,16 @@ export class DuckDbWarehouse implements Warehouse {
    */
   async #migrate(user: string): Promise<string[]> {
     const changes: string[] = [];
+    // every raw table's columns in one query
+    const reader = await this.#connection.runAndReadAll(
+      "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'raw'",
+    );
+    const have = new Set(reader.getRowsJS().map((r) => String(r[0])));
     for (const name of STREAM_NAMES) {
       const stream = STREAMS[name];
       const table = rawTable(stream);
-      const reader = await this.#connection.runAndReadAll(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = $1",
-        [stream.rawTable],
-      );
-      const have = new Set(reader.getRowsJS().map((r) => String(r[0])));
       for (const [column, type] of rawColumns(stream)) {
-        if (have.has(column)) continue;
+        if (have.has(`${stream.rawTable}.${column}`)) continue;
         await this.#connection.run(`ALTER TABLE ${table} ADD COLUMN ${quote(column)} ${type}`);
         let note = `${table}: added ${column}`;
         if (column === "user_id") {
@@ -260,12 +260,15 @@ export class DuckDbWarehouse implements Warehouse {
     return changes;
   }
 
-  async #loadedBefore(file: FileToLoad): Promise<boolean> {
+  /** Which of the files were loaded before (same uri and sha256), as `uri\nsha256`, in one query. */
+  async #loadedBefore(files: readonly FileToLoad[]): Promise<Set<string>> {
+    if (files.length === 0) return new Set();
     const reader = await this.#connection.runAndReadAll(
-      `SELECT count(*)::INTEGER AS n FROM ${LOAD_HISTORY_TABLE} WHERE file_uri = $1 AND sha256 = $2`,
-      [file.uri, file.sha256],
+      `SELECT file_uri || chr(10) || sha256 FROM ${LOAD_HISTORY_TABLE}
+       WHERE file_uri IN (SELECT unnest($1::VARCHAR[]))`,
+      [listValue(files.map((f) => f.uri))],
     );
-    return Number(reader.getRowsJS()[0]?.[0] ?? 0) > 0;
+    return new Set(reader.getRowsJS().map((r) => String(r[0])));
   }
 
   async #loadFile(file: FileToLoad): Promise<number> {
