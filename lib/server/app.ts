@@ -10,6 +10,14 @@
  * With a trigger token configured, every endpoint but `/healthz` needs `Authorization: Bearer
  * <token>` (compared in constant time), else 401. Bodies are bounded (413), JSON only (415),
  * errors are JSON `{"error": "<code>", "message": "..."}`, unknown routes 404, wrong methods 405.
+ *
+ * Not on Hono, measured: the same handlers on `hono/tiny` + `hono/body-limit` passed every serve
+ * test unchanged but made `serve`'s start-up to its first `/healthz` answer 13 ms slower (78 → 91
+ * ms median of 30 alternating cold starts, 2026-12-02): ~20 modules and the npm resolver that
+ * serve does not otherwise load before its first run. `hono/bearer-auth` would also answer 400 to
+ * another scheme (a Basic client should be challenged, 401) and refuse tokens outside RFC 6750's
+ * characters, which PIPELINE_TRIGGER_TOKEN does not restrict. The router here is the 30 lines of
+ * `#route`.
  * @module
  */
 

@@ -10,7 +10,6 @@ import type { Config } from "../config.ts";
 import { PipelineError } from "../errors.ts";
 import { readRunLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
-import { reportPath } from "../report/build.ts";
 import { DEFAULT_ACCOUNT, inAccountWords, listAccounts } from "../spotify/accounts.ts";
 import { readTokenStore, refreshTokenAge } from "../spotify/token_store.ts";
 import { getRun, listRuns } from "./runs.ts";
@@ -69,6 +68,8 @@ export function fileBackend(config: Config, options: FileBackendOptions): RunBac
     list: (limit) => listRuns(config, { limit }),
     get: (id) => getRun(config, id),
     async report() {
+      // the report's modules only when the page is asked for, not at every start-up
+      const { reportPath } = await import("../report/build.ts");
       const path = reportPath(config);
       try {
         return { html: await Deno.readTextFile(path) };
