@@ -344,6 +344,14 @@ Deno.test("dbt build: latest load of a day wins, incremental runs touch only new
           ),
           "the unit tests run in the build",
         );
+        // dbt's phases account for its wall time, each from dbt's own events
+        const phases = saved.phases_s as Record<string, number>;
+        assert.deepEqual(Object.keys(phases), ["startup", "parse", "execute", "exit"]);
+        assert.ok(Object.values(phases).every((v) => v >= 0), JSON.stringify(phases));
+        const sum = Object.values(phases).reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(sum - saved.wall_s) < 0.05, `${sum} vs ${saved.wall_s}`);
+        assert.ok(phases.startup! > 0.3 && phases.execute! > 0.1, JSON.stringify(phases));
+        assert.match(String(outcome.summary?.text), /s: start-up \d+\.\d, parse \d+\.\d, run /);
         assert.equal(run.manifest.steps.transform?.status, "succeeded");
 
         const m = await readModels(warehouse);

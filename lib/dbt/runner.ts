@@ -54,6 +54,13 @@ export interface DbtSummary {
   elapsed_s?: number;
   /** Wall time of the process, start-up and parsing included. */
   wall_s: number;
+  /**
+   * Where the wall time went, from when dbt's log events reached us: Python's start-up and dbt's
+   * imports (to its first event), parsing (to `FoundStats`), running the nodes (to
+   * `FinishedRunningStats`), and writing artifacts and exiting (the rest). Absent when dbt
+   * stopped before running nodes.
+   */
+  phases_s?: { startup: number; parse: number; execute: number; exit: number };
   models: { built: number; failed: number; skipped: number };
   tests: { passed: number; warned: number; failed: number; skipped: number };
   /** Names of failed models and tests. */
@@ -177,6 +184,7 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
 
   const errors: string[] = [];
   const started = performance.now();
+  const seen: { first?: number; found?: number; finished?: number } = {};
   let code: number;
   try {
     ({ code } = await runLines(dbt, {
@@ -190,6 +198,10 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
           if (line.trim()) log.info(line);
           return;
         }
+        const at = performance.now();
+        seen.first ??= at;
+        if (event.name === "FoundStats") seen.found = at;
+        if (event.name === "FinishedRunningStats") seen.finished = at;
         if (event.level === "error" && event.msg.trim()) errors.push(event.msg.trim());
         if (!event.msg.trim()) return;
         // per-node START lines are noise next to their result lines
@@ -206,7 +218,17 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
     }
     throw error;
   }
-  const wall = (performance.now() - started) / 1000;
+  const ended = performance.now();
+  const wall = (ended - started) / 1000;
+  const { first, found, finished } = seen;
+  const phases = first !== undefined && found !== undefined && finished !== undefined
+    ? {
+      startup: round((first - started) / 1000, 2),
+      parse: round((found - first) / 1000, 2),
+      execute: round((finished - found) / 1000, 2),
+      exit: round((ended - finished) / 1000, 2),
+    }
+    : undefined;
 
   const summary = await summarize(runResultsPath, {
     command,
@@ -215,6 +237,7 @@ export async function runDbt(config: Config, options: RunDbtOptions): Promise<Db
     full_refresh: fullRefresh,
     exit_code: code,
     wall_s: round(wall, 2),
+    ...(phases ? { phases_s: phases } : {}),
     errors: errors.slice(0, 20),
     run_results_path: runResultsPath,
     log_path: join(logPath, "dbt.log"),

@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { dbtErrorOf, runDbt } from "../dbt/runner.ts";
+import { dbtErrorOf, type DbtSummary, runDbt } from "../dbt/runner.ts";
 import { ensureVenv } from "../dbt/venv.ts";
 import { withReadOnlyDuckDb } from "../dbt/_read_only.ts";
 import { formatListening, readListening } from "../dbt/listening.ts";
@@ -48,7 +48,7 @@ export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
   const lines = [
     `dbt (${config.dbt.target}): ${counts.models} models built in ${where}; tests ${counts.tests_passed} passed, ${counts.tests_warned} warned, ${counts.tests_failed} failed (${
       summary.wall_s.toFixed(1)
-    } s)`,
+    } s${phasesText(summary)})`,
   ];
   if (summary.warned.length) lines.push(`  warnings: ${summary.warned.join(", ")}`);
 
@@ -74,10 +74,20 @@ export async function transformStep(ctx: StepContext): Promise<StepOutcome> {
       dbt_version: summary.dbt_version,
       elapsed_s: summary.elapsed_s,
       wall_s: summary.wall_s,
+      ...(summary.phases_s ? { phases_s: summary.phases_s } : {}),
       warned: summary.warned,
       ...(week ? { week } : {}),
       text: lines.join("\n"),
     },
     outputs: [output],
   };
+}
+
+/** `: start-up 3.1, parse 1.0, run 3.2, exit 0.4` (seconds), or nothing without phases. */
+function phasesText(summary: DbtSummary): string {
+  const p = summary.phases_s;
+  if (!p) return "";
+  return `: start-up ${p.startup.toFixed(1)}, parse ${p.parse.toFixed(1)}, run ${
+    p.execute.toFixed(1)
+  }, exit ${p.exit.toFixed(1)}`;
 }
