@@ -1,6 +1,6 @@
 /**
  * Writes the generated parts of the docs: the settings table of `docs/settings.md`, from the one
- * settings list in code (`lib/config.ts`). `tests/docs_test.ts` fails when they disagree.
+ * settings list in code (`lib/settings.ts`). `tests/docs_test.ts` fails when they disagree.
  * @example deno task docs
  * @module
  */

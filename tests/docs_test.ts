@@ -22,13 +22,14 @@ Deno.test("docs/settings.md lists every setting of lib/config.ts as the code say
   );
 });
 
-Deno.test("README's task table names the tasks of deno.json", () => {
+Deno.test("README's task table names the tasks of deno.json, every one", () => {
   const tasks = Object.keys(JSON.parse(read("deno.json")).tasks as Record<string, string>);
   const readme = read("README.md");
   const table = readme.slice(readme.indexOf("## Tasks"), readme.indexOf("### Exit codes"));
   const listed = [...table.matchAll(/^\| `([\w:-]+)` +\|/gm)].map((m) => m[1]!);
   assert.ok(listed.length > 10, "the task table was not found");
   for (const name of listed) assert.ok(tasks.includes(name), `README lists a task "${name}"`);
+  for (const name of tasks) assert.ok(listed.includes(name), `README's table lacks task "${name}"`);
 });
 
 Deno.test("every relative link of README and docs/ leads to a file that exists", () => {
