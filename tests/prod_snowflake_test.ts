@@ -127,6 +127,9 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
   const config = configWith();
   assert.ok(config.warehouse.kind === "snowflake");
   const sf = config.warehouse;
+  /** The warehouse of `c` (another setting than the suite's), opened as the load step does. */
+  const openOther = (c: typeof config, log = testLogger()) =>
+    openSnowflakeWarehouse(c.warehouse as typeof sf, { log, store: c.store });
 
   {
     await withAwsEnv({}, async () => {
@@ -407,11 +410,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
           });
           assert.ok(other.warehouse.kind === "snowflake");
           const error = await rejectsWith(
-            () =>
-              openSnowflakeWarehouse(other.warehouse as typeof sf, {
-                log: testLogger(),
-                store: other.store,
-              }),
+            () => openOther(other),
             StorageError,
           );
           assert.match(
@@ -454,11 +453,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
         async () => {
           const wrong = configWith({ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: "not-the-passphrase" });
           const error = await rejectsWith(
-            () =>
-              openSnowflakeWarehouse(wrong.warehouse as typeof sf, {
-                log: testLogger(),
-                store: wrong.store,
-              }),
+            () => openOther(wrong),
             ConfigError,
           );
           assert.match(error.message, /SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is wrong/);
@@ -466,11 +461,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
           delete env.SNOWFLAKE_PRIVATE_KEY_PASSPHRASE;
           const missing = loadConfig({ env, envFile: false });
           const error2 = await rejectsWith(
-            () =>
-              openSnowflakeWarehouse(missing.warehouse as typeof sf, {
-                log: testLogger(),
-                store: missing.store,
-              }),
+            () => openOther(missing),
             ConfigError,
           );
           assert.match(error2.message, /is encrypted: set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE/);
@@ -480,11 +471,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
       await t.step("an unknown account is a clear StorageError", async () => {
         const other = configWith({ SNOWFLAKE_ACCOUNT: "NOSUCHORG-NOSUCHACCT" });
         const error = await rejectsWith(
-          () =>
-            openSnowflakeWarehouse(other.warehouse as typeof sf, {
-              log: testLogger(),
-              store: other.store,
-            }),
+          () => openOther(other),
           StorageError,
         );
         assert.match(error.message, /Unknown Snowflake account "NOSUCHORG-NOSUCHACCT"/);
@@ -496,11 +483,7 @@ Deno.test("Snowflake setup, COPY INTO and errors against fakesnow + moto", async
           const other = configWith({ SNOWFLAKE_PORT: String(freePort()) });
           const started = performance.now();
           const error = await rejectsWith(
-            () =>
-              openSnowflakeWarehouse(other.warehouse as typeof sf, {
-                log: testLogger(),
-                store: other.store,
-              }),
+            () => openOther(other),
             StorageError,
           );
           assert.match(error.message, /Cannot reach Snowflake at http:\/\/127.0.0.1:\d+/);

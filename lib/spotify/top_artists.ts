@@ -13,9 +13,8 @@ import {
   fetchTopItems,
   isObject,
   kind,
-  readSample,
+  readSampleTopPage,
   type TopTracksPage,
-  validateTopPage,
 } from "./top_tracks.ts";
 
 /** One top artist of one snapshot, as fetch writes it. */
@@ -105,10 +104,11 @@ export async function fetchTopArtistsStream(ctx: StreamFetchContext): Promise<St
   const rows: TopArtistRow[] = [];
   const perRange: string[] = [];
   if (ctx.source === "sample") {
-    const { file, raw } = await readSample(ctx, TOP_ARTISTS_SAMPLE);
-    await ctx.saveRaw("top_artists_short_term_0.json", raw);
-    const page = validateTopPage(raw, file, "artists");
-    page.items = page.items.slice(0, config.spotify.maxTracks);
+    const { file, page } = await readSampleTopPage(ctx, {
+      name: TOP_ARTISTS_SAMPLE,
+      rawName: "top_artists_short_term_0.json",
+      type: "artists",
+    });
     rows.push(...normalizeTopArtists(page, {
       timeRange: "short_term",
       snapshotDate,

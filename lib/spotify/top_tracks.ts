@@ -461,10 +461,11 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
     const timeRange: TimeRange = "short_term";
     const others = config.spotify.timeRanges.filter((r) => r !== timeRange);
     if (others.length) log.warn(`The sample has short_term only; skipping ${others.join(", ")}`);
-    const { file, raw } = await readSample(ctx, TOP_TRACKS_SAMPLE);
-    await ctx.saveRaw(`${timeRange}_0.json`, raw);
-    const page = validateTopTracksPage(raw, file);
-    page.items = page.items.slice(0, config.spotify.maxTracks);
+    const { file, page } = await readSampleTopPage(ctx, {
+      name: TOP_TRACKS_SAMPLE,
+      rawName: `${timeRange}_0.json`,
+      type: "tracks",
+    });
     rows.push(...normalizeTopTracks(page, {
       timeRange,
       snapshotDate,
@@ -513,6 +514,21 @@ export async function fetchTopTracksStream(ctx: StreamFetchContext): Promise<Str
 
 /** Name of the bundled sample page (in `data/`, and each sample user's folder). */
 export const TOP_TRACKS_SAMPLE = "sample_top_tracks_short_term.json";
+
+/**
+ * The user's bundled sample top-`type` page `name` (short_term only), saved as the run's raw page
+ * `rawName`, checked as the API's would be and cut to SPOTIFY_MAX_TRACKS items.
+ */
+export async function readSampleTopPage(
+  ctx: Pick<StreamFetchContext, "config" | "sampleDir" | "saveRaw">,
+  options: { name: string; rawName: string; type: TopItemType },
+): Promise<{ file: string; page: TopTracksPage }> {
+  const { file, raw } = await readSample(ctx, options.name);
+  await ctx.saveRaw(options.rawName, raw);
+  const page = validateTopPage(raw, file, options.type);
+  page.items = page.items.slice(0, ctx.config.spotify.maxTracks);
+  return { file, page };
+}
 
 /**
  * Reads the bundled sample response `name` of the fetcher's user (their `sampleDir`, else

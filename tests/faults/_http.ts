@@ -105,20 +105,21 @@ export async function httpCases(t: Deno.TestContext, s: Suite): Promise<void> {
         problems.push(...checkSuccess(resumed));
         problems.push(...await s.checkDay(date, "default"));
         s.days.push({ date, caseId: "http-trigger-revoked", variant: "default" });
-        s.record({
-          id: "http-trigger-revoked",
-          category: "Spotify",
-          fault: "a run started over HTTP meets a revoked refresh token",
-          injected:
-            "mock Spotify: expired-token fault + invalidGrant switch; POST /run-top-tracks?wait=true",
-          outcome: "clean failure",
-          exit_code: Number(r.body.exit_code),
-          cause: message,
-          resumed: problems.length === 0,
-          recovery: "new tokens, then `deno task pipeline --resume` (the run the server started)",
-          snapshot_date: date,
-          seconds: round((performance.now() - started) / 1000),
-        }, problems);
+        s.recordFailure(
+          {
+            id: "http-trigger-revoked",
+            category: "Spotify",
+            fault: "a run started over HTTP meets a revoked refresh token",
+            injected:
+              "mock Spotify: expired-token fault + invalidGrant switch; POST /run-top-tracks?wait=true",
+            exit_code: Number(r.body.exit_code),
+            cause: message,
+            recovery: "new tokens, then `deno task pipeline --resume` (the run the server started)",
+            snapshot_date: date,
+          },
+          started,
+          problems,
+        );
       },
     );
 

@@ -215,22 +215,23 @@ async function prodFailThenRecover(p: Prod, c: ProdFailure): Promise<void> {
     }
   }
   if (to === "load") problems.push(...await p.checkDay(date));
-  s.record({
-    id: c.id,
-    category: c.category,
-    fault: c.fault,
-    injected: c.injected,
-    outcome: "clean failure",
-    exit_code: failed.code,
-    cause: checked.cause,
-    resumed: problems.length === 0,
-    recovery: recoveryArgs.join(" ").replace(runId, "<id>"),
-    snapshot_date: date,
-    seconds: round((performance.now() - started) / 1000),
-    ...(c.notes ? { notes: `${c.notes}; failed after ${round(failed.ms / 1000)} s` } : {
-      notes: `failed after ${round(failed.ms / 1000)} s`,
-    }),
-  }, problems);
+  s.recordFailure(
+    {
+      id: c.id,
+      category: c.category,
+      fault: c.fault,
+      injected: c.injected,
+      exit_code: failed.code,
+      cause: checked.cause,
+      recovery: recoveryArgs.join(" ").replace(runId, "<id>"),
+      snapshot_date: date,
+      ...(c.notes ? { notes: `${c.notes}; failed after ${round(failed.ms / 1000)} s` } : {
+        notes: `failed after ${round(failed.ms / 1000)} s`,
+      }),
+    },
+    started,
+    problems,
+  );
 }
 
 /** The prod cases, each a step of the suite's test. */
@@ -531,20 +532,22 @@ print(len(s3.list_objects_v2(Bucket="locked-lake").get("Contents", [])))`,
     if (listed !== "1") {
       problems.push(`${listed} objects in the bucket after the resume, expected 1`);
     }
-    s.record({
-      id: "s3-access-denied",
-      category: "storage",
-      fault: "the AWS credentials may read the bucket but not write it",
-      injected: "IAM policy enforced by a second moto (user with s3:GetObject/ListBucket only)",
-      outcome: "clean failure",
-      exit_code: failed.code,
-      cause,
-      resumed: problems.length === 0,
-      recovery: "--resume with credentials allowed to write (checked: the object is in the bucket)",
-      snapshot_date: date,
-      seconds: round((performance.now() - started) / 1000),
-      notes: "run to upload only: the Snowflake stand-in reads the other moto",
-    }, problems);
+    s.recordFailure(
+      {
+        id: "s3-access-denied",
+        category: "storage",
+        fault: "the AWS credentials may read the bucket but not write it",
+        injected: "IAM policy enforced by a second moto (user with s3:GetObject/ListBucket only)",
+        exit_code: failed.code,
+        cause,
+        recovery:
+          "--resume with credentials allowed to write (checked: the object is in the bucket)",
+        snapshot_date: date,
+        notes: "run to upload only: the Snowflake stand-in reads the other moto",
+      },
+      started,
+      problems,
+    );
   } finally {
     await moto.stop();
   }
@@ -653,19 +656,20 @@ async function multipart500(p: Prod): Promise<void> {
         await stored.close();
       }
       s.transcripts.push({ label: "multipart-always error", text: cause });
-      s.record({
-        id: "s3-500-multipart-always",
-        category: "storage",
-        fault: "S3 answers 500 to every UploadPart of a 12 MB multipart upload",
-        injected: "HTTP proxy in front of moto answering 500 InternalError (S3 store put)",
-        outcome: "clean failure",
-        exit_code: exit,
-        cause,
-        resumed: problems.length === 0,
-        recovery: "the same put again (no multipart upload left open)",
-        seconds: round((performance.now() - started) / 1000),
-        notes: "through the S3 store, not the pipeline (see s3-500-multipart-part)",
-      }, problems);
+      s.recordFailure(
+        {
+          id: "s3-500-multipart-always",
+          category: "storage",
+          fault: "S3 answers 500 to every UploadPart of a 12 MB multipart upload",
+          injected: "HTTP proxy in front of moto answering 500 InternalError (S3 store put)",
+          exit_code: exit,
+          cause,
+          recovery: "the same put again (no multipart upload left open)",
+          notes: "through the S3 store, not the pipeline (see s3-500-multipart-part)",
+        },
+        started,
+        problems,
+      );
     }
   });
 }

@@ -442,6 +442,23 @@ export class Suite {
     return problems;
   }
 
+  /**
+   * Records a fault that failed the run cleanly and was brought back: resumed when there are no
+   * problems, timed from `started` (`performance.now()`); throws like {@link record}.
+   */
+  recordFailure(
+    result: Omit<CaseResult, "outcome" | "resumed" | "seconds">,
+    started: number,
+    problems: string[],
+  ): void {
+    this.record({
+      ...result,
+      outcome: "clean failure",
+      resumed: problems.length === 0,
+      seconds: round((performance.now() - started) / 1000),
+    }, problems);
+  }
+
   /** Records a case; throws (failing the step) when it has problems. */
   record(result: CaseResult, problems: string[]): void {
     this.results.push(result);

@@ -97,9 +97,13 @@ async function failThenResume(s: Suite, c: FailureCase): Promise<void> {
   const variant = c.variant ?? "default";
   s.sources.setDay(variant);
   await c.inject?.();
-  const failed = await s.pipeline(["--date", date, "--to", "load"], c.env, {
+  // a fault before transform: the day to load; in transform: the whole run (dbt takes longer)
+  const to = c.step === "transform" ? [] : ["--to", "load"];
+  const timeoutMs = c.step === "transform" ? 180_000 : undefined;
+  const failed = await s.pipeline(["--date", date, ...to], c.env, {
     label: `${c.id} (fault)`,
     wrap: c.wrap,
+    timeoutMs,
   });
   const { cause, problems } = checkFailure(failed, { exit: c.exit, cause: c.cause });
   const m = await latestManifest(s.local);
@@ -113,8 +117,9 @@ async function failThenResume(s: Suite, c: FailureCase): Promise<void> {
   }
   await c.heal?.();
   s.sources.setDay(variant);
-  const resumed = await s.pipeline(["--resume", "--to", "load"], c.resumeEnv ?? c.env, {
+  const resumed = await s.pipeline(["--resume", ...to], c.resumeEnv ?? c.env, {
     label: `${c.id} (--resume)`,
+    timeoutMs,
   });
   problems.push(...checkSuccess(resumed));
   const before = STEPS.slice(0, STEPS.indexOf(c.step));
@@ -124,20 +129,21 @@ async function failThenResume(s: Suite, c: FailureCase): Promise<void> {
   }
   problems.push(...await s.checkDay(date, variant));
   s.days.push({ date, caseId: c.id, variant });
-  s.record({
-    id: c.id,
-    category: c.category,
-    fault: c.fault,
-    injected: c.injected,
-    outcome: "clean failure",
-    exit_code: failed.code,
-    cause,
-    resumed: problems.length === 0,
-    recovery: "--resume",
-    snapshot_date: date,
-    seconds: round((performance.now() - started) / 1000),
-    ...(c.notes ? { notes: c.notes } : {}),
-  }, problems);
+  s.recordFailure(
+    {
+      id: c.id,
+      category: c.category,
+      fault: c.fault,
+      injected: c.injected,
+      exit_code: failed.code,
+      cause,
+      recovery: "--resume",
+      snapshot_date: date,
+      ...(c.notes ? { notes: c.notes } : {}),
+    },
+    started,
+    problems,
+  );
 }
 
 /** What an absorbed fault must show. */
@@ -907,46 +913,8 @@ async function baseline(s: Suite): Promise<WarehouseCounts> {
 }
 
 /** A fault in transform: the run stops at transform; the resume redoes only transform. */
-async function failThenResumeTransform(
-  s: Suite,
-  c: Omit<FailureCase, "step"> & { resumeEnv?: Record<string, string> },
-): Promise<void> {
-  const started = performance.now();
-  const date = s.nextDate();
-  s.sources.setDay("default");
-  await c.inject?.();
-  const failed = await s.pipeline(["--date", date], c.env, {
-    label: `${c.id} (fault)`,
-    timeoutMs: 180_000,
-  });
-  const { cause, problems } = checkFailure(failed, { exit: c.exit, cause: c.cause });
-  const m = await latestManifest(s.local);
-  if (m?.steps.transform?.status !== "failed") problems.push("transform not marked failed");
-  if (m?.steps.transform?.exit_code !== c.exit) problems.push("manifest exit code");
-  await c.heal?.();
-  const resumed = await s.pipeline(["--resume"], c.resumeEnv ?? c.env, {
-    label: `${c.id} (--resume)`,
-    timeoutMs: 180_000,
-  });
-  problems.push(...checkSuccess(resumed));
-  const skipped = verifiedSkips(resumed);
-  if (skipped.join() !== STEPS.slice(0, 5).join()) problems.push(`resume skipped ${skipped}`);
-  problems.push(...await s.checkDay(date, "default"));
-  s.days.push({ date, caseId: c.id, variant: "default" });
-  s.record({
-    id: c.id,
-    category: c.category,
-    fault: c.fault,
-    injected: c.injected,
-    outcome: "clean failure",
-    exit_code: failed.code,
-    cause,
-    resumed: problems.length === 0,
-    recovery: "--resume",
-    snapshot_date: date,
-    seconds: round((performance.now() - started) / 1000),
-    ...(c.notes ? { notes: c.notes } : {}),
-  }, problems);
+function failThenResumeTransform(s: Suite, c: Omit<FailureCase, "step">): Promise<void> {
+  return failThenResume(s, { ...c, step: "transform" });
 }
 
 /** Where a SIGKILL lands. */
@@ -1179,26 +1147,27 @@ async function killDuring(
   problems.push(...await s.checkDay(date, "default"));
   s.days.push({ date, caseId: id, variant: "default" });
   if (missed && problems.length === 0 && s.notInjected.at(-1)?.startsWith(`${id}:`)) return;
-  s.record({
-    id,
-    category: "process",
-    fault: `SIGKILL during ${step}`,
-    injected: `${
-      point.kind === "rename"
-        ? "LD_PRELOAD shim: SIGKILL"
-        : point.kind === "strace-write"
-        ? "strace: SIGKILL"
-        : "SIGKILL"
-    } ${point.what}`,
-    outcome: "clean failure",
-    exit_code: killed.code,
-    cause: "killed (SIGKILL): no error line; the manifest shows the step running",
-    resumed: problems.length === 0,
-    recovery: "--resume (stale lock taken over, finished steps verified)",
-    snapshot_date: date,
-    seconds: round((performance.now() - started) / 1000),
-    notes,
-  }, problems);
+  s.recordFailure(
+    {
+      id,
+      category: "process",
+      fault: `SIGKILL during ${step}`,
+      injected: `${
+        point.kind === "rename"
+          ? "LD_PRELOAD shim: SIGKILL"
+          : point.kind === "strace-write"
+          ? "strace: SIGKILL"
+          : "SIGKILL"
+      } ${point.what}`,
+      exit_code: killed.code,
+      cause: "killed (SIGKILL): no error line; the manifest shows the step running",
+      recovery: "--resume (stale lock taken over, finished steps verified)",
+      snapshot_date: date,
+      notes,
+    },
+    started,
+    problems,
+  );
 }
 
 /**
