@@ -232,9 +232,8 @@ async function warmRuns(
   };
   try {
     for (let i = 0;; i++) {
-      try {
-        if ((await fetch(`${base}/healthz`).then((r) => r.text(), () => null)) !== null) break;
-      } catch { /* not up yet */ }
+      // not up yet: the connection is refused
+      if ((await fetch(`${base}/healthz`).then((r) => r.text(), () => null)) !== null) break;
       if (i > 200) throw new Error("serve did not start within 20 s");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -889,38 +888,41 @@ async function main(args: string[]): Promise<number> {
       await Deno.remove(ours, { recursive: true });
       await Deno.remove(theirs, { recursive: true });
     }
-    const s = stats(cold);
     const ref = reference.length ? median(reference) : undefined;
-    results.push({
-      id: "11a",
-      name: "fetch → load, sample top tracks of one user (21 rows, 1 file): cold process",
-      unit: "ms",
-      runs: cold.length,
-      ...s,
-      ...(ref
-        ? { reference: { name: "dlt 1.31 → DuckDB", median: ref }, ratio: s.median / ref }
-        : {}),
-      target: "≤ 500 ms and ≥ 5× faster than dlt",
-      met: s.median <= 500 && (ref === undefined || ref / s.median >= 5),
-      note: `process wall time, start-up included${
-        ref ? `; dlt ${(ref / s.median).toFixed(1)}× slower` : "; dlt not measured (no venv)"
+    /**
+     * A row of 11 against dlt's median, measured in the same run: ≥ 5× faster (the issue's target;
+     * its "≤ 500 ms" was 5× the 2.53 s dlt took then, and a ratio holds on a noisy machine).
+     */
+    const vsDlt = (id: string, name: string, samples: number[], note: string): Row => {
+      const s = stats(samples);
+      return {
+        id,
+        name,
+        unit: "ms",
+        runs: samples.length,
+        ...s,
+        ...(ref
+          ? { reference: { name: "dlt 1.31 → DuckDB", median: ref }, ratio: s.median / ref }
+          : {}),
+        target: "≥ 5× faster than dlt",
+        met: ref === undefined ? null : ref / s.median >= 5,
+        note,
+      };
+    };
+    results.push(vsDlt(
+      "11a",
+      "fetch → load, sample top tracks of one user (21 rows, 1 file): cold process",
+      cold,
+      `process wall time, start-up included${
+        ref ? `; dlt ${(ref / median(cold)).toFixed(1)}× slower` : "; dlt not measured (no venv)"
       }`,
-    });
-    const warm = await warmRuns(await taskArgs("serve"), env, runs, date);
-    const w = stats(warm);
-    results.push({
-      id: "11b",
-      name: "the same runs in a process that stays up (serve --cron, POST ?wait=true)",
-      unit: "ms",
-      runs: warm.length,
-      ...w,
-      ...(ref
-        ? { reference: { name: "dlt 1.31 → DuckDB", median: ref }, ratio: w.median / ref }
-        : {}),
-      target: "≤ 500 ms and ≥ 5× faster than dlt",
-      met: w.median <= 500 && (ref === undefined || ref / w.median >= 5),
-      note: "request to answer, the process's start-up and first run excluded",
-    });
+    ));
+    results.push(vsDlt(
+      "11b",
+      "the same runs in a process that stays up (serve --cron, POST ?wait=true)",
+      await warmRuns(await taskArgs("serve"), env, runs, date),
+      "request to answer, the process's start-up and first run excluded",
+    ));
   }
 
   const finished = machine();

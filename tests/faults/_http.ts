@@ -112,6 +112,8 @@ export async function httpCases(t: Deno.TestContext, s: Suite): Promise<void> {
             fault: "a run started over HTTP meets a revoked refresh token",
             injected:
               "mock Spotify: expired-token fault + invalidGrant switch; POST /run-top-tracks?wait=true",
+          },
+          {
             exit_code: Number(r.body.exit_code),
             cause: message,
             recovery: "new tokens, then `deno task pipeline --resume` (the run the server started)",

@@ -216,11 +216,8 @@ async function prodFailThenRecover(p: Prod, c: ProdFailure): Promise<void> {
   }
   if (to === "load") problems.push(...await p.checkDay(date));
   s.recordFailure(
+    c,
     {
-      id: c.id,
-      category: c.category,
-      fault: c.fault,
-      injected: c.injected,
       exit_code: failed.code,
       cause: checked.cause,
       recovery: recoveryArgs.join(" ").replace(runId, "<id>"),
@@ -538,6 +535,8 @@ print(len(s3.list_objects_v2(Bucket="locked-lake").get("Contents", [])))`,
         category: "storage",
         fault: "the AWS credentials may read the bucket but not write it",
         injected: "IAM policy enforced by a second moto (user with s3:GetObject/ListBucket only)",
+      },
+      {
         exit_code: failed.code,
         cause,
         recovery:
@@ -662,6 +661,8 @@ async function multipart500(p: Prod): Promise<void> {
           category: "storage",
           fault: "S3 answers 500 to every UploadPart of a 12 MB multipart upload",
           injected: "HTTP proxy in front of moto answering 500 InternalError (S3 store put)",
+        },
+        {
           exit_code: exit,
           cause,
           recovery: "the same put again (no multipart upload left open)",

@@ -62,6 +62,9 @@ export interface CaseResult {
   notes?: string;
 }
 
+/** What names a case (a case's spec has these, and more). */
+export type CaseInfo = Pick<CaseResult, "id" | "category" | "fault" | "injected">;
+
 /** The known fake secrets configured everywhere (the suite asserts none appears anywhere). */
 export interface Secrets {
   clientSecret: string;
@@ -443,15 +446,20 @@ export class Suite {
   }
 
   /**
-   * Records a fault that failed the run cleanly and was brought back: resumed when there are no
+   * Records fault `c` that failed the run cleanly and was brought back: resumed when there are no
    * problems, timed from `started` (`performance.now()`); throws like {@link record}.
    */
   recordFailure(
-    result: Omit<CaseResult, "outcome" | "resumed" | "seconds">,
+    c: CaseInfo,
+    result: Omit<CaseResult, keyof CaseInfo | "outcome" | "resumed" | "seconds">,
     started: number,
     problems: string[],
   ): void {
     this.record({
+      id: c.id,
+      category: c.category,
+      fault: c.fault,
+      injected: c.injected,
       ...result,
       outcome: "clean failure",
       resumed: problems.length === 0,

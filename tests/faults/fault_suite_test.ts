@@ -130,11 +130,8 @@ async function failThenResume(s: Suite, c: FailureCase): Promise<void> {
   problems.push(...await s.checkDay(date, variant));
   s.days.push({ date, caseId: c.id, variant });
   s.recordFailure(
+    c,
     {
-      id: c.id,
-      category: c.category,
-      fault: c.fault,
-      injected: c.injected,
       exit_code: failed.code,
       cause,
       recovery: "--resume",
@@ -1159,6 +1156,8 @@ async function killDuring(
           ? "strace: SIGKILL"
           : "SIGKILL"
       } ${point.what}`,
+    },
+    {
       exit_code: killed.code,
       cause: "killed (SIGKILL): no error line; the manifest shows the step running",
       recovery: "--resume (stale lock taken over, finished steps verified)",
